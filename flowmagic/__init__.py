@@ -1,0 +1,85 @@
+"""flowmagic: build, run and watch parallel LLM and tool pipelines in Jupyter.
+
+In a notebook::
+
+    %load_ext flowmagic
+
+    %%flow soundtrack
+    title = llm("What is a good title of a movie about {topic}?")
+    song  = llm("A song title for the soundtrack of a movie called {title}?")
+
+Without IPython::
+
+    from flowmagic import Flow
+    run = Flow.from_source("a = 1\\nb = a + 1").run()
+
+Importing is cheap: heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import FlowDefinitionError, FlowError, FlowSyntaxError
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .engine.events import Event
+    from .engine.executor import MapError, StepTimeout
+    from .engine.record import Run, StepFailed, StepRecord
+    from .flow.flow import Flow
+    from .flow.model import RunSettings, Step
+
+_LAZY = {
+    "Flow": ".flow.flow",
+    "Step": ".flow.model",
+    "RunSettings": ".flow.model",
+    "Run": ".engine.record",
+    "StepRecord": ".engine.record",
+    "StepFailed": ".engine.record",
+    "Event": ".engine.events",
+    "MapError": ".engine.executor",
+    "StepTimeout": ".engine.executor",
+}
+
+__all__ = [
+    "Flow",
+    "Run",
+    "Step",
+    "StepRecord",
+    "StepFailed",
+    "RunSettings",
+    "Event",
+    "MapError",
+    "StepTimeout",
+    "FlowError",
+    "FlowSyntaxError",
+    "FlowDefinitionError",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'flowmagic' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext flowmagic``: register the ``%%flow`` cell magic."""
+    from .ipython.extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext flowmagic``: remove what loading added."""
+    from .ipython.extension import unload
+
+    unload(ipython)

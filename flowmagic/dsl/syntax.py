@@ -1,0 +1,119 @@
+"""The syntax tree of a flow body: what the parser produces and the compiler reads."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from ..errors import FlowSyntaxError
+from .lines import physical_line
+
+
+@dataclass(frozen=True)
+class Pos:
+    """Where something stands: 1-based line, 0-based columns, and that line's text."""
+
+    line: int
+    col: int
+    end_col: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Option:
+    """A decorator such as ``@retries(3)``: its name, literal arguments and position."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    pos: Pos
+
+
+@dataclass
+class StepNode:
+    """``name = expression``."""
+
+    name: str
+    expr: ast.expr
+    source: str
+    pos: Pos  # the target name
+    expr_pos: Pos
+    span: Span  # maps positions inside ``expr`` back to the flow
+    options: list[Option] = field(default_factory=list)
+
+
+@dataclass
+class BranchNode:
+    """``branch NAME:`` and its indented body."""
+
+    name: str
+    body: list[Node]
+    pos: Pos
+    options: list[Option] = field(default_factory=list)
+
+
+@dataclass
+class GroupNode:
+    """``parallel [NAME] [(workers=N)]:`` and its indented body; each member is a branch."""
+
+    name: str | None
+    workers: int | None
+    body: list[Node]
+    pos: Pos
+    options: list[Option] = field(default_factory=list)
+
+
+
+class Span:
+    """The source of one statement, and how to map ``ast`` positions in it back to the flow."""
+
+    def __init__(self, lines: list[str], start: tuple[int, int], end: tuple[int, int], prefix: str = ""):
+        self.lines = lines
+        self.start = start
+        self.prefix = prefix
+        (l0, c0), (l1, c1) = start, end
+        if l0 == l1:
+            pieces = [physical_line(lines, l0)[c0:c1]]
+        else:
+            pieces = [physical_line(lines, l0)[c0:]]
+            pieces += [physical_line(lines, n) for n in range(l0 + 1, l1)]
+            pieces.append(physical_line(lines, l1)[:c1])
+        self.pieces = pieces
+        self.source = prefix + "\n".join(pieces)
+
+    def flow_line(self, lineno: int) -> int:
+        return self.start[0] + lineno - 1
+
+    def char_col(self, lineno: int, byte_col: int) -> int:
+        piece = self.pieces[lineno - 1] if 0 < lineno <= len(self.pieces) else ""
+        if lineno == 1:
+            byte_col = max(0, byte_col - len(self.prefix.encode("utf-8")))
+        col = len(piece.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+        return col + (self.start[1] if lineno == 1 else 0)
+
+    def pos(self, node: ast.AST) -> Pos:
+        lineno = getattr(node, "lineno", 1)
+        col = self.char_col(lineno, getattr(node, "col_offset", 0))
+        end_lineno = getattr(node, "end_lineno", lineno) or lineno
+        end_col = self.char_col(end_lineno, getattr(node, "end_col_offset", 0) or 0)
+        line = self.flow_line(lineno)
+        text = physical_line(self.lines, line)
+        if end_lineno != lineno:
+            end_col = len(text)
+        return Pos(line, col, max(end_col, col + 1), text)
+
+    def parse(self, mode: str = "exec") -> ast.AST:
+        try:
+            return ast.parse(self.source, mode=mode)
+        except SyntaxError as exc:
+            lineno = exc.lineno or 1
+            line = self.flow_line(lineno)
+            offset = max(0, (exc.offset or 1) - 1)
+            if lineno == 1:
+                offset = max(0, offset - len(self.prefix)) + self.start[1]
+            msg = exc.msg.replace("<unknown>", "").strip()
+            raise FlowSyntaxError(msg, line=line, col=offset, text=physical_line(self.lines, line)) from None
+
+
+Node = Union[StepNode, BranchNode, GroupNode]

@@ -1,0 +1,59 @@
+"""How one step's expression is evaluated: inline, on a worker thread, or awaited on the loop.
+
+The executor decides *when* a step runs; this module decides *where* its code
+runs. ``llm(...)`` calls become :class:`LLMCall` values that the executor awaits
+on its event loop, so prompt steps never hold a thread.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dsl.names import PLACEHOLDERS_ARG
+from ..flow.compile import Code
+
+_BUILTINS = vars(builtins)
+
+
+@dataclass
+class LLMCall:
+    """An ``llm(...)`` call with its arguments evaluated, waiting to be sent."""
+
+    template: Any
+    placeholders: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def deferred_llm(template: Any, **kwargs: Any) -> LLMCall:
+    placeholders = kwargs.pop(PLACEHOLDERS_ARG, {})
+    return LLMCall(template=template, placeholders=placeholders, settings=kwargs)
+
+
+def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callable[..., Any]) -> dict[str, Any]:
+    """The globals a step's code runs with: exactly the names it reads, plus ``llm``."""
+    ns: dict[str, Any] = {"__builtins__": _BUILTINS, "llm": llm}
+    for name in reads:
+        if name != "llm":
+            ns[name] = lookup(name)
+    return ns
+
+
+def is_async_callable(obj: Any) -> bool:
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(type(obj), "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call) and not inspect.isclass(obj)
+
+
+def where(code: Code, ns: dict[str, Any]) -> str:
+    """Where to evaluate ``code``: ``"loop"`` (cheap, or an async call) or ``"thread"``."""
+    if code.calls:
+        return "thread"
+    if code.llm or code.callee is None:
+        return "loop"
+    callee = eval(code.callee, ns)  # a name or an attribute: cheap
+    return "loop" if is_async_callable(callee) else "thread"

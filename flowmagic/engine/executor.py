@@ -1,0 +1,447 @@
+"""The executor: where steps are scheduled.
+
+One coordinator on an event loop owns all scheduling state (as in ``graphlib``,
+nothing else mutates it). A step is queued the moment its last dependency
+succeeds, so there are no lock-step rounds. Sync code runs on a thread pool,
+coroutines and ``llm`` calls on the loop. Concurrency is bounded by one global
+semaphore and one per ``parallel (workers=N)`` group. Everything observable is
+an :class:`~flowmagic.engine.events.Event` sent to the observers; the executor
+does not know who they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..flow.compile import Code, CompiledFlow
+from ..flow.model import RunSettings, Step
+from ..llm import provider_for, resolve_model
+from ..llm.protocol import LLMError, LLMRequest
+from ..llm.template import render
+from . import events as ev
+from .evaluate import LLMCall, deferred_llm, namespace, where
+from .record import Recorder, Run, StepRecord
+
+#: A map larger than this is refused with an error rather than flooding the machine.
+MAX_MAP_ELEMENTS = 1_000_000
+
+
+class StepTimeout(TimeoutError):
+    """A step ran past its ``@timeout``."""
+
+
+class MapError(RuntimeError):
+    """Some elements of a map failed; ``results`` holds every element's value or error."""
+
+    def __init__(self, name: str, results: list[Any], failures: dict[int, BaseException]) -> None:
+        first_index, first = next(iter(failures.items()))
+        super().__init__(
+            f"{len(failures)} of {len(results)} elements of '{name}' failed; "
+            f"first: {name}[{first_index}]: {type(first).__name__}: {first}"
+        )
+        self.results = results
+        self.failures = failures
+
+
+class ObserverWarning(UserWarning):
+    """An observer raised; it was removed so the run could go on."""
+
+
+class _Slots:
+    """Acquire several semaphores in a fixed order (groups outermost first, then global)."""
+
+    __slots__ = ("sems", "held")
+
+    def __init__(self, sems: list[asyncio.Semaphore]) -> None:
+        self.sems = sems
+        self.held = 0
+
+    async def __aenter__(self) -> None:
+        try:
+            for sem in self.sems:
+                await sem.acquire()
+                self.held += 1
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for sem in reversed(self.sems[: self.held]):
+            sem.release()
+        self.held = 0
+
+
+class Execution:
+    """One run of a compiled flow. Create it, then ``await execution.execute()`` on any loop."""
+
+    def __init__(
+        self,
+        name: str,
+        flow: CompiledFlow,
+        inputs: dict[str, Any],
+        settings: RunSettings,
+        observers: Sequence[ev.Observer] = (),
+    ) -> None:
+        self.name = name
+        self.steps: dict[str, Step] = flow.steps
+        self.groups = flow.groups
+        self.code = flow.code
+        self.inputs = inputs
+        self.settings = settings
+        self.model = resolve_model(settings.model)
+        self.run = Run(
+            flow=name,
+            steps={
+                n: StepRecord(name=n, kind=s.kind, group=s.group, branch=s.branch, deps=s.deps)
+                for n, s in self.steps.items()
+            },
+            model=self.model,
+        )
+        self.observers: list[ev.Observer] = [Recorder(self.run), *observers]
+        self.values: dict[str, Any] = {}
+        self.state = dict.fromkeys(self.steps, "pending")  # pending -> queued -> final
+        self.remaining = {n: len(s.deps) for n, s in self.steps.items()}
+        self.children: dict[str, list[str]] = {n: [] for n in self.steps}
+        for n, s in sorted(self.steps.items(), key=lambda kv: kv[1].index):
+            for d in s.deps:
+                self.children[d].append(n)
+        self.unfinished = len(self.steps)
+        self.cancel_reason: str | None = None
+        self.failed_stop = False
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.threads: set[asyncio.Future[Any]] = set()
+        self.abandoned = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Event | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._sems: dict[str | None, asyncio.Semaphore] = {}
+
+    # -- events -----------------------------------------------------------------
+    def emit(self, kind: str, step: str | None = None, **kw: Any) -> None:
+        event = ev.Event(kind, step, time.time(), **kw)
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception as exc:  # a display must never break a run
+                self.observers = [o for o in self.observers if o is not observer]
+                warnings.warn(f"observer {observer!r} raised {exc!r} and was removed", ObserverWarning, stacklevel=2)
+
+    # -- the run ----------------------------------------------------------------
+    async def execute(self) -> Run:
+        """Run every step; return the :class:`Run` whatever happened to the steps."""
+        self.loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        workers = 1 if self.settings.sequential else self.settings.workers
+        self._sems[None] = asyncio.Semaphore(workers)
+        for gname, group in self.groups.items():
+            if group.workers:
+                self._sems[gname] = asyncio.Semaphore(group.workers)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"flowmagic-{self.name}")
+        self.emit(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
+        try:
+            if self.settings.sequential:
+                await self._sequential()
+            else:
+                for name in sorted(self.steps, key=lambda n: self.steps[n].index):
+                    if self.remaining[name] == 0:
+                        self._queue(name)
+            if self.unfinished:
+                try:
+                    await asyncio.wait_for(self._done.wait(), self.settings.timeout)
+                except asyncio.TimeoutError:
+                    self._cancel(f"the run timed out after {self.settings.timeout:g} s")
+                    await self._done.wait()
+        except asyncio.CancelledError:
+            # the caller's task was cancelled: settle every step, then let the cancel go on
+            self._cancel("cancelled")
+            await self._settle_tasks()
+            self._finish()
+            raise
+        await self._settle_tasks()
+        self._finish()
+        return self.run
+
+    async def _settle_tasks(self) -> None:
+        pending = [t for t in self.tasks.values() if not t.done()]
+        if pending:
+            await asyncio.wait(pending)
+
+    def _finish(self) -> None:
+        self.abandoned += sum(1 for f in self.threads if not f.done())
+        assert self._pool is not None
+        # idle threads exit now; a thread still inside abandoned user code exits when that returns
+        self._pool.shutdown(wait=self.abandoned == 0, cancel_futures=True)
+        if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
+            status = "failed"
+        elif self.cancel_reason is not None:
+            status = "cancelled"
+        else:
+            status = "succeeded"
+        self.emit(
+            ev.RUN_FINISHED,
+            detail={"status": status, "reason": self.cancel_reason, "abandoned_threads": self.abandoned},
+        )
+
+    def _statuses(self) -> list[str]:
+        return [r.status for r in self.run.steps.values()]
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Cancel the run from any thread; finished results are kept."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            self.cancel_reason = self.cancel_reason or reason
+            return
+        try:
+            loop.call_soon_threadsafe(self._cancel, reason)
+        except RuntimeError:  # the loop has stopped: the run is over
+            pass
+
+    def _cancel(self, reason: str) -> None:
+        if self.cancel_reason is not None:
+            return
+        self.cancel_reason = reason
+        for task in self.tasks.values():
+            if not task.done():
+                task.cancel()
+        for name in sorted(self.steps, key=lambda n: self.steps[n].index):
+            if self.state[name] == "pending":
+                self._settle(name, ev.CANCELLED, detail={"reason": reason})
+
+    async def _sequential(self) -> None:
+        for name in self._topological():
+            if self.cancel_reason is not None:
+                break
+            if self.state[name] == "pending" and self.remaining[name] == 0:
+                self._queue(name)
+                await self.tasks[name]
+
+    def _topological(self) -> list[str]:
+        """Declaration order, moved only where a step reads one declared after it."""
+        done: set[str] = set()
+        order: list[str] = []
+        for root in sorted(self.steps, key=lambda n: self.steps[n].index):
+            stack = [root]
+            while stack:
+                name = stack[-1]
+                if name in done:
+                    stack.pop()
+                    continue
+                todo = [d for d in self.steps[name].deps if d not in done]
+                if todo:
+                    stack.extend(sorted(todo, key=lambda n: -self.steps[n].index))
+                    continue
+                done.add(name)
+                order.append(name)
+                stack.pop()
+        return order
+
+    # -- bookkeeping ------------------------------------------------------------
+    def _queue(self, name: str) -> None:
+        assert self.loop is not None
+        self.state[name] = "queued"
+        self.emit(ev.QUEUED, name)
+        self.tasks[name] = self.loop.create_task(self._step(name))
+
+    def _settle(self, name: str, kind: str, **kw: Any) -> None:
+        if self.state[name] == "final":
+            return
+        self.state[name] = "final"
+        self.emit(kind, name, **kw)
+        self.unfinished -= 1
+        if self.unfinished == 0 and self._done is not None:
+            self._done.set()
+
+    def _succeeded(self, name: str, value: Any, info: dict[str, Any]) -> None:
+        self.values[name] = value
+        self._settle(name, ev.FINISHED, value=value, detail=info or None)
+        if self.cancel_reason is not None:
+            return
+        for child in self.children[name]:
+            self.remaining[child] -= 1
+            if self.remaining[child] == 0 and self.state[child] == "pending" and not self.settings.sequential:
+                self._queue(child)
+
+    def _failed(self, name: str, error: BaseException) -> None:
+        self._settle(name, ev.FAILED, error=error)
+        todo = list(self.children[name])
+        while todo:
+            child = todo.pop(0)
+            if self.state[child] == "pending":
+                self._settle(child, ev.SKIPPED, detail={"reason": f"'{name}' failed"})
+                todo.extend(self.children[child])
+        if self.settings.on_error == "stop" and self.cancel_reason is None:
+            self.failed_stop = True
+            self._cancel(f"'{name}' failed and on_error is 'stop'")
+
+    # -- one step ---------------------------------------------------------------
+    def _slots(self, step: Step) -> _Slots:
+        chain: list[asyncio.Semaphore] = []
+        group = step.group
+        while group is not None:
+            if group in self._sems:
+                chain.append(self._sems[group])
+            group = self.groups[group].parent
+        chain.reverse()
+        chain.append(self._sems[None])
+        return _Slots(chain)
+
+    def _lookup(self, name: str) -> Any:
+        if name in self.values:
+            return self.values[name]
+        group = self.groups.get(name)
+        if group is not None and group.named:
+            return {m: self.values[m] for m in group.members}
+        return self.inputs[name]
+
+    async def _step(self, name: str) -> None:
+        step = self.steps[name]
+        code = self.code[name]
+        info: dict[str, Any] = {}
+        try:
+            ns = namespace(code.reads, self._lookup, self._blocking_llm(info))
+            if step.kind == "map":
+                value = await self._map(step, ns)
+            else:
+                async with self._slots(step):
+                    value = await self._attempts(name, step, code.expr, ns, info)
+        except asyncio.CancelledError:
+            self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
+            return
+        except Exception as exc:
+            self._failed(name, exc)
+            return
+        self._succeeded(name, value, info)
+
+    async def _attempts(
+        self, label: str, step: Step, code: Code, ns: dict[str, Any], info: dict[str, Any], detail: Any = None
+    ) -> Any:
+        opts = step.options
+        attempt = 0
+        while True:
+            attempt += 1
+            self.emit(ev.STARTED, label, attempt=attempt, detail=detail)
+            work = asyncio.ensure_future(self._evaluate(code, ns, info))
+            try:
+                finished, _ = await asyncio.wait({work}, timeout=opts.timeout)
+            except asyncio.CancelledError:
+                work.cancel()
+                raise
+            if work in finished:
+                error = work.exception()
+                if error is None:
+                    return work.result()
+            else:
+                work.cancel()
+                thread = " (its thread was left to finish: threads cannot be stopped)" if info.get("thread") else ""
+                error = StepTimeout(f"'{label}' timed out after {opts.timeout:g} s{thread}")
+            if attempt > opts.retries or self.cancel_reason is not None:
+                raise error
+            self.emit(ev.RETRIED, label, attempt=attempt, error=error, detail=detail)
+            delay = getattr(error, "retry_after", None) or opts.backoff * 2 ** (attempt - 1)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+    async def _evaluate(self, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
+        if code.llm:  # evaluate the call's arguments only; the prompt is sent from the loop
+            ns = {**ns, "llm": deferred_llm}
+        if where(code, ns) == "loop":
+            value = eval(code.code, ns)
+        else:
+            info["thread"] = True
+            value = await self._in_thread(eval, code.code, ns)
+        if isinstance(value, LLMCall):
+            return await self._call_llm(value, info)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    def _in_thread(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
+        assert self.loop is not None
+        fut = self.loop.run_in_executor(self._pool, fn, *args)
+        self.threads.add(fut)
+        fut.add_done_callback(self.threads.discard)
+        return fut
+
+    def _blocking_llm(self, info: dict[str, Any]) -> Any:
+        """``llm`` for code on a worker thread: sends the call to the loop and waits."""
+        loop = self.loop
+
+        def llm(template: Any, **kwargs: Any) -> Any:
+            assert loop is not None
+            call = deferred_llm(template, **kwargs)
+            return asyncio.run_coroutine_threadsafe(self._call_llm(call, info), loop).result()
+
+        return llm
+
+    async def _call_llm(self, call: LLMCall, info: dict[str, Any]) -> Any:
+        settings = dict(call.settings)
+        prompt = call.template
+        system = settings.pop("system", None)
+        if isinstance(prompt, str):
+            prompt = render(prompt, call.placeholders)
+        if isinstance(system, str):
+            system = render(system, call.placeholders)
+        model = resolve_model(settings.pop("model", None) or self.settings.model)
+        request = LLMRequest(prompt=str(prompt), model=model, system=system, **settings)
+        info["llm"] = {"prompt": request.prompt, "system": system, "model": model}
+        response = await provider_for(model).complete(request)
+        info["llm"].update(
+            answer=response.text,
+            offline=response.offline,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+        )
+        return response.value
+
+    async def _map(self, step: Step, ns: dict[str, Any]) -> list[Any]:
+        code = self.code[step.name]
+        assert code.bindings is not None
+        async with self._slots(step):
+            self.emit(ev.STARTED, step.name, attempt=1)
+            bindings = await self._evaluate(code.bindings, ns, {})
+        if len(bindings) > MAX_MAP_ELEMENTS:
+            raise ValueError(f"'{step.name}' would expand to {len(bindings):,} elements; the limit is {MAX_MAP_ELEMENTS:,}")
+        self.emit(ev.EXPANDED, step.name, detail={"count": len(bindings)})
+        elements = [
+            asyncio.ensure_future(self._element(step, code.expr, i, dict(zip(code.targets, b)), ns))
+            for i, b in enumerate(bindings)
+        ]
+        try:
+            outcomes = await asyncio.gather(*elements)
+        except asyncio.CancelledError:
+            for e in elements:
+                e.cancel()
+            raise
+        results = [value for _, value in outcomes]
+        failures = {i: value for i, (ok, value) in enumerate(outcomes) if not ok}
+        if failures:
+            raise MapError(step.name, results, failures)
+        return results
+
+    async def _element(
+        self, step: Step, code: Code, index: int, loop_vars: dict[str, Any], ns: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        label = f"{step.name}[{index}]"
+        detail = {"map": step.name, "index": index, "kind": "llm" if code.llm else "call"}
+        info: dict[str, Any] = {}
+        self.emit(ev.QUEUED, label, detail=detail)
+        try:
+            async with self._slots(step):
+                value = await self._attempts(label, step, code, {**ns, **loop_vars}, info, detail)
+        except asyncio.CancelledError:
+            self.emit(ev.CANCELLED, label, detail={**detail, "reason": self.cancel_reason or "cancelled"})
+            raise
+        except Exception as exc:
+            self.emit(ev.FAILED, label, error=exc, detail=detail)
+            return False, exc
+        self.emit(ev.FINISHED, label, value=value, detail={**detail, **info})
+        return True, value
+
+
+__all__ = ["Execution", "MapError", "StepTimeout", "ObserverWarning", "LLMError"]

@@ -1,0 +1,242 @@
+"""The ``Run`` record: what happened in one run, built by an observer of its events."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as ev
+
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One step of one run. ``started``/``finished`` are ``time.time()`` floats."""
+
+    name: str
+    kind: str = "call"
+    status: str = "pending"
+    started: float | None = None
+    finished: float | None = None
+    attempts: int = 0
+    cached: bool = False
+    group: str | None = None
+    branch: str | None = None
+    map: str | None = None  # for a map element: the map step it belongs to
+    deps: tuple[str, ...] = ()
+    error: BaseException | None = None
+    reason: str | None = None  # why it was skipped or cancelled
+    llm: dict[str, Any] | None = None  # prompt, model, offline, tokens
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "started": self.started,
+            "finished": self.finished,
+            "duration": self.duration,
+            "attempts": self.attempts,
+            "cached": self.cached,
+            "group": self.group,
+            "branch": self.branch,
+            "map": self.map,
+            "deps": list(self.deps),
+            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "reason": self.reason,
+            "llm": self.llm,
+        }
+
+
+class StepFailed(Exception):
+    """Raised by ``run[name]`` for a step that did not succeed."""
+
+
+@dataclass
+class Run:
+    """The record of one run of a flow.
+
+    >>> from flowmagic import Flow
+    >>> run = Flow.from_source("a = 1 + 1\\nb = a * 10").run()
+    >>> run["b"], run.status
+    (20, 'succeeded')
+    """
+
+    flow: str
+    steps: dict[str, StepRecord]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"  # then "succeeded" | "failed" | "cancelled"
+    started: float | None = None
+    finished: float | None = None
+    model: str | None = None
+    reason: str | None = None  # why a run was cancelled
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.outputs:
+            return self.outputs[name]
+        record = self.steps.get(name)
+        if record is None:
+            raise KeyError(f"no step '{name}' in flow '{self.flow}'")
+        if record.status == "failed" and record.error is not None:
+            raise record.error
+        why = f": {record.reason}" if record.reason else ""
+        raise StepFailed(f"step '{name}' has no value: it is {record.status}{why}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.outputs
+
+    @property
+    def wall_time(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def _timed(self) -> list[StepRecord]:
+        # leaf work only: a map's own record spans its elements and would count twice
+        with_elements = {r.map for r in self.steps.values() if r.map}
+        return [r for r in self.steps.values() if r.duration is not None and r.name not in with_elements]
+
+    @property
+    def step_time(self) -> float:
+        """The sum of step durations (map elements counted, not the map around them)."""
+        return sum(r.duration or 0.0 for r in self._timed())
+
+    @property
+    def speedup(self) -> float | None:
+        """Summed step time over wall time: how much the parallelism bought."""
+        wall = self.wall_time
+        if not wall:
+            return None
+        return self.step_time / wall
+
+    @property
+    def critical_path(self) -> list[str]:
+        """The chain of steps that set the wall time, first to last.
+
+        Walks back from the step that finished last, each time to the dependency
+        that finished last.
+        """
+        done = {n: r for n, r in self.steps.items() if r.finished is not None and r.map is None}
+        if not done:
+            return []
+        current = max(done.values(), key=lambda r: r.finished or 0.0)
+        path = [current.name]
+        while True:
+            parents = [done[d] for d in current.deps if d in done]
+            if not parents:
+                break
+            current = max(parents, key=lambda r: r.finished or 0.0)
+            path.append(current.name)
+        return path[::-1]
+
+    def failed(self) -> list[str]:
+        return [n for n, r in self.steps.items() if r.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "status": self.status,
+            "reason": self.reason,
+            "model": self.model,
+            "started": self.started,
+            "finished": self.finished,
+            "wall_time": self.wall_time,
+            "step_time": self.step_time,
+            "speedup": self.speedup,
+            "critical_path": self.critical_path,
+            "steps": {n: r.to_dict() for n, r in self.steps.items()},
+            "outputs": {n: _jsonable(v) for n, v in self.outputs.items()},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The run as JSON; values that JSON cannot hold are written as their ``repr``."""
+        return json.dumps(self.to_dict(), indent=indent, default=repr)
+
+    def __repr__(self) -> str:
+        wall = f"{self.wall_time:.2f}s" if self.wall_time is not None else "-"
+        return f"<Run {self.flow!r} {self.status}: {len(self.steps)} steps, wall {wall}>"
+
+    def summary(self) -> str:
+        from .summary import summary
+
+        return summary(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.summary())
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class Recorder:
+    """The observer that builds a :class:`Run` from events."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def __call__(self, event: ev.Event) -> None:
+        run = self.run
+        kind = event.kind
+        if kind == ev.RUN_STARTED:
+            run.started = event.time
+            return
+        if kind == ev.RUN_FINISHED:
+            run.finished = event.time
+            detail = event.detail or {}
+            run.status = detail.get("status", "succeeded")
+            run.reason = detail.get("reason")
+            return
+        assert event.step is not None
+        record = run.steps.get(event.step)
+        if record is None:  # a map element, announced by its first event
+            detail = event.detail or {}
+            parent = run.steps[detail["map"]]
+            record = StepRecord(
+                name=event.step,
+                kind=detail.get("kind", "call"),
+                group=parent.group,
+                branch=event.step,
+                map=parent.name,
+            )
+            run.steps[event.step] = record
+        if kind == ev.STARTED:
+            record.status = "running"
+            record.attempts = event.attempt
+            if record.started is None:
+                record.started = event.time
+        elif kind == ev.FINISHED:
+            record.status = "succeeded"
+            record.finished = event.time
+            if record.map is None:
+                run.outputs[event.step] = event.value
+            if event.detail and "llm" in event.detail:
+                record.llm = event.detail["llm"]
+        elif kind == ev.FAILED:
+            record.status = "failed"
+            record.finished = event.time
+            record.error = event.error
+        elif kind in (ev.SKIPPED, ev.CANCELLED):
+            record.status = "skipped" if kind == ev.SKIPPED else "cancelled"
+            if record.started is not None:
+                record.finished = event.time
+            record.reason = (event.detail or {}).get("reason")
+
+
+def format_error(error: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(error), error)).strip()

@@ -1,0 +1,124 @@
+"""Run an execution from synchronous code, in a notebook cell or a script.
+
+A notebook cell already runs inside the kernel's event loop, so ``asyncio.run``
+fails there. Instead each run gets a private event loop on a daemon thread; the
+caller blocks on the result in short waits, so a kernel interrupt
+(``KeyboardInterrupt``) lands promptly. The run is then cancelled, its finished
+steps kept, and the interrupt passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..llm import aclose_providers
+from .executor import Execution
+from .record import Run
+
+#: How long an interrupted run may take to settle its steps before the interrupt goes on.
+CANCEL_GRACE = 1.5
+_POLL = 0.1
+
+
+class LoopThread:
+    """A private event loop on a daemon thread that closes itself once stopped."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=f"flowmagic-loop-{name}", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(aclose_providers())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self, join: float | None = 2.0) -> None:
+        if not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+            except RuntimeError:
+                pass
+        if join and threading.current_thread() is not self._thread:
+            self._thread.join(join)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def run_blocking(execution: Execution) -> Run:
+    """Run to the end and return the :class:`Run`; on ``KeyboardInterrupt``, cancel and re-raise."""
+    runner = LoopThread(execution.name)
+    future = runner.submit(execution.execute())
+    try:
+        while True:
+            try:
+                return future.result(timeout=_POLL)
+            except concurrent.futures.TimeoutError:
+                continue
+    except KeyboardInterrupt:
+        execution.cancel("interrupted")
+        try:
+            future.result(timeout=CANCEL_GRACE)
+        except BaseException:  # noqa: BLE001 - the interrupt is what the caller must see
+            pass
+        raise
+    finally:
+        runner.stop()
+
+
+class RunHandle:
+    """A run going on in the background.
+
+    ``.run`` is the live :class:`Run` (its status is ``"running"`` until it ends);
+    ``.wait()`` blocks for the end; ``.cancel()`` stops it, keeping what finished.
+    """
+
+    def __init__(self, execution: Execution, on_done: Callable[[Run], None] | None = None) -> None:
+        self.execution = execution
+        self._runner = LoopThread(execution.name)
+        self._future = self._runner.submit(execution.execute())
+        self._future.add_done_callback(self._finished)
+        self._on_done = on_done
+
+    def _finished(self, future: concurrent.futures.Future[Any]) -> None:
+        self._runner.stop(join=None)
+        if self._on_done is not None and not future.cancelled() and future.exception() is None:
+            self._on_done(future.result())
+
+    @property
+    def run(self) -> Run:
+        return self.execution.run
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run ends (or ``timeout`` seconds pass) and return it."""
+        try:
+            self._future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            pass
+        return self.run
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.execution.cancel(reason)
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.execution.name!r} {self.run.status}>"

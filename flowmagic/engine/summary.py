@@ -1,0 +1,73 @@
+"""A plain-text summary of a run: each step's status and time, wall time, speed-up."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .record import Run, StepRecord
+
+_MARK = {
+    "succeeded": "ok",
+    "failed": "FAILED",
+    "skipped": "skipped",
+    "cancelled": "cancelled",
+    "running": "running",
+    "pending": "pending",
+}
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _error_line(record: StepRecord) -> str:
+    if record.error is not None:
+        text = str(record.error).splitlines()[0] if str(record.error) else ""
+        return f"{type(record.error).__name__}: {text}"[:100]
+    return record.reason or ""
+
+
+def model_label(run: Run) -> str:
+    offline = run.model == "offline" or any(r.llm and r.llm.get("offline") for r in run.steps.values())
+    return f"{run.model} (offline: embedded model, no network)" if offline else str(run.model)
+
+
+def summary(run: Run) -> str:
+    """The text the magic and the CLI print at the end of a run."""
+    head = f"flow '{run.flow}' {run.status}"
+    if run.reason:
+        head += f" ({run.reason})"
+    uses_llm = any(r.kind == "llm" or (r.llm is not None) for r in run.steps.values())
+    if uses_llm:
+        head += f"  [model: {model_label(run)}]"
+    top = [r for r in run.steps.values() if r.map is None]
+    width = max((len(r.name) for r in top), default=4)
+    elements: dict[str, list[StepRecord]] = {}
+    for r in run.steps.values():
+        if r.map is not None:
+            elements.setdefault(r.map, []).append(r)
+    lines = [head]
+    for r in top:
+        note = _error_line(r) if r.status != "succeeded" else ""
+        if r.cached:
+            note = "cached"
+        if r.attempts > 1:
+            note = (note + f" after {r.attempts} attempts").strip()
+        if r.name in elements:
+            items = elements[r.name]
+            ok = sum(1 for e in items if e.status == "succeeded")
+            note = (f"{ok}/{len(items)} elements " + note).strip()
+        lines.append(f"  {r.name:<{width}}  {_MARK.get(r.status, r.status):<9}  {_seconds(r.duration):>7}  {note}".rstrip())
+        for e in elements.get(r.name, []):
+            if e.status == "failed":
+                lines.append(f"    {e.name}  FAILED  {_error_line(e)}")
+    speedup = run.speedup
+    tail = f"wall {_seconds(run.wall_time)}, step time {run.step_time:.2f}s"
+    if speedup is not None:
+        tail += f", speed-up {speedup:.1f}x"
+    path = run.critical_path
+    if path:
+        tail += f", critical path: {' -> '.join(path)}"
+    lines.append(tail)
+    return "\n".join(lines)

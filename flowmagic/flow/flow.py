@@ -1,0 +1,203 @@
+"""``Flow``: a parsed, checked flow that can be run many times."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from ..errors import FlowDefinitionError, did_you_mean
+from .compile import CompiledFlow, compile_nodes
+from .model import Group, RunSettings, Step
+
+if TYPE_CHECKING:
+    from ..engine.events import Observer
+    from ..engine.executor import Execution
+    from ..engine.record import Run
+    from ..engine.runner import RunHandle
+
+_MISSING = object()
+
+
+class Flow(BaseModel):
+    """A flow of steps, parsed from the ``%%flow`` DSL.
+
+    >>> from flowmagic import Flow
+    >>> flow = Flow.from_source('''
+    ... parallel:
+    ...     a = x + 1
+    ...     b = x * 2
+    ... total = a + b
+    ... ''', name="demo")
+    >>> flow.inputs
+    ('x',)
+    >>> flow.run(x=10)["total"]
+    31
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    source: str
+    steps: dict[str, Step]
+    groups: dict[str, Group]
+    settings: RunSettings = RunSettings()
+
+    _compiled: CompiledFlow = PrivateAttr()
+    _namespace: Mapping[str, Any] | None = PrivateAttr(default=None)
+    _last: Run | None = PrivateAttr(default=None)
+    _handle: RunHandle | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_source(
+        cls,
+        text: str,
+        name: str = "flow",
+        namespace: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> Flow:
+        """Parse and check ``text``; raise ``FlowSyntaxError`` or ``FlowDefinitionError``.
+
+        ``namespace`` plays the notebook's part: names that are not steps are looked
+        up in ``run(**inputs)`` first, then here, then in builtins. ``settings`` are
+        :class:`RunSettings` fields (``workers``, ``model``, ``sequential``...).
+        """
+        from ..dsl.parser import parse
+
+        compiled = compile_nodes(parse(text))
+        flow = cls(
+            name=name,
+            source=text,
+            steps=compiled.steps,
+            groups=compiled.groups,
+            settings=RunSettings(**settings),
+        )
+        flow._compiled = compiled
+        flow._namespace = namespace
+        return flow
+
+    # -- what it is ---------------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names the flow reads that are not its own steps (builtins left out)."""
+        seen: dict[str, None] = {}
+        for step in self.steps.values():
+            for name in step.inputs:
+                if name not in vars(builtins):
+                    seen[name] = None
+        return tuple(seen)
+
+    @property
+    def last(self) -> Run | None:
+        """The most recent :class:`Run` (live while a background run goes on)."""
+        return self._last
+
+    def to_dot(self) -> str:
+        """Deterministic Graphviz DOT text of the DAG, groups and branches as clusters."""
+        from .dot import to_dot
+
+        return to_dot(self)
+
+    def show(self) -> Any:
+        """The DAG without running: a text outline (the live view draws it as a graph)."""
+        from .outline import Outline
+
+        return Outline(self)
+
+    def with_settings(self, **settings: Any) -> Flow:
+        """A copy of this flow with some :class:`RunSettings` changed."""
+        flow = self.model_copy(update={"settings": self.settings.model_copy(update=settings)})
+        flow._compiled = self._compiled
+        flow._namespace = self._namespace
+        return flow
+
+    # -- running ------------------------------------------------------------------
+    def resolve_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Find every name the flow reads, or raise ``FlowDefinitionError`` before anything runs."""
+        unknown = [n for n in inputs if n in self.steps]
+        if unknown:
+            step = self.steps[unknown[0]]
+            raise FlowDefinitionError(
+                f"'{unknown[0]}' is a step of this flow and cannot be passed as an input",
+                line=step.line,
+                col=step.col,
+                end_col=step.col + len(step.name),
+                text=self.source.splitlines()[step.line - 1],
+            )
+        namespace = self._namespace or {}
+        resolved: dict[str, Any] = {}
+        for name, code in self._compiled.code.items():
+            for input_name, pos in code.input_pos.items():
+                if input_name in resolved:
+                    continue
+                value = inputs.get(input_name, _MISSING)
+                if value is _MISSING:
+                    value = namespace.get(input_name, _MISSING)
+                if value is _MISSING:
+                    value = vars(builtins).get(input_name, _MISSING)
+                if value is _MISSING:
+                    known = [*self.steps, *inputs, *(k for k in namespace if not k.startswith("_"))]
+                    hint = did_you_mean(input_name, known)
+                    where = "pass it to run()" if self._namespace is None else "define it in the notebook or pass it to run()"
+                    raise FlowDefinitionError(
+                        f"name '{input_name}' is not defined: it is not a step, so {where}.{hint}",
+                        line=pos.line,
+                        col=pos.col,
+                        end_col=pos.end_col,
+                        text=pos.text,
+                    )
+                resolved[input_name] = value
+        return resolved
+
+    def execution(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        observers: Sequence[Observer] = (),
+        **settings: Any,
+    ) -> Execution:
+        """Prepare one run (inputs resolved now) without starting it; for adapters."""
+        from ..engine.executor import Execution
+
+        run_settings = self.settings.model_copy(update=settings) if settings else self.settings
+        resolved = self.resolve_inputs(inputs or {})
+        execution = Execution(self.name, self._compiled, resolved, run_settings, observers)
+        self._last = execution.run
+        return execution
+
+    def run(self, **inputs: Any) -> Run:
+        """Run the flow and block until it ends; works in and out of Jupyter.
+
+        A failed step does not raise here: the :class:`Run` records it, and
+        ``run["step"]`` raises its error. An interrupt cancels the run (kept as
+        ``flow.last``) and is re-raised.
+        """
+        from ..engine.runner import run_blocking
+
+        return run_blocking(self.execution(inputs))
+
+    async def arun(self, **inputs: Any) -> Run:
+        """Run the flow on the caller's event loop: ``run = await flow.arun()``."""
+        return await self.execution(inputs).execute()
+
+    def start(self, **inputs: Any) -> RunHandle:
+        """Start a run in the background and return its handle at once."""
+        from ..engine.runner import RunHandle
+
+        self._handle = RunHandle(self.execution(inputs))
+        return self._handle
+
+    def cancel(self) -> None:
+        """Cancel the background run started by :meth:`start`, if one is going on."""
+        if self._handle is not None:
+            self._handle.cancel("cancelled by the user")
+
+    def __repr__(self) -> str:
+        groups = len(self.groups)
+        return f"<Flow {self.name!r}: {len(self.steps)} steps, {groups} parallel groups>"
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))

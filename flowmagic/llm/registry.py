@@ -1,0 +1,112 @@
+"""Which provider answers which model name, and one shared provider per event loop.
+
+Network clients (httpx under the ``openai`` SDK) are bound to the event loop they
+first run on, so providers are cached per running loop and closed with
+:func:`aclose_providers` before that loop closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import weakref
+from collections.abc import Callable, Hashable
+
+from flowmagic.llm.offline import OfflineProvider
+from flowmagic.llm.protocol import Provider
+
+OFFLINE_MODEL = "offline"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+ProviderFactory = Callable[[], Provider]
+
+_OFFLINE = OfflineProvider()
+_FACTORIES: dict[str, ProviderFactory] = {}
+_lock = threading.Lock()
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Provider]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def resolve_model(model: str | None) -> str:
+    """The model to use: ``model`` if given, else ``FLOWMAGIC_MODEL``, else
+    ``"gpt-4o-mini"`` when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else ``"offline"``.
+    """
+    if model and model.strip():
+        return model.strip()
+    configured = _env("FLOWMAGIC_MODEL")
+    if configured:
+        return configured
+    if _env("OPENAI_API_KEY") or _env("OPENAI_BASE_URL"):
+        return DEFAULT_OPENAI_MODEL
+    return OFFLINE_MODEL
+
+
+def register_provider(prefix: str, factory: ProviderFactory) -> None:
+    """Answer model names starting with ``prefix`` with providers made by ``factory``.
+
+    ``factory()`` is called at most once per event loop; the provider it returns
+    is shared by every matching model on that loop and closed by
+    :func:`aclose_providers`. The longest matching prefix wins; registering a
+    prefix again replaces its factory.
+
+    Example::
+
+        register_provider("claude-", lambda: MyAnthropicProvider())
+        # llm("...", model="claude-sonnet-4") now goes through MyAnthropicProvider
+    """
+    if not prefix:
+        raise ValueError("prefix must be a non-empty string")
+    with _lock:
+        _FACTORIES[prefix] = factory
+
+
+def _openai_key() -> tuple[str, str | None, str | None]:
+    # The cache key must tell configurations apart without holding the secret itself.
+    api_key = _env("OPENAI_API_KEY")
+    fingerprint = hashlib.sha256(api_key.encode()).hexdigest() if api_key else None
+    return ("openai", _env("OPENAI_BASE_URL"), fingerprint)
+
+
+def provider_for(model: str) -> Provider:
+    """The provider for ``model`` on the running event loop (call it from a coroutine).
+
+    ``"offline"`` gets the shared :class:`~flowmagic.llm.offline.OfflineProvider`;
+    a registered prefix gets its factory's provider; any other name gets an
+    :class:`~flowmagic.llm.openai_provider.OpenAIProvider`, one per
+    (base URL, API key) configuration per loop.
+    """
+    loop = asyncio.get_running_loop()  # RuntimeError outside a loop, on purpose
+    if model == OFFLINE_MODEL:
+        return _OFFLINE
+    with _lock:
+        prefixes = sorted((p for p in _FACTORIES if model.startswith(p)), key=len, reverse=True)
+        key: Hashable = ("prefix", prefixes[0]) if prefixes else _openai_key()
+        cache = _by_loop.setdefault(loop, {})
+        provider = cache.get(key)
+        if provider is None:
+            if prefixes:
+                provider = _FACTORIES[prefixes[0]]()
+            else:
+                from flowmagic.llm.openai_provider import OpenAIProvider
+
+                provider = OpenAIProvider()
+            cache[key] = provider
+    return provider
+
+
+async def aclose_providers() -> None:
+    """Close and forget every provider of the running loop, so no sockets outlive it."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        providers = list(_by_loop.pop(loop, {}).values())
+    results = await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]

@@ -1,0 +1,299 @@
+"""A local OpenAI-compatible chat completions server for tests (stdlib only).
+
+Serves ``POST /v1/chat/completions`` (and ``/chat/completions``) on 127.0.0.1
+from a daemon thread, records every request, and can be told to misbehave.
+
+Example::
+
+    with LLMServer(answer=lambda body: "Hello!") as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="test")
+        ...
+        server.fail_next(status=429, retry_after=0.1)  # the next request is rate limited
+        assert server.requests[0].body["model"] == "gpt-4o-mini"
+
+As a pytest fixture::
+
+    server = pytest.fixture(llm_server_fixture, name="server")
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+Answer = Callable[[dict[str, Any]], str]
+
+CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received (``body`` is None when it was not JSON)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+
+
+@dataclass
+class Fault:
+    """How to spoil one response: an error status, a malformed body or a dropped connection."""
+
+    status: int = 500
+    retry_after: float | None = None
+    malformed: bool = False
+    drop: bool = False
+    message: str = "simulated failure"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _words(body: dict[str, Any]) -> int:
+    return sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+
+
+def example_for(schema: dict[str, Any], defs: dict[str, Any] | None = None, name: str = "value") -> Any:
+    """A simple value valid for a JSON schema (objects, arrays, scalars, enums, refs)."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        return example_for(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, name)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return example_for(options[0], defs, name)
+    kind = schema.get("type", "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {key: example_for(sub, defs, key) for key, sub in props.items()}
+    if kind == "array":
+        count = max(2, schema.get("minItems", 0))
+        return [example_for(schema.get("items", {}), defs, name) for _ in range(count)]
+    if kind == "integer":
+        return max(int(schema.get("minimum", 1)), min(42, int(schema.get("maximum", 42))))
+    if kind == "number":
+        return max(float(schema.get("minimum", 0.0)), min(4.5, float(schema.get("maximum", 4.5))))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"example {name}"
+
+
+def default_answer(body: dict[str, Any]) -> str:
+    """JSON for a json_schema ``response_format``, else an echo of the last user message."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return json.dumps(example_for(response_format["json_schema"]["schema"]))
+    user = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return f"echo: {user[-1]['content']}" if user else "echo:"
+
+
+class LLMServer:
+    """An OpenAI-compatible test server; see the module docstring."""
+
+    def __init__(self, answer: Answer = default_answer, *, delay: float = 0.0) -> None:
+        self.answer = answer
+        self.delay = delay
+        self.usage: tuple[int, int] | None = None  # (prompt, completion) tokens to report
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- configuration -------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        retry_after: float | None = None,
+        malformed: bool = False,
+        drop: bool = False,
+        message: str = "simulated failure",
+        times: int = 1,
+    ) -> None:
+        """Queue a fault for the next ``times`` chat requests.
+
+        ``status`` with an OpenAI-shaped error body (and a ``Retry-After`` header
+        when ``retry_after`` is given); ``malformed=True``: a 200 whose body is not
+        JSON; ``drop=True``: close the connection without any response.
+        """
+        with self._lock:
+            self._faults.extend(
+                Fault(status=status, retry_after=retry_after, malformed=malformed, drop=drop, message=message)
+                for _ in range(times)
+            )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.address
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path in CHAT_PATHS]
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> LLMServer:
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        # Track handler threads so server_close() joins them: nothing outlives stop().
+        self._httpd.daemon_threads = False
+        self._httpd.block_on_close = True
+        # A short poll interval keeps shutdown() (and so every test teardown) quick.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.02,), name="llm-test-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:  # wake handlers blocked on idle keep-alive connections
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- used by the handler -------------------------------------------------------
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+
+def llm_server_fixture() -> Iterator[LLMServer]:
+    """Generator for ``pytest.fixture``: a started server, stopped after the test."""
+    with LLMServer() as server:
+        yield server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like real API servers
+    server_state: LLMServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server_state._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server_state._track(self.connection, add=False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output clean
+
+    def do_POST(self) -> None:
+        state = self.server_state
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        with state._lock:
+            state.requests.append(RecordedRequest("POST", self.path, dict(self.headers.items()), body))
+        if self.path not in CHAT_PATHS:
+            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+            return
+        if state.delay:
+            time.sleep(state.delay)
+        fault = state._next_fault()
+        if fault is not None and fault.drop:
+            self.close_connection = True  # finish() closes the socket without a response
+            return
+        if fault is not None and fault.malformed:
+            self._send_bytes(200, b'{"id": "chatcmpl-broken", "choices": [', {})
+            return
+        if fault is not None:
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
+            self._send_json(fault.status, {"error": {"message": fault.message, "type": kind, "code": kind}}, headers)
+            return
+        if body is None:
+            self._send_json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+            return
+        content = state.answer(body)
+        prompt_tokens, completion_tokens = state.usage or (_words(body) * 4 // 3 + 1, len(content.split()) * 4 // 3 + 1)
+        self._send_json(
+            200,
+            {
+                "id": f"chatcmpl-{len(state.requests)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "unknown"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), headers or {})
+
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
