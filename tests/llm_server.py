@@ -18,6 +18,7 @@ As a pytest fixture::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -179,10 +180,8 @@ class LLMServer:
         with self._lock:
             connections = list(self._connections)
         for conn in connections:  # wake handlers blocked on idle keep-alive connections
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join()
@@ -229,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server_state._track(self.connection, add=False)
         super().finish()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
 
     def do_POST(self) -> None:

@@ -61,7 +61,11 @@ def test_deterministic_across_processes() -> None:
     env = {**os.environ, "PYTHONHASHSEED": "1", "PYTHONPATH": str(ROOT), LATENCY_ENV: "0"}
     result = subprocess.run(
         [sys.executable, "-c", code, json.dumps(CROSS_PROCESS_PROMPTS)],
-        env=env, capture_output=True, text=True, check=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     here = [ask(q, system="a critic").text for q in CROSS_PROCESS_PROMPTS]
     assert json.loads(result.stdout) == here

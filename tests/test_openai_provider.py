@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from llm_server import LLMServer, llm_server_fixture
 from pydantic import BaseModel
 
 from flowmagic.llm import registry
@@ -19,11 +20,6 @@ from flowmagic.llm.offline import OfflineProvider
 from flowmagic.llm.openai_provider import PLACEHOLDER_API_KEY, OpenAIProvider
 from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse
 from flowmagic.llm.registry import aclose_providers, provider_for, register_provider, resolve_model
-
-try:
-    from llm_server import LLMServer, llm_server_fixture
-except ImportError:  # tests/ is a package or not on sys.path
-    from tests.llm_server import LLMServer, llm_server_fixture
 
 T = TypeVar("T")
 API_KEY = "sk-test-0123456789abcdef"
@@ -137,7 +133,7 @@ def test_server_error_after_retries_raises_llm_error(server: LLMServer) -> None:
 
 
 @pytest.mark.parametrize("fault", [{"drop": True}, {"malformed": True}])
-def test_broken_responses_raise_llm_error(server: LLMServer, fault: dict[str, bool]) -> None:
+def test_broken_responses_raise_llm_error(server: LLMServer, fault: dict[str, Any]) -> None:
     server.fail_next(**fault)
     with pytest.raises(LLMError):
         complete(LLMRequest(prompt="hi", model="m"), max_retries=0)

@@ -118,7 +118,7 @@ class _Scoped:
                 "llm(template, model=, system=, temperature=, max_tokens=, schema=)",
                 target,
             )
-        roots: dict[str, ast.AST] = {}
+        roots: dict[str, Pos] = {}
         templates = [call.args[0]] + [kw.value for kw in call.keywords if kw.arg == "system"]
         for kw in call.keywords:
             if kw.arg is None:
@@ -132,7 +132,16 @@ class _Scoped:
                 except TemplateError as exc:
                     raise self.error(str(exc), tmpl) from None
                 for ph in found:
-                    roots.setdefault(ph.root, tmpl)
-        for root, where in roots.items():
-            self.read(root, where, bound)
+                    roots.setdefault(ph.root, self._placeholder_pos(tmpl, "{" + ph.field))
+        for root, pos in roots.items():
+            if root not in bound and root not in self.analysis.free:
+                self.analysis.free[root] = pos
         return list(roots)
+
+    def _placeholder_pos(self, literal: ast.AST, text: str) -> Pos:
+        """Point at ``{field`` inside the string literal when it can be found on its line."""
+        pos = self.span.pos(literal)
+        where = pos.text.find(text, pos.col)
+        if where < 0 or where > pos.end_col:
+            return pos
+        return Pos(pos.line, where, where + len(text) + 1, pos.text)

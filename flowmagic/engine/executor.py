@@ -124,6 +124,10 @@ class Execution:
         self._sems: dict[str | None, asyncio.Semaphore] = {}
 
     # -- events -----------------------------------------------------------------
+    def subscribe(self, observer: ev.Observer) -> None:
+        """Add an observer before the run starts."""
+        self.observers.append(observer)
+
     def emit(self, kind: str, step: str | None = None, **kw: Any) -> None:
         event = ev.Event(kind, step, time.time(), **kw)
         for observer in self.observers:

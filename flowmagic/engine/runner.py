@@ -24,6 +24,19 @@ CANCEL_GRACE = 1.5
 _POLL = 0.1
 
 
+class FlowInterrupted(KeyboardInterrupt):
+    """A run was interrupted; ``run`` is its record, cancelled, with finished steps kept."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"flow '{run.flow}' was interrupted")
+        self.run = run
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython prints this instead of a traceback
+        done = sum(1 for r in self.run.steps.values() if r.status == "succeeded" and r.map is None)
+        return [f"KeyboardInterrupt: flow '{self.run.flow}' {self.run.status}; {done} finished steps kept in .last"]
+
+
 class LoopThread:
     """A private event loop on a daemon thread that closes itself once stopped."""
 
@@ -63,7 +76,11 @@ class LoopThread:
 
 
 def run_blocking(execution: Execution) -> Run:
-    """Run to the end and return the :class:`Run`; on ``KeyboardInterrupt``, cancel and re-raise."""
+    """Run to the end and return the :class:`Run`.
+
+    On ``KeyboardInterrupt`` the run is cancelled and :class:`FlowInterrupted`
+    (a ``KeyboardInterrupt``) is raised, carrying the cancelled run.
+    """
     runner = LoopThread(execution.name)
     future = runner.submit(execution.execute())
     try:
@@ -78,7 +95,7 @@ def run_blocking(execution: Execution) -> Run:
             future.result(timeout=CANCEL_GRACE)
         except BaseException:  # noqa: BLE001 - the interrupt is what the caller must see
             pass
-        raise
+        raise FlowInterrupted(execution.run) from None
     finally:
         runner.stop()
 

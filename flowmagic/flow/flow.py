@@ -140,9 +140,8 @@ class Flow(BaseModel):
                 if value is _MISSING:
                     known = [*self.steps, *inputs, *(k for k in namespace if not k.startswith("_"))]
                     hint = did_you_mean(input_name, known)
-                    where = "pass it to run()" if self._namespace is None else "define it in the notebook or pass it to run()"
                     raise FlowDefinitionError(
-                        f"name '{input_name}' is not defined: it is not a step, so {where}.{hint}",
+                        f"name '{input_name}' is not defined: it is not a step, an input or a variable.{hint}",
                         line=pos.line,
                         col=pos.col,
                         end_col=pos.end_col,

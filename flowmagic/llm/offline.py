@@ -20,7 +20,7 @@ import types
 import typing
 import uuid
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -33,30 +33,21 @@ DEFAULT_LATENCY = 0.5  # mean seconds; the actual delay is 0.4x..1.6x of it
 
 # --------------------------------------------------------------------------- vocabulary
 
-_ADJECTIVES = (
-    "silver", "midnight", "hidden", "golden", "wild", "quiet", "broken", "electric",
-    "endless", "little", "lost", "brave", "crimson", "secret", "distant", "velvet",
+
+def _vocab(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
+_ADJECTIVES = _vocab(
+    "silver midnight hidden golden wild quiet broken electric endless little lost brave crimson secret"
 )
-_NOUNS = (
-    "journey", "secret", "promise", "dream", "night", "road", "legacy", "echo",
-    "horizon", "storm", "kingdom", "summer", "heart", "shadow", "river", "light",
+_NOUNS = _vocab("journey secret promise dream night road legacy echo horizon storm kingdom summer heart shadow river")
+_FIRST_NAMES = _vocab("Ava Leo Maya Noah Iris Theo Zara Felix Nina Oscar Luna Hugo Mira Elias Cleo Jonah")
+_LAST_NAMES = _vocab(
+    "Marlowe Quill Hart Vance Okafor Lindqvist Moreau Sato Reyes Blackwood Novak Castillo Ferris Adeyemi Holm Kaur"
 )
-_FIRST_NAMES = (
-    "Ava", "Leo", "Maya", "Noah", "Iris", "Theo", "Zara", "Felix", "Nina", "Oscar",
-    "Luna", "Hugo", "Mira", "Elias", "Cleo", "Jonah",
-)
-_LAST_NAMES = (
-    "Marlowe", "Quill", "Hart", "Vance", "Okafor", "Lindqvist", "Moreau", "Sato",
-    "Reyes", "Blackwood", "Novak", "Castillo", "Ferris", "Adeyemi", "Holm", "Kaur",
-)
-_ROLES = (
-    "inventor", "detective", "pilot", "teacher", "rebel", "captain", "baker",
-    "musician", "scientist", "sidekick", "explorer", "mechanic",
-)
-_TRAITS = (
-    "curious", "stubborn", "kind-hearted", "reckless", "witty", "shy", "fearless",
-    "grumpy", "loyal", "dreamy", "clever", "restless",
-)
+_ROLES = _vocab("inventor detective pilot teacher rebel captain baker musician scientist sidekick explorer mechanic")
+_TRAITS = _vocab("curious stubborn kind-hearted reckless witty shy fearless grumpy loyal dreamy clever restless")
 _PROS = (
     "the lead performance is genuinely moving",
     "the visuals are striking",
@@ -95,12 +86,24 @@ _SONG_TEMPLATES = (
     "Songs for the {Adj} {K}",
 )
 _LYRICS = (
-    ("{K} under a {adj} sky,", "we never ask the reason why,", "{k2} is calling out my name,",
-     "and nothing ever feels the same."),
-    ("I saw {k} in the morning rain,", "{adj} and burning once again,", "hold on to {k2} tonight,",
-     "we'll be dancing in the light."),
-    ("Every road leads back to {k},", "every {noun} is {adj} and weak,", "sing it loud for {k2} and me,",
-     "{adj} hearts were born to be free."),
+    (
+        "{K} under a {adj} sky,",
+        "we never ask the reason why,",
+        "{k2} is calling out my name,",
+        "and nothing ever feels the same.",
+    ),
+    (
+        "I saw {k} in the morning rain,",
+        "{adj} and burning once again,",
+        "hold on to {k2} tonight,",
+        "we'll be dancing in the light.",
+    ),
+    (
+        "Every road leads back to {k},",
+        "every {noun} is {adj} and weak,",
+        "sing it loud for {k2} and me,",
+        "{adj} hearts were born to be free.",
+    ),
 )
 _WELCOME = (
     "Welcome to {Subject}! We're thrilled to have you here. Come in, look around and make yourself at home.",
@@ -113,8 +116,14 @@ _SUMMARIES = (
     "At heart, {subject} is about {plot} that changes everything.",
 )
 _PLOTS = (
-    "a fateful journey", "an unlikely friendship", "a dangerous secret", "a bittersweet love story",
-    "a long-buried mistake", "a desperate rescue", "a bitter rivalry", "a broken promise",
+    "a fateful journey",
+    "an unlikely friendship",
+    "a dangerous secret",
+    "a bittersweet love story",
+    "a long-buried mistake",
+    "a desperate rescue",
+    "a bitter rivalry",
+    "a broken promise",
 )
 _ITEMS = (
     "A {adj} {topic} with a {noun} theme",
@@ -124,22 +133,26 @@ _ITEMS = (
     "A small, {adj} {topic} for close friends",
 )
 _CATEGORIES = {
-    "colors": ("red", "orange", "yellow", "green", "blue", "indigo", "violet", "teal"),
-    "fruits": ("apple", "banana", "mango", "cherry", "pear", "kiwi", "peach", "plum"),
-    "vegetables": ("carrot", "spinach", "broccoli", "pepper", "leek", "pumpkin", "kale", "onion"),
-    "animals": ("fox", "otter", "owl", "tiger", "dolphin", "hedgehog", "penguin", "wolf"),
-    "countries": ("Japan", "Brazil", "Kenya", "Norway", "Mexico", "India", "Italy", "Canada"),
-    "cities": ("Lisbon", "Kyoto", "Nairobi", "Montreal", "Prague", "Lima", "Seoul", "Oslo"),
-    "planets": ("Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune"),
-    "sports": ("football", "tennis", "swimming", "cycling", "basketball", "rowing", "judo", "climbing"),
-    "languages": ("Python", "Rust", "JavaScript", "Go", "Julia", "Haskell", "Kotlin", "Ruby"),
-    "instruments": ("piano", "violin", "guitar", "drums", "cello", "flute", "trumpet", "harp"),
-    "flowers": ("rose", "tulip", "daisy", "lily", "orchid", "sunflower", "lavender", "peony"),
+    "colors": _vocab("red orange yellow green blue indigo violet teal"),
+    "fruits": _vocab("apple banana mango cherry pear kiwi peach plum"),
+    "vegetables": _vocab("carrot spinach broccoli pepper leek pumpkin kale onion"),
+    "animals": _vocab("fox otter owl tiger dolphin hedgehog penguin wolf"),
+    "countries": _vocab("Japan Brazil Kenya Norway Mexico India Italy Canada"),
+    "cities": _vocab("Lisbon Kyoto Nairobi Montreal Prague Lima Seoul Oslo"),
+    "planets": _vocab("Mercury Venus Earth Mars Jupiter Saturn Uranus Neptune"),
+    "sports": _vocab("football tennis swimming cycling basketball rowing judo climbing"),
+    "languages": _vocab("Python Rust JavaScript Go Julia Haskell Kotlin Ruby"),
+    "instruments": _vocab("piano violin guitar drums cello flute trumpet harp"),
+    "flowers": _vocab("rose tulip daisy lily orchid sunflower lavender peony"),
 }
 _CATEGORIES["colours"] = _CATEGORIES["colors"]
 _EPITHETS = (
-    "with a hidden past", "on one last mission", "who never gives up", "who keeps a dangerous secret",
-    "running from an old mistake", "with a plan nobody believes in",
+    "with a hidden past",
+    "on one last mission",
+    "who never gives up",
+    "who keeps a dangerous secret",
+    "running from an old mistake",
+    "with a plan nobody believes in",
 )
 _GENERIC = (
     "In short, {k} comes down to {k2} and {k3}.",
@@ -148,24 +161,23 @@ _GENERIC = (
     "The key point is that {k} shapes {k2} more than most people expect.",
 )
 
-_NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "couple": 2,
-}
+_NUMBER_WORDS = {word: n for n, word in enumerate(_vocab("one two three four five six seven eight nine ten"), 1)}
+_NUMBER_WORDS |= {"eleven": 11, "twelve": 12, "couple": 2}
 _STOPWORDS = frozenset(
-    """a an the and or but of to in on at by for with from into about as is are was were be
-    been being it its this that these those there their them they he she his her we our you
-    your i me my mine us who whom which what when where why how do does did doing can could
-    would should will shall may might must not no yes so than then too very just also only
-    some any each every all both few more most other such own same up down out over under
-    again further once here please give write tell create make generate suggest describe
-    explain provide show list short brief new one two three four five six seven eight nine ten
-    eleven twelve couple title titles movie movies film films song songs lyrics lyric
-    summarize summarise summary review reviews opinion opinions critic critics critique main
-    character characters idea ideas item items thing things message marketing welcome email
-    slogan tagline name names sentence sentences line lines word words following text using
-    paragraph story stories kind like get let find need want using based called something
-    """.split()
+    _vocab(
+        """a an the and or but of to in on at by for with from into about as is are was were be
+        been being it its this that these those there their them they he she his her we our you
+        your i me my mine us who whom which what when where why how do does did doing can could
+        would should will shall may might must not no yes so than then too very just also only
+        some any each every all both few more most other such own same up down out over under
+        again further once here please give write tell create make generate suggest describe
+        explain provide show list short brief new one two three four five six seven eight nine ten
+        eleven twelve couple title titles movie movies film films song songs lyrics lyric
+        summarize summarise summary review reviews opinion opinions critic critics critique main
+        character characters idea ideas item items thing things message marketing welcome email
+        slogan tagline name names sentence sentences line lines word words following text
+        paragraph story stories kind like get let find need want using based called something"""
+    )
 )
 _RELATIVE = frozenset({"who", "that", "which"})
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'\-]*")
@@ -290,8 +302,15 @@ class _Words:
         k, k2, k3 = self.at(0), self.at(1 if len(self.list) > 1 else 0), self.at(2 if len(self.list) > 2 else -1)
         adj, noun = self.dice.pick(_ADJECTIVES), self.dice.pick(_NOUNS)
         values = {
-            "k": k, "k2": k2, "k3": k3, "K": _title_case(k), "K2": _title_case(k2),
-            "adj": adj, "Adj": adj.capitalize(), "noun": noun, "Noun": noun.capitalize(),
+            "k": k,
+            "k2": k2,
+            "k3": k3,
+            "K": _title_case(k),
+            "K2": _title_case(k2),
+            "adj": adj,
+            "Adj": adj.capitalize(),
+            "noun": noun,
+            "Noun": noun.capitalize(),
         }
         values.update(extra)
         return template.format(**values)
@@ -303,7 +322,7 @@ class _Words:
 def _title(prompt: str, words: _Words) -> str:
     song = bool(re.search(r"\b(song|album|track|band)\b", prompt, re.IGNORECASE))
     phrase = _topic_phrase(prompt)
-    templates = _SONG_TEMPLATES if song else _TITLE_TEMPLATES
+    templates: tuple[str, ...] = _SONG_TEMPLATES if song else _TITLE_TEMPLATES
     if phrase is None or song:
         templates = tuple(t for t in templates if t != "{phrase}")
     elif any(w.lower() in _RELATIVE for w in phrase.split()):
@@ -373,7 +392,8 @@ def _summary(prompt: str, words: _Words) -> str:
         seen = {w.lower() for w in _keywords(first)}
         # Longer words that are not -ed/-ly forms are mostly nouns: good topics to name.
         later = [
-            w for w in _keywords(" ".join(sentences[1:]))
+            w
+            for w in _keywords(" ".join(sentences[1:]))
             if w.lower() not in seen and len(w) > 5 and not re.search(r"(ed|ly)$", w)
         ][:3]
         if not later:
@@ -522,7 +542,7 @@ def _string(name: str, words: _Words, bounds: dict[str, Any], prompt: str) -> st
     return text
 
 
-def _is_model(tp: Any) -> bool:
+def _is_model(tp: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 

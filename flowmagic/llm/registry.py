@@ -25,9 +25,7 @@ ProviderFactory = Callable[[], Provider]
 _OFFLINE = OfflineProvider()
 _FACTORIES: dict[str, ProviderFactory] = {}
 _lock = threading.Lock()
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Provider]] = (
-    weakref.WeakKeyDictionary()
-)
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Provider]] = weakref.WeakKeyDictionary()
 
 
 def _env(name: str) -> str | None:

@@ -1,0 +1,166 @@
+"""``flowmagic``: run and check flow files from a terminal.
+
+    flowmagic run examples/soundtrack.flow --set topic="space cats"
+    flowmagic check examples/soundtrack.flow
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from .engine import events as ev
+from .errors import FlowError
+
+
+def _value(text: str) -> Any:
+    """``--set n=3`` gives an int, ``--set xs=[1,2]`` a list, anything else a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _assignments(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise SystemExit(f"flowmagic: --set takes NAME=VALUE, not {pair!r}")
+        values[name.strip()] = _value(text)
+    return values
+
+
+def _tools(paths: list[str]) -> dict[str, Any]:
+    namespace: dict[str, Any] = {}
+    for path in paths:
+        file = Path(path)
+        if not file.is_file():
+            raise SystemExit(f"flowmagic: no tools file {path!r}")
+        spec = importlib.util.spec_from_file_location(file.stem, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(file.stem, module)
+        spec.loader.exec_module(module)
+        namespace.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+    return namespace
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"flowmagic: cannot read {path!r}: {exc.strerror}") from None
+
+
+def _report(error: FlowError, path: str) -> int:
+    text = str(error)
+    if isinstance(error, SyntaxError):
+        line, col = error.lineno or 0, (error.offset or 1)
+        source = (error.text or "").rstrip("\n")
+        stripped = source.lstrip()
+        caret = " " * (col - 1 - (len(source) - len(stripped))) + "^"
+        text = f"{error.msg}\n  File \"{path}\", line {line}, column {col}\n    {stripped}\n    {caret}"
+    else:
+        text = text.replace('File "<flow>"', f'File "{path}"')
+        if "is not defined" in text:
+            text = text.replace(" or a variable.", " or a tool (pass it with --set NAME=VALUE or --tools FILE.py).", 1)
+    print(f"{type(error).__name__}: {text}", file=sys.stderr)
+    return 2
+
+
+class _Progress:
+    """Prints a line per step as it ends, so a terminal run shows life."""
+
+    MARKS = {ev.FINISHED: "done", ev.FAILED: "FAILED", ev.SKIPPED: "skipped", ev.CANCELLED: "cancelled"}
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.started: dict[str, float] = {}
+
+    def __call__(self, event: ev.Event) -> None:
+        if event.step is None or "[" in event.step:
+            return
+        if event.kind == ev.STARTED:
+            self.started.setdefault(event.step, event.time)
+        mark = self.MARKS.get(event.kind)
+        if mark is None:
+            return
+        took = event.time - self.started[event.step] if event.step in self.started else None
+        extra = f"  {took:.2f}s" if took is not None else ""
+        if event.error is not None:
+            extra += f"  {type(event.error).__name__}: {event.error}"
+        print(f"  {mark:<9} {event.step}{extra}", file=self.stream, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flowmagic", description="Run and check flowmagic flow files.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run a flow file and print a summary")
+    run_p.add_argument("file")
+    run_p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an input value")
+    run_p.add_argument("--tools", action="append", default=[], metavar="MODULE.py", help="a Python file of tools")
+    run_p.add_argument("--workers", type=int, default=32)
+    run_p.add_argument("--model", default=None, help="model for llm() steps (default: offline unless configured)")
+    run_p.add_argument("--sequential", action="store_true")
+    run_p.add_argument("--on-error", choices=["continue", "stop"], default="continue")
+    run_p.add_argument("--timeout", type=float, default=None)
+    run_p.add_argument("--json", metavar="OUT", help="also write the Run as JSON to OUT")
+    run_p.add_argument("--quiet", action="store_true", help="print only the summary")
+    check_p = sub.add_parser("check", help="check a flow file without running it")
+    check_p.add_argument("file")
+    args = parser.parse_args(argv)
+
+    from .flow.flow import Flow
+
+    text = _read(args.file)
+    name = Path(args.file).stem
+    try:
+        if args.command == "check":
+            flow = Flow.from_source(text, name=name)
+            print(flow.show())
+            return 0
+        namespace = _tools(args.tools)
+        flow = Flow.from_source(
+            text,
+            name=name,
+            namespace=namespace,
+            workers=args.workers,
+            model=args.model,
+            sequential=args.sequential,
+            on_error=args.on_error,
+            timeout=args.timeout,
+        )
+        execution = flow.execution(_assignments(args.set))
+    except FlowError as error:
+        return _report(error, args.file)
+    if not args.quiet:
+        execution.subscribe(_Progress(sys.stderr))
+    from .engine.runner import FlowInterrupted, run_blocking
+
+    try:
+        run = run_blocking(execution)
+    except FlowInterrupted as exc:
+        print(exc.run.summary())
+        return 130
+    print(run.summary())
+    for step, value in run.outputs.items():
+        if flow.steps[step].kind in ("llm", "map") or step == list(flow.steps)[-1]:
+            print(f"\n{step}:\n{_show_value(value)}")
+    if args.json:
+        Path(args.json).write_text(run.to_json(), encoding="utf-8")
+    return 0 if run.status == "succeeded" else 1
+
+
+def _show_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(f"  [{i}] {_show_value(v)}" for i, v in enumerate(value))
+    return str(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The ``%%flow`` cell magic: parse the cell, bind the flow, run it, show what happened.
+
+Settings are traitlets, so ``%config FlowMagics.workers = 8`` and
+``%config FlowMagics.model = "gpt-4o-mini"`` work. Parsing and running live in
+the core; this adapter only turns options into settings and results into output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display, update_display
+from traitlets import Enum, Int, Unicode
+
+from ..engine.runner import FlowInterrupted, RunHandle, run_blocking
+from ..errors import did_you_mean
+from ..flow.flow import Flow
+from .status import Text, TextStatus
+
+
+@magics_class
+class FlowMagics(Magics):
+    """Declare and run a parallel flow of steps in a notebook cell."""
+
+    workers = Int(32, help="Steps that may run at once (threads and coroutines together).").tag(config=True)
+    model = Unicode(
+        "",
+        help="Model for llm() steps. Empty: 'offline' unless OPENAI_API_KEY or OPENAI_BASE_URL is set.",
+    ).tag(config=True)
+    on_error = Enum(
+        ["continue", "stop"], "continue", help="After a failed step: 'continue' the rest, or 'stop' and cancel it."
+    ).tag(config=True)
+
+    @magic_arguments()
+    @argument("name", help="Name the flow is bound to in the notebook; its last run is NAME.last.")
+    @argument("--workers", type=int, default=None, help="Steps that may run at once (default: FlowMagics.workers).")
+    @argument("--model", default=None, help="Model for llm() steps, e.g. offline or gpt-4o-mini.")
+    @argument("--no-cache", action="store_true", help="Do not reuse results of earlier runs.")
+    @argument("--sequential", action="store_true", help="Run one step at a time in declaration order (a baseline).")
+    @argument("--dry-run", action="store_true", help="Check and draw the flow without running it.")
+    @argument("--background", action="store_true", help="Return at once; the run goes on and NAME.last updates.")
+    @argument("--quiet", action="store_true", help="Show nothing; the run is still at NAME.last.")
+    @argument("--on-error", choices=["continue", "stop"], default=None, help="After a failed step: continue or stop.")
+    @argument("--timeout", type=float, default=None, help="Cancel the run after this many seconds.")
+    @cell_magic
+    def flow(self, line: str, cell: str) -> None:
+        """Run a flow: steps are ``name = expression`` lines; ``parallel:`` groups run side by side.
+
+        Example::
+
+            %%flow soundtrack
+            title = llm("What is a good title of a movie about {topic}?")
+            parallel:
+                song       = llm("A song title for a movie called {title}?")
+                characters = llm("Two main characters for a movie called {title}?")
+        """
+        args = self._parse(line)
+        name = args.name
+        if not name.isidentifier():
+            raise UsageError(f"%%flow needs a name that is a Python identifier, not {name!r}")
+        settings = self._settings(args)
+        assert self.shell is not None
+        user_ns = self.shell.user_ns
+        # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
+        flow = Flow.from_source("\n" + cell, name=name, namespace=user_ns, **settings)
+        user_ns[name] = flow
+        if args.dry_run:
+            if not args.quiet:
+                display(flow.show())
+            return
+        in_kernel = getattr(self.shell, "kernel", None) is not None
+        handle = None
+        if not args.quiet and (in_kernel or args.background):
+            handle = display(Text(f"flow '{name}' starting..."), display_id=True)
+        display_id = handle.display_id if handle is not None else None
+        execution = flow.execution()
+        if display_id is not None:
+            execution.subscribe(TextStatus(execution.run, display_id, update_display))
+        if args.background:
+            flow._handle = RunHandle(execution, on_done=lambda run: self._show(run, display_id, args.quiet))
+            return
+        try:
+            run = run_blocking(execution)
+        except FlowInterrupted as exc:
+            self._show(exc.run, display_id, args.quiet)
+            raise
+        self._show(run, display_id, args.quiet)
+
+    def _parse(self, line: str) -> Any:
+        try:
+            return parse_argstring(self.flow, line)
+        except UsageError as exc:
+            message = str(exc)
+            words = [w for w in line.split() if w.startswith("--")]
+            options = [a.option_strings[0] for a in self.flow.parser._actions if a.option_strings]  # type: ignore[attr-defined]
+            hints = [did_you_mean(w.split("=")[0], options) for w in words if w.split("=")[0] not in options]
+            raise UsageError(message + "".join(h for h in hints if h) + "  (see %%flow? for the options)") from None
+
+    def _settings(self, args: Any) -> dict[str, Any]:
+        workers = args.workers if args.workers is not None else self.workers
+        if workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if args.timeout is not None and args.timeout <= 0:
+            raise UsageError("--timeout must be a number of seconds above 0")
+        if args.background and args.dry_run:
+            raise UsageError("--dry-run draws the flow without running it; it cannot also run in the --background")
+        return {
+            "workers": workers,
+            "model": args.model or self.model or None,
+            "sequential": args.sequential,
+            "on_error": args.on_error or self.on_error,
+            "timeout": args.timeout,
+            "cache": not args.no_cache,
+        }
+
+    @staticmethod
+    def _show(run: Any, display_id: str | None, quiet: bool) -> None:
+        if quiet:
+            return
+        text = Text(run.summary())
+        if display_id is not None:
+            update_display(text, display_id=display_id)
+        else:
+            display(text)
+
+
+__all__ = ["FlowMagics"]
