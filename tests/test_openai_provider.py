@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -262,3 +265,15 @@ def test_importing_flowmagic_llm_does_not_import_openai() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_test_server_stops_cleanly_with_idle_keep_alive_connections() -> None:
+    before = set(threading.enumerate())
+    with LLMServer() as local:
+        host, port = local.address
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps({"model": "m", "messages": []}))
+        assert conn.getresponse().read()
+        assert set(threading.enumerate()) - before  # a handler is parked on the open connection
+    conn.close()
+    assert set(threading.enumerate()) == before

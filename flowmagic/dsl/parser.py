@@ -116,8 +116,10 @@ class _Parser:
         toks = ll.tokens[1:-1]
         name: str | None = None
         workers: int | None = None
+        pos = self._tok_pos(ll.tokens[0])
         if toks and toks[0].type == tokenize.NAME:
             name = self._check_name(toks[0], "group")
+            pos = self._tok_pos(toks[0])
             toks = toks[1:]
         if toks and toks[0].string == "(":
             workers = self._group_settings(toks)
@@ -126,7 +128,7 @@ class _Parser:
             raise self._syntax(
                 "expected 'parallel [NAME] [(workers=N)]:'", toks[0].start[0], toks[0].start[1], toks[0].end[1]
             )
-        return GroupNode(name=name, workers=workers, body=[], pos=self._tok_pos(ll.tokens[0]))
+        return GroupNode(name=name, workers=workers, body=[], pos=pos)
 
     def _group_settings(self, toks: list[tokenize.TokenInfo]) -> int | None:
         if toks[-1].string != ")":

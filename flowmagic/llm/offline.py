@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import decimal
 import enum
 import hashlib
 import json
@@ -456,7 +457,7 @@ def _requested_count(prompt: str) -> tuple[int, str] | None:
     return None
 
 
-def compose_text(request: LLMRequest, dice: _Dice) -> str:
+def _compose_text(request: LLMRequest, dice: _Dice) -> str:
     """The offline answer to a plain-text request."""
     prompt = request.prompt
     low = prompt.lower()
@@ -596,12 +597,14 @@ def _value_for(tp: Any, name: str, words: _Words, prompt: str, depth: int, metad
         return dice.below(2) == 1
     if tp is int:
         return _number(name, dice, bounds, integer=True)
-    if tp is float:
+    if tp is float or tp is decimal.Decimal:
         return _number(name, dice, bounds, integer=False)
     if tp is _dt.datetime:
         return "2024-05-17T10:30:00"
     if tp is _dt.date:
         return "2024-05-17"
+    if tp is _dt.time:
+        return "10:30:00"
     if tp is uuid.UUID:
         return str(uuid.UUID(bytes=hashlib.sha256(name.encode()).digest()[:16]))
     return _string(name, words, bounds, prompt)
@@ -616,7 +619,7 @@ def _model_values(model: type[BaseModel], words: _Words, prompt: str, depth: int
     }
 
 
-def compose_json(request: LLMRequest, dice: _Dice) -> str:
+def _compose_json(request: LLMRequest, dice: _Dice) -> str:
     """Offline JSON for ``request.schema`` (a pydantic model class), defaults included."""
     schema = request.schema
     if not _is_model(schema):
@@ -673,10 +676,10 @@ class OfflineProvider:
         """The answer to ``request``, without the simulated delay."""
         dice = _Dice(request_seed(request))
         if request.schema is None:
-            text = _truncate(compose_text(request, dice), request.max_tokens)
+            text = _truncate(_compose_text(request, dice), request.max_tokens)
             value: Any = text
         else:
-            text = compose_json(request, dice)
+            text = _compose_json(request, dice)
             try:
                 value = request.schema.model_validate_json(text)
             except ValidationError as exc:

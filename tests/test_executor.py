@@ -1,0 +1,400 @@
+"""The executor: overlap and order from recorded events, exactly-once, limits, failures, cancellation."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import json
+import threading
+import time
+import warnings
+from collections import Counter
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from flowmagic import Event, Flow, MapError, Run, StepFailed, StepTimeout
+from flowmagic.engine import events as ev
+from flowmagic.engine.executor import ObserverWarning
+from flowmagic.engine.runner import FlowInterrupted, RunHandle, run_blocking
+
+
+@pytest.fixture(autouse=True)
+def fast_offline_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWMAGIC_OFFLINE_LATENCY", "0.01")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def make(text: str, **ns: Any) -> Flow:
+    settings = {k: ns.pop(k) for k in ("workers", "sequential", "on_error", "timeout", "model") if k in ns}
+    return Flow.from_source(text, name="t", namespace=ns, **settings)
+
+
+def recorded(flow: Flow, **inputs: Any) -> tuple[Run, list[Event]]:
+    events: list[Event] = []
+    execution = flow.execution(inputs, observers=[events.append])
+    return run_blocking(execution), events
+
+
+def sleeper(seconds: float) -> Any:
+    def step(*_: Any) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    return step
+
+
+def max_overlap(run: Run, names: list[str]) -> int:
+    points = []
+    for n in names:
+        r = run.steps[n]
+        assert r.started is not None and r.finished is not None
+        points += [(r.started, 1), (r.finished, -1)]
+    level = best = 0
+    for _, delta in sorted(points, key=lambda p: (p[0], p[1])):
+        level += delta
+        best = max(best, level)
+    return best
+
+
+def flowmagic_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("flowmagic")]
+
+
+# -- concurrency and order -------------------------------------------------------
+
+
+def test_four_sleeping_branches_overlap_and_sequential_does_not() -> None:
+    text = "parallel:\n" + "".join(f"    s{i} = nap()\n" for i in range(4))
+    run = make(text, nap=sleeper(0.3)).run()
+    names = [f"s{i}" for i in range(4)]
+    assert max(run.steps[n].started or 0 for n in names) < min(run.steps[n].finished or 0 for n in names)
+    seq = make(text, nap=sleeper(0.3), sequential=True).run()
+    assert max_overlap(seq, names) == 1
+    assert [n for n in sorted(names, key=lambda n: seq.steps[n].started or 0)] == names
+
+
+def test_default_workers_do_not_serialize_a_16_way_fan_out() -> None:
+    text = "".join(f"s{i} = nap()\n" for i in range(16))
+    run = make(text, nap=sleeper(0.2)).run()
+    assert max_overlap(run, [f"s{i}" for i in range(16)]) == 16
+
+
+def test_a_step_starts_when_its_own_dependencies_are_done_not_in_rounds() -> None:
+    run = make(
+        """
+parallel:
+    slow = nap(0.8)
+    branch quick:
+        fast = nap(0.1)
+        after_fast = nap(0.1, fast)
+needs_fast = nap(0.1, fast)
+""",
+        nap=lambda s, *_: time.sleep(s) or s,
+    ).run()
+    slow_end = run.steps["slow"].finished or 0
+    assert (run.steps["after_fast"].started or 0) < slow_end
+    assert (run.steps["needs_fast"].started or 0) < slow_end
+    assert (run.steps["needs_fast"].started or 0) >= (run.steps["fast"].finished or 0)
+
+
+def test_events_come_in_order_for_every_step() -> None:
+    run, events = recorded(make("a = 1\nparallel:\n    b = a + 1\n    c = a + 2\nd = b + c\n"))
+    assert events[0].kind == ev.RUN_STARTED and events[-1].kind == ev.RUN_FINISHED
+    for name in "abcd":
+        kinds = [e.kind for e in events if e.step == name]
+        assert kinds == [ev.QUEUED, ev.STARTED, ev.FINISHED]
+    order = [e.step for e in events if e.kind == ev.FINISHED]
+    assert order.index("a") < order.index("b") < order.index("d")
+    assert order.index("c") < order.index("d")
+    assert run["d"] == 5
+
+
+def test_steps_run_exactly_once_on_diamonds_with_simultaneous_parents() -> None:
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def mark(name: str, *_: Any) -> str:
+        with lock:
+            calls[name] += 1
+        return name
+
+    parents = "".join(f"    p{i} = mark('p{i}', top)\n" for i in range(30))
+    text = f"top = mark('top')\nparallel:\n{parents}bottom = mark('bottom', {', '.join(f'p{i}' for i in range(30))})\n"
+    flow = make(text, mark=mark)
+    for _ in range(30):
+        run = flow.run()
+        assert run.status == "succeeded"
+    assert set(calls.values()) == {30}
+    assert len(calls) == 32
+
+
+def test_global_worker_limit_is_respected_and_reached() -> None:
+    text = "".join(f"s{i} = nap()\n" for i in range(9))
+    run = make(text, nap=sleeper(0.1), workers=3).run()
+    assert max_overlap(run, [f"s{i}" for i in range(9)]) == 3
+
+
+def test_group_worker_limit_bounds_only_its_members() -> None:
+    text = "parallel (workers=2):\n" + "".join(f"    g{i} = nap()\n" for i in range(6)) + "out = nap()\n"
+    run = make(text, nap=sleeper(0.15)).run()
+    members = [f"g{i}" for i in range(6)]
+    assert max_overlap(run, members) == 2
+    assert max_overlap(run, [*members, "out"]) == 3
+
+
+def test_async_steps_run_on_the_loop_and_overlap_with_thread_steps() -> None:
+    loops: list[Any] = []
+
+    async def anap(seconds: float) -> str:
+        loops.append(asyncio.get_running_loop())
+        await asyncio.sleep(seconds)
+        return "async"
+
+    text = "parallel:\n    a = anap(0.3)\n    b = anap(0.3)\n    c = nap()\n"
+    run = make(text, anap=anap, nap=sleeper(0.3)).run()
+    assert max_overlap(run, ["a", "b", "c"]) == 3
+    assert run["a"] == "async" and loops[0] is loops[1]
+    assert run.steps["a"].status == "succeeded"
+
+
+def test_awaitables_returned_by_sync_code_are_awaited() -> None:
+    async def later(x: int) -> int:
+        await asyncio.sleep(0)
+        return x * 2
+
+    run = make("a = make_coro(later, 21)\n", later=later, make_coro=lambda f, x: f(x)).run()
+    assert run["a"] == 42
+
+
+def test_arun_runs_on_the_callers_loop() -> None:
+    seen: list[Any] = []
+
+    async def probe() -> int:
+        seen.append(asyncio.get_running_loop())
+        return 1
+
+    async def main() -> tuple[Run, Any]:
+        run = await make("a = probe()\nb = a + 1\n", probe=probe).arun()
+        return run, asyncio.get_running_loop()
+
+    run, loop = asyncio.run(main())
+    assert run["b"] == 2 and seen == [loop]
+
+
+def test_map_expands_at_run_time_keeps_input_order_and_overlaps() -> None:
+    run = make(
+        "n = 4\nxs = list(range(n))\nys = [nap(0.3 - 0.05 * x, x) for x in xs]\n",
+        nap=lambda s, x: time.sleep(s) or x * 10,
+    ).run()
+    assert run["ys"] == [0, 10, 20, 30]
+    elements = [f"ys[{i}]" for i in range(4)]
+    assert max_overlap(run, elements) == 4
+    assert all(run.steps[e].map == "ys" for e in elements)
+
+
+def test_map_element_failures_keep_the_other_results() -> None:
+    def check(x: int) -> int:
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    run = make("ys = [check(x) for x in range(4)]\nz = ys\n", check=check).run()
+    assert run.steps["ys"].status == "failed" and run.steps["z"].status == "skipped"
+    error = run.steps["ys"].error
+    assert isinstance(error, MapError)
+    assert error.results[:2] == [0, 1] and error.results[3] == 3
+    assert isinstance(error.failures[2], ValueError)
+    assert run.steps["ys[2]"].status == "failed" and run.steps["ys[3]"].status == "succeeded"
+
+
+# -- failures, retries, timeouts ------------------------------------------------
+
+
+def test_a_failure_skips_its_descendants_and_keeps_everything_else() -> None:
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    run = make("a = boom()\nb = a\nc = b\nd = nap()\ne = d\n", boom=boom, nap=sleeper(0.2)).run()
+    assert run.status == "failed"
+    assert {n: r.status for n, r in run.steps.items()} == {
+        "a": "failed",
+        "b": "skipped",
+        "c": "skipped",
+        "d": "succeeded",
+        "e": "succeeded",
+    }
+    assert run["e"] == 0.2
+    with pytest.raises(RuntimeError, match="boom"):
+        run["a"]
+    with pytest.raises(StepFailed, match="'a' failed"):
+        run["c"]
+
+
+def test_on_error_stop_cancels_the_rest() -> None:
+    def boom() -> None:
+        time.sleep(0.05)
+        raise RuntimeError("boom")
+
+    async def slow() -> str:
+        await asyncio.sleep(5)
+        return "never"
+
+    run = make("parallel:\n    a = boom()\n    b = slow()\nc = b\n", boom=boom, slow=slow, on_error="stop").run()
+    assert run.status == "failed"
+    assert [run.steps[n].status for n in "abc"] == ["failed", "cancelled", "cancelled"]
+    assert (run.wall_time or 99) < 2
+
+
+def test_retries_until_success_then_attempts_are_recorded() -> None:
+    attempts = []
+
+    def flaky() -> str:
+        attempts.append(time.time())
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    run, events = recorded(make("@retries(3, backoff=0)\na = flaky()\n", flaky=flaky))
+    assert run["a"] == "ok" and run.steps["a"].attempts == 3
+    assert [e.attempt for e in events if e.kind == ev.RETRIED] == [1, 2]
+
+
+def test_retries_stop_at_their_limit() -> None:
+    calls = []
+
+    def bad() -> None:
+        calls.append(1)
+        raise ValueError("always")
+
+    run = make("@retries(2, backoff=0)\na = bad()\n", bad=bad).run()
+    assert run.steps["a"].status == "failed" and run.steps["a"].attempts == 3 and len(calls) == 3
+
+
+def test_timeout_ends_an_async_step_and_abandons_a_thread_step() -> None:
+    async def hang() -> None:
+        await asyncio.sleep(10)
+
+    run = make("@timeout(0.2)\nparallel:\n    a = hang()\n    b = nap()\n", hang=hang, nap=sleeper(1.0)).run()
+    for name in "ab":
+        assert run.steps[name].status == "failed"
+        assert isinstance(run.steps[name].error, StepTimeout)
+    assert "thread" in str(run.steps["b"].error)
+    assert (run.steps["a"].duration or 99) < 1.0
+
+
+def test_run_timeout_cancels_what_is_left() -> None:
+    async def hang() -> None:
+        await asyncio.sleep(10)
+
+    run = make("a = 1\nb = hang()\n", hang=hang, timeout=0.3).run()
+    assert run.status == "cancelled" and "timed out" in (run.reason or "")
+    assert run["a"] == 1 and run.steps["b"].status == "cancelled"
+
+
+def test_failures_do_not_leak_out_of_observers() -> None:
+    def broken(event: Event) -> None:
+        raise RuntimeError("display broke")
+
+    flow = make("a = 1\n")
+    with pytest.warns(ObserverWarning):
+        run = run_blocking(flow.execution({}, observers=[broken]))
+    assert run.status == "succeeded"
+
+
+# -- cancellation and leaks ----------------------------------------------------------
+
+
+def test_cancel_from_another_thread_keeps_finished_steps() -> None:
+    flow = make("a = 1\nb = nap()\nc = b\n", nap=sleeper(0.6))
+    handle = flow.start()
+    assert isinstance(handle, RunHandle)
+    time.sleep(0.2)
+    assert flow.last is not None and flow.last.status == "running"
+    flow.cancel()
+    run = handle.wait(2)
+    assert run.status == "cancelled"
+    assert run["a"] == 1
+    assert run.steps["b"].status == "cancelled" and run.steps["c"].status == "cancelled"
+
+
+def test_keyboard_interrupt_cancels_within_two_seconds_and_keeps_results() -> None:
+    flow = make("a = 1\nparallel:\n    b = nap()\n    c = anap(5)\nd = b\n", nap=sleeper(0.8), anap=asyncio.sleep)
+    before = threading.active_count()
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(FlowInterrupted) as info:
+        flow.run()
+    assert time.monotonic() - start < 2
+    run = info.value.run
+    assert run is flow.last and run.status == "cancelled"
+    assert run["a"] == 1
+    assert [run.steps[n].status for n in "bcd"] == ["cancelled", "cancelled", "cancelled"]
+    timer.join()
+    deadline = time.monotonic() + 3
+    while (threading.active_count() > before or flowmagic_threads()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before, threading.enumerate()
+
+
+def test_no_threads_or_loops_are_left_after_runs() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    flow = make("parallel:\n    a = nap()\n    b = nap()\n    c = llm('hi')\n", nap=sleeper(0.05))
+    for _ in range(5):
+        assert flow.run().status == "succeeded"
+    assert flowmagic_threads() == []
+    assert {t.ident for t in threading.enumerate()} == before
+
+
+# -- llm steps and the record ------------------------------------------------------------
+
+
+def test_llm_steps_render_placeholders_per_map_element() -> None:
+    run = make(
+        'critics = [llm("Your opinion on {song}", system="You are critic #{i}") for i in range(3)]\n'
+        'length = len(llm("Say {song}"))\n'
+    ).run(song="Moon River")
+    assert len(run["critics"]) == 3 and len(set(run["critics"])) == 3
+    record = run.steps["critics[1]"].llm
+    assert record is not None
+    assert record["prompt"] == "Your opinion on Moon River" and record["system"] == "You are critic #1"
+    assert record["offline"] is True
+    assert isinstance(run["length"], int) and run["length"] > 0
+
+
+def test_llm_schema_returns_a_model_instance() -> None:
+    class Movie(BaseModel):
+        title: str
+        year: int
+
+    run = make('m = llm("A movie about {topic}", schema=Movie)\n', Movie=Movie).run(topic="cats")
+    assert isinstance(run["m"], Movie)
+
+
+def test_run_record_to_json_critical_path_and_speedup() -> None:
+    run = make(
+        "a = nap()\nparallel:\n    b = nap(a)\n    c = nap(a)\nd = nap(b, c)\ne = [nap(d) for _ in range(3)]\n",
+        nap=sleeper(0.1),
+    ).run()
+    assert run.critical_path[0] == "a" and run.critical_path[-2:] == ["d", "e"]
+    assert run.critical_path[1] in ("b", "c")
+    assert run.speedup is not None and run.speedup > 1.5
+    data = json.loads(run.to_json())
+    assert data["status"] == "succeeded" and data["steps"]["e[2]"]["map"] == "e"
+    assert data["outputs"]["e"] == [0.1, 0.1, 0.1]
+    assert set(data["steps"]["a"]) >= {"status", "started", "finished", "duration", "attempts", "cached", "branch"}
+
+
+def test_inputs_resolve_from_run_then_namespace_then_builtins() -> None:
+    flow = Flow.from_source("a = x + y\nb = len([a])\n", namespace={"x": 1, "y": 2})
+    assert flow.run(x=10)["a"] == 12
+    assert flow.run()["b"] == 1
+
+
+def test_warnings_of_the_package_are_errors_in_tests() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert make("a = 1\n").run()["a"] == 1
