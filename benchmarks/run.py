@@ -33,8 +33,8 @@ from typing import Any
 import flowmagic
 from flowmagic import Flow
 
-from .baselines import run_asyncio, run_threadpool
-from .workloads import ASYNC_NS, SYNC_NS, Workload, all_workloads, noop
+from .baselines import Node, run_asyncio, run_threadpool
+from .workloads import ASYNC_NS, SYNC_NS, Workload, all_workloads, anoop, noop
 
 WORKERS = 32
 SYSTEMS = ("flowmagic", "flowmagic async", "thread-pool", "asyncio")
@@ -128,21 +128,29 @@ def measure(w: Workload, repeat: int, warmup: int) -> dict[str, Any]:
     }
 
 
-def overhead(repeat: int) -> dict[str, Any]:
-    """The fixed cost of one run: a 1-step no-op flow / graph."""
-    from .baselines import Node
-    from .workloads import anoop
-
+def _one_step() -> dict[str, Callable[[], Any]]:
+    """A 1-step no-op flow / graph per system."""
     fm_sync = Flow.from_source("a = noop()\n", name="one", namespace=SYNC_NS, workers=WORKERS)
     fm_async = Flow.from_source("a = noop()\n", name="one", namespace=ASYNC_NS, workers=WORKERS)
     g_sync = {"a": Node(noop)}
     g_async = {"a": Node(anoop)}
-    fns = {
+    return {
         "flowmagic": fm_sync.run,
         "flowmagic async": fm_async.run,
         "thread-pool": lambda: run_threadpool(g_sync, WORKERS),
         "asyncio": lambda: run_asyncio(g_async),
     }
+
+
+def warm_up() -> None:
+    """Run every system once, so lazy imports and first-call costs are not timed."""
+    for fn in _one_step().values():
+        fn()
+
+
+def overhead(repeat: int) -> dict[str, Any]:
+    """The fixed cost of one run: a 1-step no-op flow / graph."""
+    fns = _one_step()
     for s in SYSTEMS:  # warm-up
         fns[s]()
     samples: dict[str, list[float]] = {s: [] for s in SYSTEMS}
@@ -261,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     sys.stdout.flush()
 
+    warm_up()
     results = []
     for w in all_workloads(args.quick):
         warmup = 1 if w.metric == "per_step" else 0

@@ -44,18 +44,18 @@ _LAZY = {
 }
 
 __all__ = [
-    "Flow",
-    "Run",
-    "Step",
-    "StepRecord",
-    "StepFailed",
-    "RunSettings",
     "Event",
-    "MapError",
-    "StepTimeout",
+    "Flow",
+    "FlowDefinitionError",
     "FlowError",
     "FlowSyntaxError",
-    "FlowDefinitionError",
+    "MapError",
+    "Run",
+    "RunSettings",
+    "Step",
+    "StepFailed",
+    "StepRecord",
+    "StepTimeout",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

@@ -1,7 +1,7 @@
 """``flowmagic``: run and check flow files from a terminal.
 
-    flowmagic run examples/soundtrack.flow --set topic="space cats"
-    flowmagic check examples/soundtrack.flow
+flowmagic run examples/soundtrack.flow --set topic="space cats"
+flowmagic check examples/soundtrack.flow
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _report(error: FlowError, path: str) -> int:
         source = (error.text or "").rstrip("\n")
         stripped = source.lstrip()
         caret = " " * (col - 1 - (len(source) - len(stripped))) + "^"
-        text = f"{error.msg}\n  File \"{path}\", line {line}, column {col}\n    {stripped}\n    {caret}"
+        text = f'{error.msg}\n  File "{path}", line {line}, column {col}\n    {stripped}\n    {caret}'
     else:
         text = text.replace('File "<flow>"', f'File "{path}"')
         if "is not defined" in text:

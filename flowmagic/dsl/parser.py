@@ -247,13 +247,17 @@ class _Parser:
             try:
                 args.append(_literal(arg))
             except ValueError:
-                raise self._definition(f"@{name} takes a literal value, e.g. {_EXAMPLES[name]}", stmt.pos(arg)) from None
+                raise self._definition(
+                    f"@{name} takes a literal value, e.g. {_EXAMPLES[name]}", stmt.pos(arg)
+                ) from None
         kwargs = []
         for kw in node.keywords:
             try:
                 kwargs.append((kw.arg or "", _literal(kw.value)))
             except ValueError:
-                raise self._definition(f"@{name} takes literal values, e.g. {_EXAMPLES[name]}", stmt.pos(kw.value)) from None
+                raise self._definition(
+                    f"@{name} takes literal values, e.g. {_EXAMPLES[name]}", stmt.pos(kw.value)
+                ) from None
         option = Option(name=name, args=tuple(args), kwargs=tuple(kwargs), pos=pos)
         problem = check_option(option)
         if problem:

@@ -64,7 +64,6 @@ class GroupNode:
     options: list[Option] = field(default_factory=list)
 
 
-
 class Span:
     """The source of one statement, and how to map ``ast`` positions in it back to the flow."""
 
@@ -116,4 +115,4 @@ class Span:
             raise FlowSyntaxError(msg, line=line, col=offset, text=physical_line(self.lines, line)) from None
 
 
-Node = Union[StepNode, BranchNode, GroupNode]
+Node = Union[StepNode, BranchNode, GroupNode]  # noqa: UP007 - a runtime alias, Python 3.10 too

@@ -45,8 +45,8 @@ def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callabl
 def is_async_callable(obj: Any) -> bool:
     if inspect.iscoroutinefunction(obj):
         return True
-    call = getattr(type(obj), "__call__", None)
-    return call is not None and inspect.iscoroutinefunction(call) and not inspect.isclass(obj)
+    # an instance whose class defines ``async def __call__``
+    return not inspect.isclass(obj) and inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))  # noqa: B004
 
 
 def where(code: Code, ns: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ does not know who they are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
 import time
@@ -57,7 +58,7 @@ class ObserverWarning(UserWarning):
 class _Slots:
     """Acquire several semaphores in a fixed order (groups outermost first, then global)."""
 
-    __slots__ = ("sems", "held")
+    __slots__ = ("held", "sems")
 
     def __init__(self, sems: list[asyncio.Semaphore]) -> None:
         self.sems = sems
@@ -202,10 +203,8 @@ class Execution:
         if loop is None or loop.is_closed():
             self.cancel_reason = self.cancel_reason or reason
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has stopped: the run is over
             loop.call_soon_threadsafe(self._cancel, reason)
-        except RuntimeError:  # the loop has stopped: the run is over
-            pass
 
     def _cancel(self, reason: str) -> None:
         if self.cancel_reason is not None:
@@ -410,10 +409,12 @@ class Execution:
             self.emit(ev.STARTED, step.name, attempt=1)
             bindings = await self._evaluate(code.bindings, ns, {})
         if len(bindings) > MAX_MAP_ELEMENTS:
-            raise ValueError(f"'{step.name}' would expand to {len(bindings):,} elements; the limit is {MAX_MAP_ELEMENTS:,}")
+            raise ValueError(
+                f"'{step.name}' would expand to {len(bindings):,} elements; the limit is {MAX_MAP_ELEMENTS:,}"
+            )
         self.emit(ev.EXPANDED, step.name, detail={"count": len(bindings)})
         elements = [
-            asyncio.ensure_future(self._element(step, code.expr, i, dict(zip(code.targets, b)), ns))
+            asyncio.ensure_future(self._element(step, code.expr, i, dict(zip(code.targets, b, strict=False)), ns))
             for i, b in enumerate(bindings)
         ]
         try:
@@ -448,4 +449,4 @@ class Execution:
         return True, value
 
 
-__all__ = ["Execution", "MapError", "StepTimeout", "ObserverWarning", "LLMError"]
+__all__ = ["Execution", "LLMError", "MapError", "ObserverWarning", "StepTimeout"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -63,10 +64,8 @@ class LoopThread:
 
     def stop(self, join: float | None = 2.0) -> None:
         if not self.loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(self.loop.stop)
-            except RuntimeError:
-                pass
         if join and threading.current_thread() is not self._thread:
             self._thread.join(join)
 
@@ -91,10 +90,8 @@ def run_blocking(execution: Execution) -> Run:
                 continue
     except KeyboardInterrupt:
         execution.cancel("interrupted")
-        try:
+        with contextlib.suppress(BaseException):
             future.result(timeout=CANCEL_GRACE)
-        except BaseException:  # noqa: BLE001 - the interrupt is what the caller must see
-            pass
         raise FlowInterrupted(execution.run) from None
     finally:
         runner.stop()
@@ -128,10 +125,8 @@ class RunHandle:
 
     def wait(self, timeout: float | None = None) -> Run:
         """Block until the run ends (or ``timeout`` seconds pass) and return it."""
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError):
             self._future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            pass
         return self.run
 
     def cancel(self, reason: str = "cancelled") -> None:

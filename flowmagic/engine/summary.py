@@ -58,7 +58,9 @@ def summary(run: Run) -> str:
             items = elements[r.name]
             ok = sum(1 for e in items if e.status == "succeeded")
             note = (f"{ok}/{len(items)} elements " + note).strip()
-        lines.append(f"  {r.name:<{width}}  {_MARK.get(r.status, r.status):<9}  {_seconds(r.duration):>7}  {note}".rstrip())
+        lines.append(
+            f"  {r.name:<{width}}  {_MARK.get(r.status, r.status):<9}  {_seconds(r.duration):>7}  {note}".rstrip()
+        )
         for e in elements.get(r.name, []):
             if e.status == "failed":
                 lines.append(f"    {e.name}  FAILED  {_error_line(e)}")

@@ -172,9 +172,7 @@ class _Compiler:
         return name
 
     # -- steps ----------------------------------------------------------------
-    def step(
-        self, p: _Pending, names: dict[str, Pos], groups: dict[str, Group]
-    ) -> tuple[Step, CompiledStep]:
+    def step(self, p: _Pending, names: dict[str, Pos], groups: dict[str, Group]) -> tuple[Step, CompiledStep]:
         node = p.node
         expr, analysis = analyse(node.expr, node.span)
         deps: list[str] = []
@@ -253,7 +251,7 @@ class _Compiler:
                     path.pop()
                     stack.pop()
                 elif state.get(nxt) == 1:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     # report at the step that closes the cycle, i.e. reads an earlier one
                     pos = names[name]
                     raise _error("cycle: " + " -> ".join(reversed(cycle)), pos)

@@ -128,7 +128,7 @@ class Flow(BaseModel):
             )
         namespace = self._namespace or {}
         resolved: dict[str, Any] = {}
-        for name, code in self._compiled.code.items():
+        for code in self._compiled.code.values():
             for input_name, pos in code.input_pos.items():
                 if input_name in resolved:
                     continue

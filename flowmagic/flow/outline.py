@@ -9,7 +9,9 @@ if TYPE_CHECKING:
 
 
 def outline(flow: Flow) -> str:
-    lines = [f"flow '{flow.name}': {len(flow.steps)} steps" + (f", inputs: {', '.join(flow.inputs)}" if flow.inputs else "")]
+    lines = [
+        f"flow '{flow.name}': {len(flow.steps)} steps" + (f", inputs: {', '.join(flow.inputs)}" if flow.inputs else "")
+    ]
     width = max((len(n) for n in flow.steps), default=4)
     for name in sorted(flow.steps, key=lambda n: flow.steps[n].index):
         step = flow.steps[name]

@@ -1,0 +1,29 @@
+"""Shared fixtures: a fresh IPython shell per test, and the offline model made fast."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests never reach a real LLM service, and the offline model answers quickly
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FLOWMAGIC_OFFLINE_LATENCY", "0.01")
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    """A new InteractiveShell with the extension loaded; nothing is shared between tests."""
+    InteractiveShell.clear_instance()
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "flowmagic")
+    try:
+        yield sh
+    finally:
+        sh.run_line_magic("unload_ext", "flowmagic")
+        InteractiveShell.clear_instance()

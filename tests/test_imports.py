@@ -1,0 +1,36 @@
+"""The core imports none of IPython, ipywidgets or openai, and importing flowmagic stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("IPython", "ipywidgets", "openai", "graphviz")
+
+
+def modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {m.split(".")[0] for m in out.split()}
+
+
+def test_import_flowmagic_loads_nothing_heavy() -> None:
+    loaded = modules_after("import flowmagic")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+    assert "pydantic" not in loaded
+
+
+def test_parsing_and_running_a_flow_needs_no_ipython_widgets_or_openai() -> None:
+    code = (
+        "import os; os.environ['FLOWMAGIC_OFFLINE_LATENCY'] = '0'\n"
+        "os.environ.pop('OPENAI_API_KEY', None); os.environ.pop('OPENAI_BASE_URL', None)\n"
+        "from flowmagic import Flow\n"
+        "run = Flow.from_source('a = 1\\nb = llm(\"Say {a}\")').run()\n"
+        "assert run.status == 'succeeded', run\n"
+    )
+    loaded = modules_after(code)
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
