@@ -13,12 +13,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from ..llm import aclose_providers
 from .executor import Execution
 from .record import Run
+
+T = TypeVar("T")
 
 #: How long an interrupted run may take to settle its steps before the interrupt goes on.
 CANCEL_GRACE = 1.5
@@ -59,7 +61,7 @@ class LoopThread:
                 asyncio.set_event_loop(None)
                 loop.close()
 
-    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self, join: float | None = 2.0) -> None:

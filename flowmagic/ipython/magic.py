@@ -95,7 +95,7 @@ class FlowMagics(Magics):
         except UsageError as exc:
             message = str(exc)
             words = [w for w in line.split() if w.startswith("--")]
-            options = [a.option_strings[0] for a in self.flow.parser._actions if a.option_strings]  # type: ignore[attr-defined]
+            options = [a.option_strings[0] for a in self.flow.parser._actions if a.option_strings]
             hints = [did_you_mean(w.split("=")[0], options) for w in words if w.split("=")[0] not in options]
             raise UsageError(message + "".join(h for h in hints if h) + "  (see %%flow? for the options)") from None
 
