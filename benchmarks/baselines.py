@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 
@@ -60,7 +61,7 @@ def run_threadpool(graph: Graph, workers: int = 32) -> dict[str, Any]:
             node = graph[name]
             args = (*node.args, *(values[d] for d in node.deps))
             fut = pool.submit(node.fn, *args)
-            fut.add_done_callback(lambda f, name=name: finished(name, f))
+            fut.add_done_callback(partial(finished, name))
 
         def finished(name: str, fut: Future[Any]) -> None:
             error = fut.exception()
@@ -101,7 +102,7 @@ async def arun_asyncio(graph: Graph) -> dict[str, Any]:
     for name, node in graph.items():
         tasks[name] = asyncio.ensure_future(node_task(node))
     results = await asyncio.gather(*tasks.values())
-    return dict(zip(tasks, results))
+    return dict(zip(tasks, results, strict=True))
 
 
 def run_asyncio(graph: Graph) -> dict[str, Any]:

@@ -53,11 +53,21 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "-"
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds, process CPU seconds (all threads, user + system) and the result."""
     gc.collect()  # outside the timing: every run starts from the same heap state
+    c0 = time.process_time()
     t0 = time.perf_counter()
     result = fn()
-    return time.perf_counter() - t0, result
+    wall = time.perf_counter() - t0
+    return wall, time.process_time() - c0, result
 
 
 def _check_flow(run: Any, w: Workload) -> None:
@@ -94,13 +104,15 @@ def runners(w: Workload) -> tuple[dict[str, Callable[[], Any]], dict[str, float]
 def measure(w: Workload, repeat: int, warmup: int) -> dict[str, Any]:
     fns, parse = runners(w)
     samples: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    cpu: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     inner: list[float] = []  # flowmagic's own run.wall_time (inside execute())
     for _ in range(warmup):
         for s in SYSTEMS:
             fns[s]()
     for _ in range(repeat):
         for s in SYSTEMS:
-            dt, result = _timed(fns[s])
+            dt, ct, result = _timed(fns[s])
+            cpu[s].append(ct)
             if s.startswith("flowmagic"):
                 _check_flow(result, w)
                 if s == "flowmagic":
@@ -109,10 +121,8 @@ def measure(w: Workload, repeat: int, warmup: int) -> dict[str, Any]:
                 _check_graph(result, w)
             samples[s].append(dt)
     medians = {s: statistics.median(v) for s, v in samples.items()}
-    if w.metric == "makespan":
-        values = {s: m / w.scale for s, m in medians.items()}
-    else:
-        values = {s: m / w.scale * 1e6 for s, m in medians.items()}
+    factor = 1.0 if w.metric == "makespan" else 1e6  # per_step values are in µs
+    values = {s: m / w.scale * factor for s, m in medians.items()}
     return {
         "key": w.key,
         "title": w.title,
@@ -120,8 +130,12 @@ def measure(w: Workload, repeat: int, warmup: int) -> dict[str, Any]:
         "scale": w.scale,
         "steps": w.size,
         "samples_s": samples,
+        "cpu_samples_s": cpu,
         "median_s": medians,
         "value": values,
+        "min_value": {s: min(v) / w.scale * factor for s, v in samples.items()},
+        "max_value": {s: max(v) / w.scale * factor for s, v in samples.items()},
+        "cpu_value": {s: statistics.median(v) / w.scale * factor for s, v in cpu.items()},
         "flowmagic_inner_wall_median_s": statistics.median(inner),
         "flowmagic_parse_s": parse,
         "dsl_lines": w.dsl().count("\n"),
@@ -157,7 +171,7 @@ def overhead(repeat: int) -> dict[str, Any]:
     inner: list[float] = []
     for _ in range(repeat):
         for s in SYSTEMS:
-            dt, result = _timed(fns[s])
+            dt, _, result = _timed(fns[s])
             samples[s].append(dt)
             if s == "flowmagic":
                 inner.append(result.wall_time)
@@ -175,7 +189,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(header), sep, *(line(r) for r in rows)])
@@ -216,6 +230,28 @@ def results_table(results: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def spread_table(results: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                r["title"],
+                *(f"{_fmt(r['metric'], r['min_value'][s])} – {_fmt(r['metric'], r['max_value'][s])}" for s in SYSTEMS),
+            ]
+        )
+    return _table(["workload (min – max of the repeats)", *SYSTEMS], rows)
+
+
+def cpu_table(results: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in results:
+        if r["metric"] != "per_step":
+            continue
+        c = r["cpu_value"]
+        rows.append([r["title"], *(f"{c[s]:.1f}" for s in SYSTEMS)])
+    return _table(["workload (process CPU µs per step)", *SYSTEMS], rows)
+
+
 def overhead_table(oh: dict[str, Any]) -> str:
     m = oh["median_s"]
     rows = [[s, f"{m[s] * 1e6:.0f}"] for s in SYSTEMS]
@@ -247,7 +283,9 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (100 steps) and 1 repeat, for CI smoke")
-    p.add_argument("--repeat", type=int, default=None, help="repeats per system and workload (default 5; 1 with --quick)")
+    p.add_argument(
+        "--repeat", type=int, default=None, help="repeats per system and workload (default 5; 1 with --quick)"
+    )
     p.add_argument("--json", metavar="OUT", help="also write every sample and the machine to this JSON file")
     args = p.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 5)
@@ -262,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {info['platform']} ({info['machine']}), {info['cpu_count']} CPUs; "
         f"Python {info['python']}; flowmagic {info['flowmagic']}"
     )
+    print(f"load average at start: {_load()}")
     print(
         f"mode: {'quick' if args.quick else 'full'}; median of {repeat} repeat(s) per cell; "
         f"workers={WORKERS}; timing = perf_counter around one whole run call"
@@ -282,6 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         "makespan rows: median wall time / critical path (1.000 is ideal). "
         "µs rows: median wall time / step count (fixed per-run overhead not subtracted)."
     )
+    print()
+    print("## Spread")
+    print()
+    print(spread_table(results))
+    print()
+    print("## CPU time (time.process_time, all threads, user + system) on the no-op rows")
+    print()
+    print(cpu_table(results))
     print()
     print("## Fixed per-run overhead (1-step no-op flow)")
     print()
@@ -306,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(targets(results)))
     elapsed = time.perf_counter() - started
     print()
-    print(f"benchmark took {elapsed:.1f} s")
+    print(f"benchmark took {elapsed:.1f} s; load average at end: {_load()}")
 
     if args.json:
         with open(args.json, "w") as f:

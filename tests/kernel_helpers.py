@@ -54,8 +54,9 @@ def isolated_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str
         path.mkdir(parents=True, exist_ok=True)
         env[key] = str(path)
     os.chmod(dirs["XDG_RUNTIME_DIR"], 0o700)
-    env.pop("JUPYTER_PATH", None)
-    env.pop("JUPYTER_CONFIG_PATH", None)
+    # only this root is searched, and no real LLM service is reached from the kernel
+    for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
+        env.pop(var, None)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
@@ -186,6 +187,19 @@ def to_output(msg: Mapping[str, Any], when: float) -> Output | None:
     return None
 
 
+def _ready(channel: Any) -> list[dict[str, Any]]:
+    """Every message already received on ``channel``, without blocking.
+
+    (``get_msgs()`` would block: it polls with no timeout once the queue is empty.)
+    """
+    msgs = []
+    while True:
+        try:
+            msgs.append(channel.get_msg(timeout=0))
+        except Empty:
+            return msgs
+
+
 class Kernel:
     """A kernel client that records, per execution, every iopub message with its arrival time.
 
@@ -193,9 +207,10 @@ class Kernel:
     background run sends after its cell finished) are kept in ``self.stray``.
     """
 
-    def __init__(self, km: KernelManager, kc: BlockingKernelClient) -> None:
+    def __init__(self, km: KernelManager, kc: BlockingKernelClient, root: Path | None = None) -> None:
         self.km = km
         self.kc = kc
+        self.root = root  # the temporary directory the kernel's HOME etc. live in
         self.results: dict[str, Result] = {}
         self.stray: list[Output] = []
         self.poller = zmq.Poller()
@@ -214,10 +229,10 @@ class Kernel:
         events = dict(self.poller.poll(int(timeout * 1000)))
         now = time.monotonic()
         if self.kc.iopub_channel.socket in events:
-            for msg in self.kc.iopub_channel.get_msgs():
+            for msg in _ready(self.kc.iopub_channel):
                 self._on_iopub(msg, now)
         if self.kc.shell_channel.socket in events:
-            for msg in self.kc.shell_channel.get_msgs():
+            for msg in _ready(self.kc.shell_channel):
                 self._on_shell(msg, now)
 
     def _on_iopub(self, msg: Mapping[str, Any], when: float) -> None:
@@ -306,7 +321,7 @@ class Kernel:
 def kernel_session(root: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[Kernel]:
     km, kc = start_kernel(root, extra_env)
     try:
-        yield Kernel(km, kc)
+        yield Kernel(km, kc, root)
     finally:
         stop_kernel(km, kc)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from flowmagic.llm.offline import LATENCY_ENV, OfflineProvider
 from flowmagic.llm.protocol import LLMRequest, LLMResponse
+from flowmagic.llm.template import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -256,3 +257,193 @@ def test_latency_does_not_block_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
     elapsed = asyncio.run(all_at_once())
     sequential = sum(provider.delay_for(r) for r in requests)
     assert max(provider.delay_for(r) for r in requests) * 0.9 <= elapsed < sequential / 2
+
+
+# --------------------------------------------------------------------------- answers built on the prompt's subject
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.3, 0.7, 1.0, 1.3, 2.0])
+def test_movie_title_is_built_from_the_subject_after_about(temperature: float) -> None:
+    title = ask("What is a good title of a movie about space cats?", temperature=temperature).text
+    assert re.search(r"cat|space", title, re.IGNORECASE), title
+    assert "good" not in title.lower()
+    assert "\n" not in title and 1 <= len(title.split()) <= 8
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.3, 0.7, 1.0, 1.3, 2.0])
+def test_song_title_builds_on_the_movie_name_not_on_soundtrack(temperature: float) -> None:
+    name = "The Lost Robot"
+    song = ask(f"A song title for the soundtrack of a movie called {name}?", temperature=temperature).text
+    assert "soundtrack" not in song.lower()
+    assert "\n" not in song and 1 <= len(song.split()) <= 8
+    assert song[0].isupper()
+
+
+def test_song_titles_for_a_named_movie_mostly_reuse_its_words() -> None:
+    name = "Return of the Space Cats"
+    songs = [
+        ask(f"A song title for the soundtrack of a movie called {name}?", temperature=t / 10).text for t in range(10)
+    ]
+    reusing = [s for s in songs if re.search(r"space|cat|return", s, re.IGNORECASE)]
+    assert len(reusing) >= 5, songs
+    assert not any("soundtrack" in s.lower() for s in songs)
+
+
+def test_lyrics_use_the_song_title_and_the_listed_characters() -> None:
+    prompt = (
+        "Lyrics of a song called Stardust Lullaby. The main characters are "
+        "1. Cleo Blackwood, a kind-hearted detective running from an old mistake\n"
+        "2. Theo Sato, a grumpy inventor who keeps a dangerous secret"
+    )
+    lyrics = ask(prompt).text
+    lines = lyrics.splitlines()
+    assert len(lines) == 4
+    assert "Stardust Lullaby" in lyrics
+    assert "Cleo" in lyrics and "Theo" in lyrics
+    assert "Soundtrack" not in lyrics and "Blackwood" not in lyrics
+
+
+def test_lyrics_take_characters_from_an_interpolated_list() -> None:
+    lyrics = ask("Lyrics of a song called Moonlit Tide. The main characters are ['Ada', 'Grace']").text
+    assert "Moonlit Tide" in lyrics
+    assert "Ada" in lyrics and "Grace" in lyrics
+    assert "[" not in lyrics and "'Ada'" not in lyrics
+
+
+SONG_LYRICS = (
+    "Every road leads back to you, Noah,\n"
+    "Theo sings along the whole night through,\n"
+    "Stardust Lullaby, our quiet refrain,\n"
+    "And nothing ever feels the same."
+)
+
+
+def test_music_critics_talk_about_this_song_and_still_disagree() -> None:
+    reviews = [
+        ask(f"Your opinion on this song: {SONG_LYRICS}", system=f"You are music critic #{i}").text for i in range(5)
+    ]
+    assert len(set(reviews)) == 5
+    scores = set()
+    for review in reviews:
+        match = re.search(r"Score: (\d+)/10\.$", review)
+        assert match, review
+        scores.add(int(match.group(1)))
+        assert not review.split(":")[1].strip().startswith("Every.")  # not the first word as the subject
+        assert re.search(r"song|Every road leads back to you, Noah|Noah|Theo", review), review
+    assert len(scores) > 1
+
+
+def test_soundtrack_flow_builds_each_answer_on_the_previous_one() -> None:
+    from flowmagic import Flow
+
+    source = (ROOT / "examples" / "soundtrack.flow").read_text(encoding="utf-8")
+    run = Flow.from_source(source, name="soundtrack", model="offline").run(topic="space cats")
+    title, song, characters, lyrics = (run[k] for k in ("title", "song", "characters", "lyrics"))
+    assert re.search(r"cat|space", title, re.IGNORECASE), title
+    assert "soundtrack" not in song.lower()
+    assert song in lyrics
+    names = re.findall(r"^\d+\. ([A-Z][a-z]+)", characters, re.MULTILINE)
+    assert len(names) == 2 and all(name in lyrics for name in names), (characters, lyrics)
+    reviews = run["reviews"]
+    assert len(reviews) == 5 and len(set(reviews)) == 5
+    assert all(re.search(r"Score: \d+/10\.$", r) for r in reviews)
+    first_line = lyrics.splitlines()[0].rstrip(",")
+    assert all(re.search("song|" + "|".join(map(re.escape, [first_line, *names])), r) for r in reviews), reviews
+
+
+MARKETING = """You are a marketing expert. Welcome {user_info} ...
+Time: {current_time}. Purchases: {user_purchases}. On sale: {items_on_sale}."""
+
+
+@pytest.mark.parametrize(
+    ("user_info", "name"),
+    [
+        ("Ada (ada@example.com)", "Ada"),
+        ({"name": "Ada Lovelace", "email": "ada@example.com"}, "Ada"),
+        ("ada@example.com", "Ada"),
+    ],
+)
+def test_marketing_message_welcomes_the_person_and_names_an_item_on_sale(user_info: object, name: str) -> None:
+    prompt = render(
+        MARKETING,
+        {
+            "user_info": user_info,
+            "current_time": "2026-11-21 10:00",
+            "user_purchases": ["tea", "scones"],
+            "items_on_sale": ["jam", "tea cups"],
+        },
+    )
+    message = ask(prompt).text
+    assert name in message
+    assert "jam" in message or "tea cups" in message
+    assert not re.search(r"\b(Time|Purchases)\b", message)
+    assert not re.search(
+        r"[\[\]{}']", message.replace("'d ", " ").replace("n't", "").replace("'re", "").replace("'s", "")
+    )
+    assert "\n" not in message and len(re.findall(r"[.!?](?:\s|$)", message)) <= 4
+
+
+HITS = [
+    "Python 3.13 adds an experimental JIT compiler and a free-threaded build.",
+    "The new REPL supports multi-line editing and colour.",
+    "Deprecated modules were removed from the standard library.",
+]
+
+
+def test_summary_of_a_list_of_hits_reads_as_a_summary() -> None:
+    summary = ask(render("Summarize {hits}", {"hits": HITS})).text
+    assert 1 <= len(re.findall(r"[.!?](?:\s|$)", summary)) <= 2
+    assert "JIT compiler" in summary
+    assert re.search(r"editing|colour|library|modules", summary)
+    assert "[" not in summary and "'" not in summary
+
+
+def test_summary_of_short_hits_and_of_dict_hits() -> None:
+    titles = ask(render("Summarize {hits}", {"hits": ["Otters - Wikipedia", "Sea otter facts and photos"]})).text
+    assert "otter" in titles.lower() and "[" not in titles
+    dicts = [
+        {"title": "Otters", "snippet": "Otters are semiaquatic mammals in the weasel family."},
+        {"title": "Sea otters", "snippet": "Sea otters have the densest fur of any animal."},
+    ]
+    summary = ask(render("Summarize {hits}", {"hits": dicts})).text
+    assert "weasel family" in summary and "{" not in summary and "snippet" not in summary
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {
+                "question": "Why do otters hold hands?",
+                "notes": ["Otters sleep floating on water.", "Currents can separate them."],
+                "quotes": ["'They hold hands so they don't drift apart' - a marine biologist"],
+            },
+            ["otters", "drift apart"],
+        ),
+        (
+            {
+                "question": "What is the capital of France?",
+                "notes": "Paris is the capital and largest city of France.",
+                "quotes": ["Paris is always a good idea"],
+            },
+            ["Paris", "France"],
+        ),
+        (
+            {
+                "question": "When did the Berlin Wall fall",
+                "notes": ["The Berlin Wall fell on 9 November 1989."],
+                "quotes": [],
+            },
+            ["Berlin Wall", "1989"],
+        ),
+    ],
+)
+def test_answer_from_notes_and_quotes_mentions_the_question_subject(
+    values: dict[str, object], expected: list[str]
+) -> None:
+    answer = ask(render("Answer {question} from {notes} and {quotes}", values)).text
+    for word in expected:
+        assert word.lower() in answer.lower(), answer
+    assert not re.search(r"[\[\]]", answer)
+    assert answer.endswith((".", "!"))
+    assert len(answer.split()) <= 40

@@ -49,11 +49,20 @@ def is_async_callable(obj: Any) -> bool:
     return not inspect.isclass(obj) and inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))  # noqa: B004
 
 
-def where(code: Code, ns: dict[str, Any]) -> str:
-    """Where to evaluate ``code``: ``"loop"`` (cheap, or an async call) or ``"thread"``."""
+def where(code: Code, ns: dict[str, Any], known: dict[Any, bool]) -> str:
+    """Where to evaluate ``code``: ``"loop"`` (cheap, or an async call) or ``"thread"``.
+
+    ``known`` remembers which callees are async, so the check runs once per callee.
+    """
     if code.calls:
         return "thread"
     if code.llm or code.callee is None:
         return "loop"
     callee = eval(code.callee, ns)  # a name or an attribute: cheap
-    return "loop" if is_async_callable(callee) else "thread"
+    try:
+        is_async = known[callee]
+    except KeyError:
+        is_async = known[callee] = is_async_callable(callee)
+    except TypeError:  # unhashable callee
+        is_async = is_async_callable(callee)
+    return "loop" if is_async else "thread"

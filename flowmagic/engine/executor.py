@@ -123,6 +123,7 @@ class Execution:
         self._done: asyncio.Event | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._sems: dict[str | None, asyncio.Semaphore] = {}
+        self._async_callees: dict[Any, bool] = {}
 
     # -- events -----------------------------------------------------------------
     def subscribe(self, observer: ev.Observer) -> None:
@@ -330,30 +331,43 @@ class Execution:
         while True:
             attempt += 1
             self.emit(ev.STARTED, label, attempt=attempt, detail=detail)
-            work = asyncio.ensure_future(self._evaluate(code, ns, info))
-            try:
-                finished, _ = await asyncio.wait({work}, timeout=opts.timeout)
-            except asyncio.CancelledError:
-                work.cancel()
-                raise
-            if work in finished:
-                error = work.exception()
-                if error is None:
-                    return work.result()
+            if opts.timeout is None:  # the common case: no extra task
+                try:
+                    return await self._evaluate(code, ns, info)
+                except Exception as exc:
+                    error: BaseException = exc
             else:
-                work.cancel()
-                thread = " (its thread was left to finish: threads cannot be stopped)" if info.get("thread") else ""
-                error = StepTimeout(f"'{label}' timed out after {opts.timeout:g} s{thread}")
+                ok, outcome = await self._with_timeout(label, code, ns, info, opts.timeout)
+                if ok:
+                    return outcome
+                error = outcome
             if attempt > opts.retries or self.cancel_reason is not None:
                 raise error
             self.emit(ev.RETRIED, label, attempt=attempt, error=error, detail=detail)
             delay = getattr(error, "retry_after", None) or opts.backoff * 2 ** (attempt - 1)
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
 
+    async def _with_timeout(
+        self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any], timeout: float
+    ) -> tuple[bool, Any]:
+        """Evaluate with a deadline: ``(True, value)`` or ``(False, error)``."""
+        work = asyncio.ensure_future(self._evaluate(code, ns, info))
+        try:
+            finished, _ = await asyncio.wait({work}, timeout=timeout)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        if work not in finished:
+            work.cancel()
+            thread = " (its thread was left to finish: threads cannot be stopped)" if info.get("thread") else ""
+            return False, StepTimeout(f"'{label}' timed out after {timeout:g} s{thread}")
+        error = work.exception()
+        return (True, work.result()) if error is None else (False, error)
+
     async def _evaluate(self, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
         if code.llm:  # evaluate the call's arguments only; the prompt is sent from the loop
             ns = {**ns, "llm": deferred_llm}
-        if where(code, ns) == "loop":
+        if where(code, ns, self._async_callees) == "loop":
             value = eval(code.code, ns)
         else:
             info["thread"] = True
