@@ -63,6 +63,14 @@ def flowmagic_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("flowmagic")]
 
 
+def wait_for_no_flowmagic_threads(timeout: float = 5.0) -> None:
+    """Threads abandoned by earlier tests end when their user code returns; wait for that."""
+    deadline = time.monotonic() + timeout
+    while flowmagic_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert flowmagic_threads() == []
+
+
 # -- concurrency and order -------------------------------------------------------
 
 
@@ -322,6 +330,7 @@ def test_cancel_from_another_thread_keeps_finished_steps() -> None:
 
 def test_keyboard_interrupt_cancels_within_two_seconds_and_keeps_results() -> None:
     flow = make("a = 1\nparallel:\n    b = nap()\n    c = anap(5)\nd = b\n", nap=sleeper(0.8), anap=asyncio.sleep)
+    wait_for_no_flowmagic_threads()
     before = threading.active_count()
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
@@ -341,6 +350,7 @@ def test_keyboard_interrupt_cancels_within_two_seconds_and_keeps_results() -> No
 
 
 def test_no_threads_or_loops_are_left_after_runs() -> None:
+    wait_for_no_flowmagic_threads()
     before = {t.ident for t in threading.enumerate()}
     flow = make("parallel:\n    a = nap()\n    b = nap()\n    c = llm('hi')\n", nap=sleeper(0.05))
     for _ in range(5):

@@ -61,6 +61,7 @@ def test_unknown_name_fails_before_anything_runs_with_did_you_mean(
     out = capsys.readouterr().out
     assert "Did you mean 'fetch_user'?" in out and "Traceback" not in out
     assert shell.user_ns["ran"] == []
+    assert "f" not in shell.user_ns  # nothing is bound when the check fails
 
 
 def test_dry_run_draws_without_running(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:

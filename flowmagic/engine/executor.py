@@ -12,13 +12,13 @@ does not know who they are.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import random
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..flow.compile import Code, CompiledFlow
@@ -29,6 +29,7 @@ from ..llm.template import render
 from . import events as ev
 from .evaluate import LLMCall, deferred_llm, namespace, where
 from .record import Recorder, Run, StepRecord
+from .workers import WorkerPool
 
 #: A map larger than this is refused with an error rather than flooding the machine.
 MAX_MAP_ELEMENTS = 1_000_000
@@ -117,11 +118,11 @@ class Execution:
         self.cancel_reason: str | None = None
         self.failed_stop = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.threads: set[asyncio.Future[Any]] = set()
+        self.threads: set[concurrent.futures.Future[Any]] = set()
         self.abandoned = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Event | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._sems: dict[str | None, asyncio.Semaphore] = {}
         self._async_callees: dict[Any, bool] = {}
 
@@ -149,7 +150,7 @@ class Execution:
         for gname, group in self.groups.items():
             if group.workers:
                 self._sems[gname] = asyncio.Semaphore(group.workers)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"flowmagic-{self.name}")
+        self._pool = WorkerPool(self.name)
         self.emit(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
         try:
             if self.settings.sequential:
@@ -183,7 +184,7 @@ class Execution:
         self.abandoned += sum(1 for f in self.threads if not f.done())
         assert self._pool is not None
         # idle threads exit now; a thread still inside abandoned user code exits when that returns
-        self._pool.shutdown(wait=self.abandoned == 0, cancel_futures=True)
+        self._pool.shutdown(wait=self.abandoned == 0)
         if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
             status = "failed"
         elif self.cancel_reason is not None:
@@ -379,11 +380,12 @@ class Execution:
         return value
 
     def _in_thread(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
-        assert self.loop is not None
-        fut = self.loop.run_in_executor(self._pool, fn, *args)
-        self.threads.add(fut)
-        fut.add_done_callback(self.threads.discard)
-        return fut
+        assert self.loop is not None and self._pool is not None
+        # track the thread's own future: a cancelled step leaves it running (abandoned)
+        work = self._pool.submit(fn, *args)
+        self.threads.add(work)
+        work.add_done_callback(self.threads.discard)
+        return asyncio.wrap_future(work, loop=self.loop)
 
     def _blocking_llm(self, info: dict[str, Any]) -> Any:
         """``llm`` for code on a worker thread: sends the call to the loop and waits."""

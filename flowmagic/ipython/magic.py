@@ -66,17 +66,18 @@ class FlowMagics(Magics):
         user_ns = self.shell.user_ns
         # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
         flow = Flow.from_source("\n" + cell, name=name, namespace=user_ns, **settings)
-        user_ns[name] = flow
         if args.dry_run:
+            user_ns[name] = flow  # inputs need not exist yet: a dry run only draws
             if not args.quiet:
                 display(flow.show())
             return
+        execution = flow.execution()  # resolves every name: nothing is bound or shown if that fails
+        user_ns[name] = flow
         in_kernel = getattr(self.shell, "kernel", None) is not None
         handle = None
         if not args.quiet and (in_kernel or args.background):
             handle = display(Text(f"flow '{name}' starting..."), display_id=True)
         display_id = handle.display_id if handle is not None else None
-        execution = flow.execution()
         if display_id is not None:
             execution.subscribe(TextStatus(execution.run, display_id, update_display))
         if args.background:

@@ -855,6 +855,10 @@ def _sentence_topic(sentence: str, text: str) -> str | None:
 
 
 def _summary(prompt: str, words: _Words, items: Sequence[str] = ()) -> str:
+    lines = prompt.strip().splitlines()
+    if len(lines) > 1 and re.search(r"\bsummari[sz]e|\bsummary\b|\btl;?dr\b", lines[-1], re.IGNORECASE):
+        # 'Context: <text>' then 'Summarize the above.': the text is everything before the ask
+        prompt = re.sub(r"^\s*[A-Za-z ]{1,20}:\s*", "", "\n".join(lines[:-1]))
     body = re.sub(r"^\s*summari[sz]e\b[^:\n]*[:\n]", "", prompt, count=1, flags=re.IGNORECASE).strip()
     if body == prompt.strip():  # 'Summarize the plot of Titanic': no separate body
         body = re.sub(r"^\s*summari[sz]e\s+", "", body, flags=re.IGNORECASE)
@@ -867,6 +871,7 @@ def _summary(prompt: str, words: _Words, items: Sequence[str] = ()) -> str:
         sentences = [s.strip() for item in items for s in re.split(r"(?<=[.!?])\s+", item) if s.strip()]
     if len(sentences) >= 2 or len(body.split()) > 25:
         first = " ".join(sentences[0].split()[:25]).rstrip(".!?,;:")
+        first = first[:1].upper() + first[1:]
         seen = {w.lower() for w in _keywords(first)}
         later: list[str] = []
         for sentence in sentences[1:]:
@@ -918,6 +923,8 @@ def _critique(prompt: str, system: str | None, words: _Words) -> str:
     kind = kind_match.group(1).lower() if kind_match else ""
     kind = "song" if kind == "lyrics" else kind
     music = kind in _MUSIC or (not kind and bool(re.search(r"\b(song|lyrics|music|album)\b", prompt, re.I)))
+    pros: tuple[str, ...]
+    cons: tuple[str, ...]
     if music:
         pros, cons = _SONG_PROS, _SONG_CONS
     elif not kind or kind in _SCREEN:
@@ -1037,8 +1044,9 @@ def _recipient(raw: str, prompt: str) -> str | None:
     for _, _, value in _literals(raw):
         if isinstance(value, dict):
             for key in _NAME_KEYS:
-                if isinstance(value.get(key), str) and value[key].strip():
-                    return value[key].split()[0]
+                name = value.get(key)
+                if isinstance(name, str) and name.strip():
+                    return name.split()[0]
     for pattern in (
         r"(?i:\b(?:welcome|greet|hello|hi|dear|thank)\s+(?:back\s+)?)([a-z]+)[._\-a-z0-9]*@",  # ada@example.com
         r"(?i:\b(?:message|email|note|letter|greeting|text)\s+(?:for|to)\s+)([A-Z][a-z'\-]+)\b",
@@ -1194,16 +1202,28 @@ def _requested_count(prompt: str) -> tuple[int, str] | None:
     return None
 
 
+def _instruction(prompt: str) -> str:
+    """The ask of a prompt without the data it carries, lower-cased: the kind of answer is chosen from it.
+
+    'Your opinion on this song: <lyrics>' -> 'your opinion on this song'; otherwise the first line; plus
+    a last line that reads like an ask ('Context: ...' then 'Summarize the above.').
+    """
+    lines = [line.strip() for line in prompt.splitlines() if line.strip()] or [""]
+    head, colon, data = lines[0].partition(": ")
+    ask = head if colon and len(data.split()) >= 4 and len(head.split()) > 1 else lines[0]
+    last = lines[-1] if len(lines) > 1 else ""
+    if re.match(r"(?i)(?:summari[sz]e|tl;?dr|give|write|list|answer|suggest|rate|review|please)\b", last):
+        ask = f"{ask[:300]} {last[:300]}"
+    return ask[:600].lower()
+
+
 def _compose_text(request: LLMRequest, dice: _Dice) -> str:
     """The offline answer to a plain-text request."""
     raw = request.prompt
     prompt = _readable(raw)
     low = prompt.lower()
     words = _Words(prompt, dice)
-    instruction = prompt.split("\n", 1)[0][:300].lower()  # the ask, not the data that follows
-    head, colon, data = instruction.partition(": ")
-    if colon and len(data.split()) >= 4:
-        instruction = head
+    instruction = _instruction(prompt)
     if re.search(r"\bsummari[sz]e|\bsummary\b|\btl;?dr\b", instruction) or re.search(r"^\s*tl;?dr\b", low):
         return _summary(prompt, words, _listed(raw))
     if re.search(r"^\s*answer\b|\bquestion\s*:", low):
