@@ -375,6 +375,12 @@ def test_llm_steps_render_placeholders_per_map_element() -> None:
     assert isinstance(run["length"], int) and run["length"] > 0
 
 
+def test_a_prompt_built_in_python_is_sent_as_it_is() -> None:
+    run = make('a = llm(PROMPT, system=SYSTEM)\nb = llm(f"Say {x}")\n', PROMPT="Keep {braces}", SYSTEM="{too}").run(x=1)
+    assert run.steps["a"].llm["prompt"] == "Keep {braces}" and run.steps["a"].llm["system"] == "{too}"
+    assert run.steps["b"].llm["prompt"] == "Say 1"
+
+
 def test_llm_schema_returns_a_model_instance() -> None:
     class Movie(BaseModel):
         title: str

@@ -17,6 +17,7 @@ from .syntax import Pos, Span
 
 LLM_ARGS = ("model", "system", "temperature", "max_tokens", "schema")
 PLACEHOLDERS_ARG = "_placeholders"
+TEMPLATES_ARG = "_templates"  # which of "prompt" and "system" are literal templates to render
 
 
 @dataclass
@@ -36,6 +37,10 @@ def analyse(expr: ast.expr, span: Span) -> tuple[ast.expr, Analysis]:
 
 def is_llm_call(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "llm"
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
 def _targets(node: ast.AST) -> set[str]:
@@ -98,6 +103,12 @@ class _Scoped:
             self._visit(child, bound)
         if roots is not None:
             assert isinstance(node, ast.Call)
+            system = [kw.value for kw in node.keywords if kw.arg == "system"]
+            literal = ["prompt"] if _is_str(node.args[0]) else []
+            literal += ["system"] if system and _is_str(system[0]) else []
+            node.keywords.append(
+                ast.keyword(arg=TEMPLATES_ARG, value=ast.Tuple(elts=[ast.Constant(n) for n in literal], ctx=ast.Load()))
+            )
             node.keywords.append(
                 ast.keyword(
                     arg=PLACEHOLDERS_ARG,

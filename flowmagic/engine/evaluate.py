@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dsl.names import PLACEHOLDERS_ARG
+from ..dsl.names import PLACEHOLDERS_ARG, TEMPLATES_ARG
 from ..flow.compile import Code
 
 _BUILTINS = vars(builtins)
@@ -26,11 +26,13 @@ class LLMCall:
     template: Any
     placeholders: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
+    templates: tuple[str, ...] = ()  # literal templates to render: "prompt", "system"
 
 
 def deferred_llm(template: Any, **kwargs: Any) -> LLMCall:
     placeholders = kwargs.pop(PLACEHOLDERS_ARG, {})
-    return LLMCall(template=template, placeholders=placeholders, settings=kwargs)
+    templates = kwargs.pop(TEMPLATES_ARG, ())
+    return LLMCall(template=template, placeholders=placeholders, settings=kwargs, templates=templates)
 
 
 def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callable[..., Any]) -> dict[str, Any]:

@@ -402,9 +402,10 @@ class Execution:
         settings = dict(call.settings)
         prompt = call.template
         system = settings.pop("system", None)
-        if isinstance(prompt, str):
+        # literal templates are rendered; a prompt built in Python is sent as it is
+        if "prompt" in call.templates:
             prompt = render(prompt, call.placeholders)
-        if isinstance(system, str):
+        if "system" in call.templates:
             system = render(system, call.placeholders)
         model = resolve_model(settings.pop("model", None) or self.settings.model)
         request = LLMRequest(prompt=str(prompt), model=model, system=system, **settings)

@@ -78,11 +78,8 @@ def _placeholder(field: str, offset: int) -> Placeholder:
                 key_value = key
             path.append(("item", key_value))
         pos = m.end()
-    for kind, value in [("name", root), *path]:
-        if isinstance(value, str) and value.startswith("__") and kind != "item":
-            raise TemplateError(f"placeholder {{{field}}} reaches a dunder attribute, which is not allowed", offset)
-        if isinstance(value, str) and kind == "item" and value.startswith("__"):
-            raise TemplateError(f"placeholder {{{field}}} reaches a dunder key, which is not allowed", offset)
+    if any(isinstance(part, str) and part.startswith("__") for part in [root, *(p for _, p in path)]):
+        raise TemplateError(f"placeholder {{{field}}} reaches a dunder name, which is not allowed", offset)
     return Placeholder(field=field, root=root, path=tuple(path), offset=offset)
 
 
