@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import inspect
 import random
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -118,7 +119,10 @@ class Execution:
         self.cancel_reason: str | None = None
         self.failed_stop = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.threads: set[concurrent.futures.Future[Any]] = set()
+        self.threads: set[concurrent.futures.Future[Any]] = set()  # steps now on a worker thread
+        self._inbox: list[tuple[asyncio.Future[Any], concurrent.futures.Future[Any]]] = []
+        self._inbox_lock = threading.Lock()
+        self._drain_scheduled = False
         self.abandoned = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Event | None = None
@@ -384,8 +388,34 @@ class Execution:
         # track the thread's own future: a cancelled step leaves it running (abandoned)
         work = self._pool.submit(fn, *args)
         self.threads.add(work)
-        work.add_done_callback(self.threads.discard)
-        return asyncio.wrap_future(work, loop=self.loop)
+        result = self.loop.create_future()
+        work.add_done_callback(lambda done: self._post(result, done))
+        return result
+
+    def _post(self, result: asyncio.Future[Any], work: concurrent.futures.Future[Any]) -> None:
+        """On a worker thread: hand a finished step back, waking the loop once per batch."""
+        with self._inbox_lock:
+            self._inbox.append((result, work))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        assert self.loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._inbox_lock:
+            inbox, self._inbox = self._inbox, []
+            self._drain_scheduled = False
+        for result, work in inbox:
+            self.threads.discard(work)
+            if result.cancelled():
+                continue
+            error = work.exception()
+            if error is None:
+                result.set_result(work.result())
+            else:
+                result.set_exception(error)
 
     def _blocking_llm(self, info: dict[str, Any]) -> Any:
         """``llm`` for code on a worker thread: sends the call to the loop and waits."""
