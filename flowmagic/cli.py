@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import events as ev
-from .errors import FlowError
+from .errors import FlowError, caret_lines
 
 
 def _value(text: str) -> Any:
@@ -60,11 +60,8 @@ def _read(path: str) -> str:
 def _report(error: FlowError, path: str) -> int:
     text = str(error)
     if isinstance(error, SyntaxError):
-        line, col = error.lineno or 0, (error.offset or 1)
-        source = (error.text or "").rstrip("\n")
-        stripped = source.lstrip()
-        caret = " " * (col - 1 - (len(source) - len(stripped))) + "^"
-        text = f'{error.msg}\n  File "{path}", line {line}, column {col}\n    {stripped}\n    {caret}'
+        where = f'File "{path}", line {error.lineno or 0}, column {error.offset or 1}'
+        text = f"{error.msg}\n  {where}\n{caret_lines(error.text or '', (error.offset or 1) - 1)}"
     else:
         text = text.replace('File "<flow>"', f'File "{path}"')
         if "is not defined" in text:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -182,9 +182,13 @@ class Flow(BaseModel):
 
     def start(self, **inputs: Any) -> RunHandle:
         """Start a run in the background and return its handle at once."""
+        return self.start_execution(self.execution(inputs))
+
+    def start_execution(self, execution: Execution, on_done: Callable[[Run], None] | None = None) -> RunHandle:
+        """Start a prepared :meth:`execution` in the background; :meth:`cancel` can stop it."""
         from ..engine.runner import RunHandle
 
-        self._handle = RunHandle(self.execution(inputs))
+        self._handle = RunHandle(execution, on_done=on_done)
         return self._handle
 
     def cancel(self) -> None:

@@ -15,7 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display, update_display
 from traitlets import Enum, Int, Unicode
 
-from ..engine.runner import FlowInterrupted, RunHandle, run_blocking
+from ..engine.runner import FlowInterrupted, run_blocking
 from ..errors import did_you_mean
 from ..flow.flow import Flow
 from .status import Text, TextStatus
@@ -81,7 +81,7 @@ class FlowMagics(Magics):
         if display_id is not None:
             execution.subscribe(TextStatus(execution.run, display_id, update_display))
         if args.background:
-            flow._handle = RunHandle(execution, on_done=lambda run: self._show(run, display_id, args.quiet))
+            flow.start_execution(execution, on_done=lambda run: self._show(run, display_id, args.quiet))
             return
         try:
             run = run_blocking(execution)
