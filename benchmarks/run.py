@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         warmup = 1 if w.metric == "per_step" else 0
         results.append(measure(w, repeat, warmup))
     oh = overhead(max(5, repeat * 10))
+    from . import view  # the live view: loads ipywidgets
+
+    view_cost = view.measure(repeat, n=200 if args.quick else 1000)
 
     print(results_table(results))
     print()
@@ -348,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print()
+    print("## The live view's cost (the same flow with and without the view)")
+    print()
+    print(view.report(view_cost))
+    print()
     print("## Targets")
     print()
     print("\n".join(targets(results)))
@@ -365,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                     "workers": WORKERS,
                     "results": results,
                     "overhead": oh,
+                    "view": view_cost,
                     "elapsed_s": elapsed,
                 },
                 f,

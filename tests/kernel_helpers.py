@@ -118,7 +118,7 @@ def stop_kernel(km: KernelManager, kc: BlockingKernelClient) -> None:
 class Output:
     """One iopub output of an execution, stamped with ``time.monotonic()`` at arrival."""
 
-    kind: str  # stream | display_data | update_display_data | execute_result | error
+    kind: str  # stream | display_data | update_display_data | execute_result | error | comm_msg
     time: float
     text: str = ""  # stream text, text/plain of a display, or the error traceback (ANSI stripped)
     name: str | None = None  # stdout/stderr for streams
@@ -127,6 +127,7 @@ class Output:
     evalue: str | None = None
     traceback: list[str] = field(default_factory=list)
     parent_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # a display's mime bundle, or a comm message's data
 
 
 @dataclass
@@ -172,7 +173,12 @@ def to_output(msg: Mapping[str, Any], when: float) -> Output | None:
         return Output(kind, when, text=content.get("text", ""), name=content.get("name"), parent_id=parent)
     if kind in ("display_data", "update_display_data", "execute_result"):
         display_id = (content.get("transient") or {}).get("display_id")
-        return Output(kind, when, text=_plain(content.get("data", {})), display_id=display_id, parent_id=parent)
+        data = content.get("data", {})
+        return Output(kind, when, text=_plain(data), display_id=display_id, parent_id=parent, data=data)
+    if kind == "comm_msg":  # a widget update: its new state is in data["state"]
+        data = content.get("data", {})
+        value = (data.get("state") or {}).get("value")
+        return Output(kind, when, text=value if isinstance(value, str) else "", parent_id=parent, data=data)
     if kind == "error":
         tb = [strip_ansi(line) for line in content.get("traceback", [])]
         return Output(

@@ -34,3 +34,15 @@ def test_parsing_and_running_a_flow_needs_no_ipython_widgets_or_openai() -> None
     )
     loaded = modules_after(code)
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_drawing_a_run_as_static_svg_needs_no_ipython_or_widgets() -> None:
+    code = (
+        "import os; os.environ['FLOWMAGIC_OFFLINE_LATENCY'] = '0'\n"
+        "from flowmagic import Flow\n"
+        "run = Flow.from_source('a = 1\\nparallel:\\n    b = a\\n    c = a').run()\n"
+        "html = run.show()._repr_mimebundle_()['text/html']\n"
+        "assert html.count('class=\"fm-node\"') == 3, html\n"
+    )
+    loaded = modules_after(code)
+    assert not loaded & {"IPython", "ipywidgets", "openai"}, loaded & {"IPython", "ipywidgets", "openai"}

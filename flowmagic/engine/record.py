@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+
+if TYPE_CHECKING:
+    from ..flow.shape import Shape
 
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
 
@@ -26,6 +29,7 @@ class StepRecord:
     group: str | None = None
     branch: str | None = None
     map: str | None = None  # for a map element: the map step it belongs to
+    elements: int | None = None  # for a map: how many elements it expanded to
     deps: tuple[str, ...] = ()
     error: BaseException | None = None
     reason: str | None = None  # why it was skipped or cancelled
@@ -50,6 +54,7 @@ class StepRecord:
             "group": self.group,
             "branch": self.branch,
             "map": self.map,
+            "elements": self.elements,
             "deps": list(self.deps),
             "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             "reason": self.reason,
@@ -79,6 +84,7 @@ class Run:
     finished: float | None = None
     model: str | None = None
     reason: str | None = None  # why a run was cancelled
+    shape: Shape | None = field(default=None, repr=False, compare=False)  # what Run.show() draws
 
     def __getitem__(self, name: str) -> Any:
         if name in self.outputs:
@@ -170,6 +176,12 @@ class Run:
 
         return summary(self)
 
+    def show(self) -> Any:
+        """The final DAG and timeline: a picture in a notebook, the summary in a terminal."""
+        from ..view.picture import RunPicture
+
+        return RunPicture(self)
+
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.summary())
 
@@ -215,7 +227,9 @@ class Recorder:
                 map=parent.name,
             )
             run.steps[event.step] = record
-        if kind == ev.STARTED:
+        if kind == ev.EXPANDED:
+            record.elements = int((event.detail or {}).get("count", 0))
+        elif kind == ev.STARTED:
             record.status = "running"
             record.attempts = event.attempt
             if record.started is None:

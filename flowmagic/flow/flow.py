@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..engine.executor import Execution
     from ..engine.record import Run
     from ..engine.runner import RunHandle
+    from .shape import Shape
 
 _MISSING = object()
 
@@ -49,6 +50,7 @@ class Flow(BaseModel):
     _namespace: Mapping[str, Any] | None = PrivateAttr(default=None)
     _last: Run | None = PrivateAttr(default=None)
     _handle: RunHandle | None = PrivateAttr(default=None)
+    _shape: Shape | None = PrivateAttr(default=None)
 
     @classmethod
     def from_source(
@@ -94,17 +96,26 @@ class Flow(BaseModel):
         """The most recent :class:`Run` (live while a background run goes on)."""
         return self._last
 
+    @property
+    def shape(self) -> Shape:
+        """What the DAG draws: nodes, edges and the clusters of groups and branches."""
+        if self._shape is None:
+            from .shape import shape_of
+
+            self._shape = shape_of(self)
+        return self._shape
+
     def to_dot(self) -> str:
         """Deterministic Graphviz DOT text of the DAG, groups and branches as clusters."""
-        from .dot import to_dot
+        from .dot import shape_to_dot
 
-        return to_dot(self)
+        return shape_to_dot(self.shape)
 
     def show(self) -> Any:
-        """The DAG without running: a text outline (the live view draws it as a graph)."""
-        from .outline import Outline
+        """The DAG without running: a picture in a notebook, a text outline in a terminal."""
+        from ..view.picture import FlowPicture
 
-        return Outline(self)
+        return FlowPicture(self)
 
     def with_settings(self, **settings: Any) -> Flow:
         """A copy of this flow with some :class:`RunSettings` changed."""
@@ -162,6 +173,7 @@ class Flow(BaseModel):
         run_settings = self.settings.model_copy(update=settings) if settings else self.settings
         resolved = self.resolve_inputs(inputs or {})
         execution = Execution(self.name, self._compiled, resolved, run_settings, observers)
+        execution.run.shape = self.shape
         self._last = execution.run
         return execution
 

@@ -74,21 +74,16 @@ class FlowMagics(Magics):
         execution = flow.execution()  # resolves every name: nothing is bound or shown if that fails
         user_ns[name] = flow
         in_kernel = getattr(self.shell, "kernel", None) is not None
-        handle = None
-        if not args.quiet and (in_kernel or args.background):
-            handle = display(Text(f"flow '{name}' starting..."), display_id=True)
-        display_id = handle.display_id if handle is not None else None
-        if display_id is not None:
-            execution.subscribe(TextStatus(execution.run, display_id, update_display))
+        show = _Display.choose(execution, flow, quiet=args.quiet, live=in_kernel, background=args.background)
         if args.background:
-            flow.start_execution(execution, on_done=lambda run: self._show(run, display_id, args.quiet))
+            flow.start_execution(execution, on_done=show.done)
             return
         try:
             run = run_blocking(execution)
         except FlowInterrupted as exc:
-            self._show(exc.run, display_id, args.quiet)
+            show.done(exc.run)
             raise
-        self._show(run, display_id, args.quiet)
+        show.done(run)
 
     def _parse(self, line: str) -> Any:
         try:
@@ -117,13 +112,45 @@ class FlowMagics(Magics):
             "cache": not args.no_cache,
         }
 
-    @staticmethod
-    def _show(run: Any, display_id: str | None, quiet: bool) -> None:
+
+
+class _Display:
+    """What a running cell shows: the live view in a kernel, else a text status; then the end."""
+
+    def __init__(self, view: Any = None, display_id: str | None = None, quiet: bool = False) -> None:
+        self.view = view
+        self.display_id = display_id
+        self.quiet = quiet
+
+    @classmethod
+    def choose(cls, execution: Any, flow: Flow, quiet: bool, live: bool, background: bool) -> _Display:
         if quiet:
+            return cls(quiet=True)
+        if live:
+            from ..view.widget import FlowView  # ipywidgets loads on the first run, not at %load_ext
+
+            view = FlowView(execution.run, flow.shape)
+            execution.subscribe(view.watcher)
+            handle = display(view.mimebundle(), raw=True, display_id=True)
+            view.start()
+            return cls(view, handle.display_id if handle is not None else None)
+        if background:
+            handle = display(Text(f"flow '{flow.name}' starting..."), display_id=True)
+            display_id = handle.display_id if handle is not None else None
+            execution.subscribe(TextStatus(execution.run, display_id, update_display))
+            return cls(None, display_id)
+        return cls()
+
+    def done(self, run: Any) -> None:
+        if self.quiet:
+            return
+        if self.view is not None:
+            self.view.finish()
+            update_display(self.view.mimebundle(), raw=True, display_id=self.display_id)
             return
         text = Text(run.summary())
-        if display_id is not None:
-            update_display(text, display_id=display_id)
+        if self.display_id is not None:
+            update_display(text, display_id=self.display_id)
         else:
             display(text)
 

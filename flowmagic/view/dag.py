@@ -1,0 +1,181 @@
+"""The DAG as SVG: laid out once, then repainted with each node's state.
+
+Everything that does not change during a run (clusters, edges, the frame of
+each node) is rendered once into fragments; ``paint`` only joins them with the
+parts that carry state, so repainting a 1,000-node flow is cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from ..flow.shape import Shape
+from .layout import Box, Edge, Layout
+from .style import BRANCH_STROKE, CRITICAL, EDGE, FONT, GROUP_STROKE, LABELS, LEGEND, look
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """What one node shows: its status, and for a map its elements' progress."""
+
+    status: str = "pending"
+    cached: bool = False
+    seconds: float | None = None  # the duration, once finished
+    done: int = 0  # map elements finished (succeeded or failed)
+    total: int | None = None  # map elements, once the map has expanded
+    failed: int = 0  # map elements failed
+
+
+PENDING = NodeState()
+_LEGEND_HEIGHT = 26.0
+_LEGEND_WIDTH = sum(24 + 6.2 * len(LABELS.get(s, s)) for s in LEGEND) + 8
+
+
+class DagPainter:
+    """Paints one flow's DAG; build it once per view, call :meth:`paint` per update."""
+
+    def __init__(self, shape: Shape, layout: Layout) -> None:
+        self.shape = shape
+        self.layout = layout
+        self.kinds = {n.name: n.kind for n in shape.nodes}
+        self.width = max(layout.width, _LEGEND_WIDTH)
+        self.height = layout.height + _LEGEND_HEIGHT
+        self._background = "".join(self._cluster(cid, box, shape) for cid, box in layout.clusters.items())
+        self._edges = {(e.tail, e.head): _edge_path(e) for e in layout.edges}
+        self._legend = _legend(self.layout.height + 6, self.width)
+
+    def paint(self, states: dict[str, NodeState], critical: frozenset[tuple[str, str]] = frozenset()) -> str:
+        """The SVG document of the DAG with these node states (a missing node is pending).
+
+        ``critical`` holds the edges of the critical path, drawn dark and thick.
+        """
+        parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="fm-dag" width="{self.width:.0f}" '
+            f'height="{self.height:.0f}" viewBox="0 0 {self.width:.1f} {self.height:.1f}" '
+            f'font-family="{FONT}" style="max-width:100%;height:auto">',
+            _ARROW_DEFS,
+            self._background,
+        ]
+        for key, path in self._edges.items():
+            if key in critical:
+                parts.append(
+                    f'<path d="{path}" fill="none" stroke="{CRITICAL}" stroke-width="2.2" '
+                    'marker-end="url(#fm-arrow-critical)"/>'
+                )
+            else:
+                parts.append(
+                    f'<path d="{path}" fill="none" stroke="{EDGE}" stroke-width="1.2" marker-end="url(#fm-arrow)"/>'
+                )
+        for name, box in self.layout.nodes.items():
+            parts.append(self._node(name, box, states.get(name, PENDING)))
+        parts.append(self._legend)
+        parts.append("</svg>")
+        return "".join(parts)
+
+    def _node(self, name: str, box: Box, state: NodeState) -> str:
+        colours = look(state.status, state.cached)
+        kind = self.kinds[name]
+        dash = f' stroke-dasharray="{colours.dash}"' if colours.dash else ""
+        cached = ' data-cached="true"' if state.cached else ""
+        x, y, w, h = box.x, box.y, box.width, box.height
+        cx = x + w / 2
+        out = [
+            f'<g class="fm-node" data-step="{escape(name)}" data-state="{state.status}"{cached}>',
+            f"<title>{escape(name)}: {_caption(kind, state)}</title>",
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="7" fill="{colours.fill}" '
+            f'stroke="{colours.stroke}" stroke-width="1.5"{dash}>',
+        ]
+        if state.status == "running":
+            out.append(
+                '<animate attributeName="stroke-opacity" values="1;0.35;1" dur="1.2s" repeatCount="indefinite"/>'
+            )
+        out.append("</rect>")
+        out.append(
+            f'<text x="{cx:.1f}" y="{y + 15:.1f}" text-anchor="middle" font-size="12" font-weight="600" '
+            f'fill="{colours.text}">{escape(name)}</text>'
+        )
+        out.append(
+            f'<text x="{cx:.1f}" y="{y + 29:.1f}" text-anchor="middle" font-size="10" '
+            f'fill="{colours.text}">{_caption(kind, state)}</text>'
+        )
+        if kind == "map":
+            out.append(_progress(x + 8, y + 36, w - 16, state))
+        out.append("</g>")
+        return "".join(out)
+
+    @staticmethod
+    def _cluster(cid: str, box: Box, shape: Shape) -> str:
+        cluster = next(c for c in shape.clusters if c.id == cid)
+        group = cluster.kind == "group"
+        stroke = GROUP_STROKE if group else BRANCH_STROKE
+        dash = ' stroke-dasharray="5 3"' if group else ""
+        fill = "#f8faff" if group else "#ffffff"
+        return (
+            f'<g class="fm-cluster" data-cluster="{escape(cid)}">'
+            f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" rx="9" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="1.2"{dash}/>'
+            f'<text x="{box.x + 8:.1f}" y="{box.y + 13:.1f}" font-size="10.5" fill="{stroke}" '
+            f'font-weight="600">{escape(cluster.label)}</text></g>'
+        )
+
+
+def _caption(kind: str, state: NodeState) -> str:
+    if state.status == "running":
+        word = "running"
+    elif state.cached:
+        word = "cached"
+    elif state.status in ("succeeded", "failed") and state.seconds is not None:
+        word = f"{state.seconds:.2f}s" + (" failed" if state.status == "failed" else "")
+    else:
+        word = LABELS.get(state.status, state.status)
+    if kind == "map" and state.total is not None:
+        word = f"{state.done}/{state.total} · {word}"
+    return f"{kind} · {word}"
+
+
+def _progress(x: float, y: float, width: float, state: NodeState) -> str:
+    total = state.total
+    fraction = 0.0 if not total else min(1.0, state.done / total)
+    fill = "#dc2626" if state.failed else "#16a34a"
+    return (
+        f'<rect class="fm-progress" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="5" rx="2.5" fill="#e5e7eb"/>'
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width * fraction:.1f}" height="5" rx="2.5" fill="{fill}"/>'
+    )
+
+
+def _edge_path(edge: Edge) -> str:
+    (x0, y0), rest = edge.points[0], edge.points[1:]
+    d = [f"M{x0:.1f},{y0:.1f}"]
+    for i in range(0, len(rest) - 2, 3):
+        (x1, y1), (x2, y2), (x3, y3) = rest[i : i + 3]
+        d.append(f"C{x1:.1f},{y1:.1f} {x2:.1f},{y2:.1f} {x3:.1f},{y3:.1f}")
+    tx, ty = edge.tip
+    d.append(f"L{tx:.1f},{ty:.1f}")
+    return " ".join(d)
+
+
+_ARROW_DEFS = (
+    "<defs>"
+    f'<marker id="fm-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+    f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{EDGE}"/></marker>'
+    f'<marker id="fm-arrow-critical" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
+    f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{CRITICAL}"/></marker>'
+    "</defs>"
+)
+
+
+def _legend(y: float, width: float) -> str:
+    parts = ['<g class="fm-legend" font-size="10">']
+    x = 8.0
+    for state in LEGEND:
+        colours = look(state)
+        label = LABELS.get(state, state)
+        dash = f' stroke-dasharray="{colours.dash}"' if colours.dash else ""
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="12" height="12" rx="3" fill="{colours.fill}" '
+            f'stroke="{colours.stroke}"{dash}/><text x="{x + 16:.1f}" y="{y + 10:.1f}" fill="#4b5563">{label}</text>'
+        )
+        x += 24 + 6.2 * len(label)
+    parts.append("</g>")
+    return "".join(parts)

@@ -1,0 +1,81 @@
+"""One step in detail, as HTML: status, timings, attempts, prompt, tokens, output or error."""
+
+from __future__ import annotations
+
+import reprlib
+from html import escape
+from typing import Any
+
+from ..engine.record import Run, format_error
+
+PREVIEW = 2000  # characters of an output shown; the full value is run["step"]
+
+_repr = reprlib.Repr()
+_repr.maxstring = PREVIEW
+_repr.maxother = PREVIEW
+_repr.maxlist = _repr.maxdict = _repr.maxtuple = _repr.maxset = 50
+
+
+def preview(value: Any) -> str:
+    """A bounded text of a value: strings as they are, anything else as a short repr."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = _repr.repr(value)
+        except Exception as exc:  # a broken __repr__ must not break the view
+            text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    return text if len(text) <= PREVIEW else text[:PREVIEW] + f"… ({len(text) - PREVIEW} more characters)"
+
+
+def step_html(run: Run, name: str, now: float | None = None) -> str:
+    record = run.steps.get(name)
+    if record is None:
+        return f"<i>no step {escape(name)!s}</i>"
+    rows: list[tuple[str, str]] = [("status", record.status + (" (cached)" if record.cached else ""))]
+    if record.reason:
+        rows.append(("why", record.reason))
+    if record.started is not None and run.started is not None:
+        rows.append(("started", f"+{record.started - run.started:.3f}s"))
+    if record.duration is not None:
+        rows.append(("took", f"{record.duration:.3f}s"))
+    elif record.started is not None and now is not None:
+        rows.append(("running for", f"{now - record.started:.1f}s"))
+    if record.attempts > 1:
+        rows.append(("attempts", str(record.attempts)))
+    if record.deps:
+        rows.append(("after", ", ".join(record.deps)))
+    if record.elements is not None:
+        elements = [r for r in list(run.steps.values()) if r.map == name]
+        ok = sum(r.status == "succeeded" for r in elements)
+        bad = [r.name for r in elements if r.status == "failed"]
+        text = f"{ok}/{record.elements} succeeded"
+        rows.append(("elements", text + (f"; failed: {', '.join(bad[:10])}" if bad else "")))
+    llm = record.llm or {}
+    if llm.get("model"):
+        rows.append(("model", str(llm["model"]) + (" (offline)" if llm.get("offline") else "")))
+    if llm.get("prompt_tokens") is not None or llm.get("completion_tokens") is not None:
+        rows.append(("tokens", f"{llm.get('prompt_tokens', '-')} in, {llm.get('completion_tokens', '-')} out"))
+    table = "".join(
+        f'<tr><th style="text-align:left;padding-right:12px;color:#6b7280;font-weight:500">{escape(k)}</th>'
+        f"<td>{escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    blocks = [f'<table style="font-size:12px">{table}</table>']
+    if llm.get("system"):
+        blocks.append(_block("system", str(llm["system"])))
+    if llm.get("prompt"):
+        blocks.append(_block("prompt", str(llm["prompt"])))
+    if record.error is not None:
+        blocks.append(_block("error", format_error(record.error), "#7f1d1d", "#fef2f2"))
+    elif name in run.outputs:
+        blocks.append(_block("output", preview(run.outputs[name])))
+    return f'<div class="fm-detail" data-step="{escape(name)}">{"".join(blocks)}</div>'
+
+
+def _block(title: str, text: str, colour: str = "#111827", background: str = "#f9fafb") -> str:
+    return (
+        f'<div style="font-size:11px;color:#6b7280;margin-top:6px">{escape(title)}</div>'
+        f'<pre style="white-space:pre-wrap;margin:2px 0;padding:6px 8px;background:{background};'
+        f'color:{colour};font-size:12px;max-height:16em;overflow:auto">{escape(preview(text))}</pre>'
+    )

@@ -1,0 +1,203 @@
+"""Where each node, edge and cluster of a flow's DAG is drawn.
+
+Three engines, best first: Graphviz's ``dot`` program when it is on PATH, the
+layout libraries bundled in the ``pygraphviz`` wheel, and a pure-Python layered
+layout, so a machine with only pip still draws the DAG. A layout depends only
+on the flow's shape and is computed once per shape: a run restyles nodes, it
+never lays them out again.
+
+Coordinates are SVG points: origin top left, y grows downwards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from ..flow.dot import quote
+from ..flow.shape import Cluster, Node, Shape
+
+# text metrics of the renderer (svg.py): 12px labels in a sans-serif font
+CHAR_WIDTH = 7.2
+NODE_HEIGHT = 36.0
+MAP_HEIGHT = 48.0  # room for the count and the progress bar
+CLUSTER_LABEL = 18.0  # room above a cluster's first row for its title
+MARGIN = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A rectangle: ``x``, ``y`` is its top-left corner."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.width / 2, self.y + self.height / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """An edge: a cubic Bezier spline (a start point, then three points per segment)
+    ending at the base of its arrowhead, whose point is ``tip``."""
+
+    tail: str
+    head: str
+    points: tuple[tuple[float, float], ...]
+    tip: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    width: float
+    height: float
+    nodes: dict[str, Box]
+    clusters: dict[str, Box]  # by cluster id
+    edges: tuple[Edge, ...]
+    engine: str  # "dot" | "pygraphviz" | "layered"
+
+
+def node_size(node: Node) -> tuple[float, float]:
+    """The box a node needs for its label (its name, and its kind below)."""
+    caption = len(node.kind) + (22 if node.kind == "map" else 12)  # "map · 100/100 · 0.25s"
+    width = max(64.0, CHAR_WIDTH * len(node.name) + 20, 5.6 * caption + 16)
+    return width, MAP_HEIGHT if node.kind == "map" else NODE_HEIGHT
+
+
+def layout(shape: Shape, engine: str | None = None) -> Layout:
+    """The layout of ``shape``, from the cache when this shape was laid out before.
+
+    ``engine`` forces one of ``"dot"``, ``"pygraphviz"`` or ``"layered"``.
+    """
+    key = (shape.key, engine)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    result = _compute(shape, engine)
+    with _lock:
+        _cache[key] = result
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return result
+
+
+def available_engine() -> str:
+    """The engine ``layout`` uses on this machine."""
+    if shutil.which("dot"):
+        return "dot"
+    try:
+        import pygraphviz  # noqa: F401
+    except ImportError:
+        return "layered"
+    return "pygraphviz"
+
+
+_CACHE_SIZE = 64
+_cache: OrderedDict[tuple[str, str | None], Layout] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _compute(shape: Shape, engine: str | None) -> Layout:
+    engine = engine or available_engine()
+    if engine == "layered" or not shape.nodes:
+        from .layered import layered
+
+        return layered(shape)
+    text = layout_dot(shape)
+    if engine == "dot":
+        import graphviz  # the Python package runs the dot program
+
+        out = graphviz.Source(text).pipe(format="json", engine="dot", quiet=True)
+    elif engine == "pygraphviz":
+        import pygraphviz
+
+        out = pygraphviz.AGraph(string=text).draw(format="json", prog="dot")
+    else:
+        raise ValueError(f"unknown layout engine {engine!r}: use 'dot', 'pygraphviz' or 'layered'")
+    return from_graphviz_json(shape, json.loads(out), engine)
+
+
+def layout_dot(shape: Shape) -> str:
+    """DOT for Graphviz to place: fixed-size boxes of our own size, no labels but the clusters'."""
+    lines = [
+        "digraph {",
+        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.45, margin=0, pad=0.1, fontsize=11, fontname="Helvetica"];',
+        '  node [shape=box, fixedsize=true, label=""];',
+    ]
+
+    def emit(cluster: str | None, indent: str) -> None:
+        for item in shape.children(cluster):
+            if isinstance(item, Node):
+                width, height = node_size(item)
+                lines.append(f"{indent}{quote(item.name)} [width={width / 72:.3f}, height={height / 72:.3f}];")
+            else:
+                emit_cluster(item, indent)
+
+    def emit_cluster(cluster: Cluster, indent: str) -> None:
+        lines.append(f"{indent}subgraph {quote(cluster.id)} {{ label={quote(cluster.label)}; margin=10;")
+        emit(cluster.id, indent + "  ")
+        lines.append(f"{indent}}}")
+
+    emit(None, "  ")
+    lines += [f"  {quote(a)} -> {quote(b)};" for a, b in shape.edges]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def from_graphviz_json(shape: Shape, data: dict[str, Any], engine: str) -> Layout:
+    """Read positions from Graphviz's ``-Tjson`` output, turning y downwards."""
+    x0, y0, x1, y1 = (float(v) for v in data["bb"].split(","))
+    height = y1 - y0
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        return (x - x0 + MARGIN, height - (y - y0) + MARGIN)
+
+    nodes: dict[str, Box] = {}
+    clusters: dict[str, Box] = {}
+    by_id: dict[int, str] = {}
+    for obj in data.get("objects", []):
+        name = obj["name"]
+        if "bb" in obj:  # a cluster
+            bx0, by0, bx1, by1 = (float(v) for v in obj["bb"].split(","))
+            left, top = point(bx0, by1)
+            clusters[name] = Box(left, top, bx1 - bx0, by1 - by0)
+        elif "pos" in obj:
+            by_id[obj["_gvid"]] = name
+            cx, cy = (float(v) for v in obj["pos"].split(","))
+            w, h = float(obj["width"]) * 72, float(obj["height"]) * 72
+            left, top = point(cx, cy)
+            nodes[name] = Box(left - w / 2, top - h / 2, w, h)
+    edges: list[Edge] = []
+    for edge in data.get("edges", []):
+        parts = edge["pos"].split(" ")
+        points = tuple(_point(p, point) for p in parts if not p.startswith(("e,", "s,")))
+        end = next((p[2:] for p in parts if p.startswith("e,")), None)
+        tip = _point(end, point) if end is not None else points[-1]
+        edges.append(Edge(by_id[edge["tail"]], by_id[edge["head"]], _as_bezier(points), tip))
+    missing = {n.name for n in shape.nodes} - set(nodes)
+    if missing:
+        raise ValueError(f"the layout has no position for {sorted(missing)}")
+    order = {edge: i for i, edge in enumerate(shape.edges)}
+    edges.sort(key=lambda e: order[(e.tail, e.head)])
+    return Layout(x1 - x0 + 2 * MARGIN, height + 2 * MARGIN, nodes, clusters, tuple(edges), engine)
+
+
+def _point(text: str, point: Any) -> tuple[float, float]:
+    x, y = text.split(",")
+    result: tuple[float, float] = point(float(x), float(y))
+    return result
+
+
+def _as_bezier(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """Trim to a start point plus whole segments of three points."""
+    usable = 1 + 3 * ((len(points) - 1) // 3)
+    return points[:usable]

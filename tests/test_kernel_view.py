@@ -1,0 +1,109 @@
+"""The live view in a real kernel: widget updates arrive while the cell runs; saved notebooks keep a picture."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from kernel_helpers import KERNEL_NAME, Kernel, isolated_env, kernel_session, write_kernelspec
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+THREE_BRANCHES = textwrap.dedent(
+    """
+    %%flow three
+    t = __import__("time")
+    parallel:
+        left = t.sleep(0.5)
+        branch middle:
+            m1 = t.sleep(0.1)
+            m2 = (m1, t.sleep(0.1))
+            m3 = (m2, t.sleep(0.1))
+        right = t.sleep(0.25)
+    done = (left, m3, right)
+    """
+).lstrip("\n")
+STEPS = {"t", "left", "m1", "m2", "m3", "right", "done"}
+NODE_TAG = re.compile(r'<g [^>]*class="fm-node"[^>]*>')
+
+
+def node_states(html: str) -> dict[str, str]:
+    """data-step -> data-state of every DAG node, whatever the order of the attributes."""
+    tags = NODE_TAG.findall(html)
+    return {
+        re.search(r'data-step="([^"]+)"', tag).group(1): re.search(r'data-state="(\w+)"', tag).group(1)  # type: ignore[union-attr]
+        for tag in tags
+    }
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    with kernel_session(tmp_path_factory.mktemp("view-kernel")) as k:
+        k.ok("%load_ext flowmagic")
+        yield k
+
+
+def test_widget_updates_arrive_before_the_cell_finishes(kernel: Kernel) -> None:
+    result = kernel.ok(THREE_BRANCHES)
+    ends = result.of_kind("update_display_data")
+    assert len(ends) == 1, "the cell's display is replaced once, by the final picture"
+    end = ends[0]
+    dag_updates = [o for o in result.of_kind("comm_msg") if 'class="fm-dag"' in o.text]
+    live = {o.text for o in dag_updates if o.time < end.time and 'data-state="running"' in o.text}
+    # steps end at 0.1, 0.2, 0.25, 0.3 and 0.5 s: the DAG is redrawn as they do, during the cell
+    assert len(live) >= 3, f"only {len(live)} different live pictures in {len(dag_updates)} updates"
+    final = node_states(dag_updates[-1].text)
+    assert final == dict.fromkeys(STEPS, "succeeded")
+    # the display itself: a widget, with a static picture and text beside it
+    first = result.of_kind("display_data")[0]
+    assert "application/vnd.jupyter.widget-view+json" in first.data
+    assert "application/vnd.jupyter.widget-view+json" in end.data
+    assert node_states(end.data["text/html"]) == dict.fromkeys(STEPS, "succeeded")
+    assert "flow 'three' succeeded" in end.data["text/plain"]
+
+
+def test_an_interrupted_run_shows_cancelled_nodes(kernel: Kernel) -> None:
+    result = kernel.send("%%flow slow\nt = __import__('time')\nparallel:\n    a = t.sleep(30)\n    b = 1\nc = (a, b)")
+    kernel.wait_until(
+        lambda: any('data-step="a" data-state="running"' in o.text for o in result.of_kind("comm_msg")),
+        10,
+        "step a to be drawn running",
+    )
+    kernel.km.interrupt_kernel()
+    kernel.finish(result)
+    assert result.status == "error"
+    end = result.of_kind("update_display_data")[-1]
+    states = node_states(end.data["text/html"])
+    assert states == {"t": "succeeded", "a": "cancelled", "b": "succeeded", "c": "cancelled"}
+
+
+def test_saved_notebook_keeps_an_svg_with_every_step(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    data_dir = Path(env["JUPYTER_DATA_DIR"])
+    write_kernelspec(data_dir)
+    km = KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(data_dir=str(data_dir), kernel_dirs=[str(data_dir / "kernels")]),
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext flowmagic"), nbformat.v4.new_code_cell(THREE_BRANCHES)]
+    NotebookClient(nb, km=km, timeout=60, store_widget_state=False).execute(env=env, cwd=str(tmp_path))
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    saved = nbformat.read(path, as_version=4)
+    outputs = saved.cells[1].outputs
+    assert len(outputs) == 1
+    data = outputs[0]["data"]
+    html = data["text/html"]
+    assert "<svg" in html and 'class="fm-timeline"' in html
+    assert node_states(html) == dict.fromkeys(STEPS, "succeeded")
+    assert "flow 'three' succeeded" in data["text/plain"]
+    # what nbconvert (and so a static reader) makes of it: the picture, not a widget placeholder
+    page, _ = HTMLExporter().from_notebook_node(saved)
+    assert node_states(page) == dict.fromkeys(STEPS, "succeeded")

@@ -1,0 +1,278 @@
+"""The view without a browser: shapes, layouts, painted SVG, the timeline, and the widget's comm messages."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import comm
+import pytest
+from comm.base_comm import BaseComm
+
+from flowmagic import Flow
+from flowmagic.engine import events as ev
+from flowmagic.flow.shape import shape_of
+from flowmagic.view.dag import DagPainter, NodeState
+from flowmagic.view.detail import PREVIEW, step_html
+from flowmagic.view.layout import layout, node_size
+from flowmagic.view.state import node_states
+from flowmagic.view.timeline import lanes, paint_timeline
+
+NESTED = """
+a = 1
+parallel g:
+    b = a
+    branch w:
+        c = a
+        d = c
+        parallel inner:
+            x = d
+            y = d
+    parallel h:
+        p = a
+        q = a
+e = g
+"""
+
+
+def node_states_in(svg: str) -> dict[str, str]:
+    return dict(re.findall(r'<g class="fm-node" data-step="([^"]+)" data-state="(\w+)"', svg))
+
+
+# -- the shape -----------------------------------------------------------------------------
+def test_shape_nests_groups_and_branch_blocks_like_the_dot_text() -> None:
+    flow = Flow.from_source(NESTED)
+    shape = shape_of(flow)
+    parents = {c.id: c.parent for c in shape.clusters}
+    assert parents == {
+        "cluster_g": None,
+        "cluster_g/w": "cluster_g",
+        "cluster_inner": "cluster_g/w",
+        "cluster_h": "cluster_g",
+    }
+    where = {n.name: n.cluster for n in shape.nodes}
+    assert where == {
+        "a": None,
+        "b": "cluster_g",  # a one-step branch is no cluster of its own
+        "c": "cluster_g/w",
+        "d": "cluster_g/w",
+        "x": "cluster_inner",
+        "y": "cluster_inner",
+        "p": "cluster_h",
+        "q": "cluster_h",
+        "e": None,
+    }
+    dot = flow.to_dot()
+    for cluster in shape.clusters:
+        assert f'subgraph "{cluster.id}"' in dot
+    assert dot.index('subgraph "cluster_g/w"') < dot.index('subgraph "cluster_inner"') < dot.index('"x" [label=')
+
+
+def test_the_layout_key_ignores_code_but_not_shape() -> None:
+    one = Flow.from_source("a = 1\nb = a + 1").shape
+    same = Flow.from_source("a = 2\nb = a * 5").shape
+    other = Flow.from_source("a = 1\nb = 2").shape
+    assert one.key == same.key
+    assert one.key != other.key
+
+
+# -- layouts -------------------------------------------------------------------------------
+@pytest.mark.parametrize("engine", ["dot", "pygraphviz", "layered"])
+def test_every_engine_places_every_node_inside_its_clusters(engine: str) -> None:
+    shape = Flow.from_source(NESTED).shape
+    result = layout(shape, engine)
+    assert result.engine == engine
+    assert set(result.nodes) == {n.name for n in shape.nodes}
+    assert set(result.clusters) == {c.id for c in shape.clusters}
+    assert [(e.tail, e.head) for e in result.edges] == list(shape.edges)
+    parents = {c.id: c.parent for c in shape.clusters}
+    for node in shape.nodes:
+        box = result.nodes[node.name]
+        assert (round(box.width), round(box.height)) == tuple(round(v) for v in node_size(node))
+        cluster = node.cluster
+        while cluster is not None:
+            outer = result.clusters[cluster]
+            assert outer.x <= box.x and box.x + box.width <= outer.x + outer.width + 0.5, (node.name, cluster)
+            assert outer.y <= box.y and box.y + box.height <= outer.y + outer.height + 0.5, (node.name, cluster)
+            cluster = parents[cluster]
+    for tail, head in shape.edges:  # top to bottom
+        assert result.nodes[tail].y < result.nodes[head].y
+
+
+def test_a_layout_is_computed_once_per_shape() -> None:
+    first = layout(Flow.from_source("s = 1\nt = s").shape, "layered")
+    again = layout(Flow.from_source("s = 'x'\nt = s * 2").shape, "layered")
+    assert again is first
+
+
+# -- the painted DAG -----------------------------------------------------------------------
+def test_repainting_changes_states_not_positions() -> None:
+    shape = Flow.from_source(NESTED).shape
+    painter = DagPainter(shape, layout(shape, "layered"))
+    before = painter.paint({})
+    after = painter.paint(
+        {"a": NodeState("succeeded", seconds=0.5), "b": NodeState("running"), "c": NodeState("failed")}
+    )
+    assert set(node_states_in(before).values()) == {"pending"}
+    states = node_states_in(after)
+    assert (states["a"], states["b"], states["c"], states["e"]) == ("succeeded", "running", "failed", "pending")
+    positions = re.compile(r'<rect x="[^"]+" y="[^"]+"')
+    assert positions.findall(before) == positions.findall(after)
+    assert "<animate" in after and "<animate" not in before  # a running node pulses
+
+
+def test_a_map_of_a_thousand_items_is_one_node_with_its_progress() -> None:
+    flow = Flow.from_source("items = range(1000)\nsquares = [x * x for x in items]\ntotal = sum(squares)")
+    run = flow.run()
+    states = node_states(run)
+    assert states["squares"].total == 1000 and states["squares"].done == 1000
+    svg = DagPainter(flow.shape, layout(flow.shape)).paint(states)
+    assert len(node_states_in(svg)) == 3
+    assert "1000/1000" in svg
+
+
+def test_the_critical_path_is_marked_in_the_dag_and_the_timeline() -> None:
+    flow = Flow.from_source(
+        "import_time = __import__('time')\n"
+        "parallel:\n    slow = import_time.sleep(0.05)\n    fast = 1\nlast = (slow, fast)"
+    )
+    run = flow.run()
+    assert run.critical_path[-2:] == ["slow", "last"]
+    html = run.show()._repr_mimebundle_()["text/html"]
+    assert html.count("fm-arrow-critical)") == len(run.critical_path) - 1
+    bar = re.search(r'<rect class="fm-bar" data-step="slow"[^>]*>', html)
+    assert bar is not None and 'stroke-width="2"' in bar.group(0)
+
+
+# -- the timeline --------------------------------------------------------------------------
+def test_one_lane_per_branch_and_overlapping_steps_get_rows_of_their_own() -> None:
+    flow = Flow.from_source(
+        "t = __import__('time')\n"
+        "a = t.sleep(0.03)\n"
+        "b = t.sleep(0.03)\n"  # a and b are independent: both in the main lane, at the same time
+        "parallel:\n"
+        "    branch left:\n        l1 = (a, t.sleep(0.01))\n        l2 = l1\n"
+        "    right = (b, t.sleep(0.01))\n"
+    )
+    run = flow.run()
+    by_lane = lanes(run)
+    assert set(by_lane) == {"main", "left", "right"}
+    assert len(by_lane["main"]) >= 2  # t, a and b overlapped: not on one row
+    assert [r.name for row in by_lane["left"] for r in row] == ["l1", "l2"]
+    svg = paint_timeline(run)
+    assert sorted(re.findall(r'class="fm-bar" data-step="([^"]+)"', svg)) == sorted(run.steps)
+    assert "speed-up" in svg
+
+
+# -- the step detail -----------------------------------------------------------------------
+def test_step_detail_escapes_what_it_shows_and_bounds_long_output() -> None:
+    flow = Flow.from_source("evil = '<script>alert(1)</script>' + 'x' * 10000\nbad = 1 / 0")
+    run = flow.run()
+    html = step_html(run, "evil")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert len(html) < PREVIEW + 2000 and "more characters" in html
+    failed = step_html(run, "bad")
+    assert "ZeroDivisionError" in failed and 'data-step="bad"' in failed
+
+
+def test_llm_detail_shows_prompt_model_and_tokens() -> None:
+    run = Flow.from_source('idea = llm("A name for a cat that likes {thing}")').run(thing="boxes")
+    html = step_html(run, "idea")
+    assert "A name for a cat that likes boxes" in html
+    assert "offline" in html and "tokens" in html
+
+
+# -- pictures without running --------------------------------------------------------------
+def test_flow_show_draws_every_step_pending_and_prints_an_outline() -> None:
+    flow = Flow.from_source(NESTED, name="nested")
+    bundle = flow.show()._repr_mimebundle_()
+    assert set(node_states_in(bundle["text/html"]).items()) == {(n, "pending") for n in flow.steps}
+    assert "flow 'nested': 9 steps" in bundle["text/plain"]
+
+
+def test_run_show_draws_final_states_and_timeline() -> None:
+    run = Flow.from_source("a = 1\nb = 1 / 0\nc = b").run()
+    html = run.show()._repr_mimebundle_()["text/html"]
+    assert node_states_in(html) == {"a": "succeeded", "b": "failed", "c": "skipped"}
+    assert 'class="fm-timeline"' in html
+
+
+# -- the widget and its comm messages ------------------------------------------------------
+class RecordingComm(BaseComm):
+    """A comm that keeps what the widget would send to the frontend."""
+
+    sent: list[tuple[float, str, dict[str, Any]]] = []
+
+    def publish_msg(
+        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+    ) -> None:
+        RecordingComm.sent.append((time.monotonic(), msg_type, data or {}))
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, dict[str, Any]]]:
+    RecordingComm.sent = []
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
+    return RecordingComm.sent
+
+
+def dag_updates(sent: list[tuple[float, str, dict[str, Any]]]) -> list[str]:
+    values = []
+    for _, msg_type, data in sent:
+        state = data.get("state", {}) if msg_type == "comm_msg" else {}
+        value = state.get("value")
+        if isinstance(value, str) and 'class="fm-dag"' in value:
+            values.append(value)
+    return values
+
+
+def test_widget_sends_live_updates_then_every_final_state(recorded: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowmagic.view.widget import FlowView
+
+    flow = Flow.from_source(
+        "t = __import__('time')\nparallel:\n    a = t.sleep(0.15)\n    b = t.sleep(0.3)\nc = (a, b)", name="live"
+    )
+    execution = flow.execution()
+    view = FlowView(execution.run, flow.shape)
+    execution.subscribe(view.watcher)
+    bundle = view.mimebundle()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "running" in bundle["text/plain"]
+    view.start()
+    run = _run(execution)
+    view.finish()
+    updates = dag_updates(recorded)
+    assert len(updates) >= 3  # live: the run took 0.3 s and a repaint is due every 0.05 s
+    assert any(node_states_in(u).get("b") == "running" for u in updates[:-1])
+    assert node_states_in(updates[-1]) == {"t": "succeeded", "a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    final = view.mimebundle()
+    assert run.status == "succeeded" and "flow 'live' succeeded" in final["text/plain"]
+    assert set(node_states_in(final["text/html"]).values()) == {"succeeded"}
+
+
+def test_many_fast_events_are_coalesced_into_few_updates(recorded: list[Any]) -> None:
+    from flowmagic.view.widget import INTERVAL, FlowView
+
+    body = "\n".join(f"    s{i} = {i}" for i in range(300))
+    flow = Flow.from_source("parallel:\n" + body + "\ntotal = sum([" + ", ".join(f"s{i}" for i in range(300)) + "])")
+    execution = flow.execution()
+    view = FlowView(execution.run, flow.shape)
+    counted: list[ev.Event] = []
+    execution.subscribe(view.watcher)
+    execution.subscribe(counted.append)
+    view.start()
+    run = _run(execution)
+    view.finish()
+    assert run.status == "succeeded"
+    updates = dag_updates(recorded)
+    times = [t for t, _, data in recorded if "fm-dag" in str(data.get("state", {}).get("value", ""))]
+    assert len(counted) > 900  # three events a step
+    # one repaint per interval at most, plus the final one
+    assert len(updates) <= (times[-1] - times[0]) / INTERVAL + 2
+    assert set(node_states_in(updates[-1]).values()) == {"succeeded"}
+
+
+def _run(execution: Any) -> Any:
+    from flowmagic.engine.runner import run_blocking
+
+    return run_blocking(execution)
