@@ -107,3 +107,13 @@ def test_saved_notebook_keeps_an_svg_with_every_step(tmp_path: Path) -> None:
     # what nbconvert (and so a static reader) makes of it: the picture, not a widget placeholder
     page, _ = HTMLExporter().from_notebook_node(saved)
     assert node_states(page) == dict.fromkeys(STEPS, "succeeded")
+
+
+def test_dry_run_draws_every_step_pending_and_quiet_draws_nothing(kernel: Kernel) -> None:
+    dry = kernel.ok(THREE_BRANCHES.replace("%%flow three", "%%flow three --dry-run"))
+    (shown,) = dry.of_kind("display_data")
+    assert node_states(shown.data["text/html"]) == dict.fromkeys(STEPS, "pending")
+    assert not dry.of_kind("comm_msg"), "a dry run draws a picture, it starts no widget"
+    quiet = kernel.ok(THREE_BRANCHES.replace("%%flow three", "%%flow three --quiet"))
+    assert quiet.outputs == []
+    assert kernel.value("three.last.status") == "succeeded"

@@ -88,11 +88,14 @@ class FlowView:
 
     # -- painting -----------------------------------------------------------------
     def _loop(self) -> None:
+        with self._lock:
+            if self._painter is None:  # the layout: once per flow shape, and not a repaint's cost
+                self._painter = painter(self.shape)
         interval = INTERVAL
         while not self._stop.wait(interval):
             began = time.perf_counter()
             sent = self.repaint()
-            interval = max(INTERVAL, (time.perf_counter() - began) / SHARE, sent / BANDWIDTH)
+            interval = min(1.0, max(INTERVAL, (time.perf_counter() - began) / SHARE, sent / BANDWIDTH))
 
     def repaint(self, force: bool = False) -> int:
         """Send the widget values that changed, if anything happened since the last repaint
