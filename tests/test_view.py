@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import Any
 
@@ -98,6 +99,20 @@ def test_every_engine_places_every_node_inside_its_clusters(engine: str) -> None
             cluster = parents[cluster]
     for tail, head in shape.edges:  # top to bottom
         assert result.nodes[tail].y < result.nodes[head].y
+
+
+def test_engine_falls_back_to_dot_then_to_the_pure_python_layout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from flowmagic.view.layout import available_engine
+
+    assert available_engine() == "pygraphviz"  # the test extras install the wheel
+    monkeypatch.setitem(sys.modules, "pygraphviz", None)  # as if it were not installed
+    assert available_engine() == "dot"  # CI installs Graphviz
+    monkeypatch.setenv("PATH", str(tmp_path))  # and now no dot either: only pip
+    assert available_engine() == "layered"
+    shape = Flow.from_source("only_pip = 1\nstill = only_pip").shape
+    assert layout(shape).engine == "layered"
 
 
 def test_a_layout_is_computed_once_per_shape() -> None:

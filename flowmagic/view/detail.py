@@ -53,15 +53,17 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         rows.append(("elements", text + (f"; failed: {', '.join(bad[:10])}" if bad else "")))
     llm = record.llm or {}
     if llm.get("model"):
-        rows.append(("model", str(llm["model"]) + (" (offline)" if llm.get("offline") else "")))
+        offline = " (offline: embedded model, no network)" if llm.get("offline") else ""
+        rows.append(("model", str(llm["model"]) + offline))
     if llm.get("prompt_tokens") is not None or llm.get("completion_tokens") is not None:
         rows.append(("tokens", f"{llm.get('prompt_tokens', '-')} in, {llm.get('completion_tokens', '-')} out"))
+    cell = "padding:1px 12px 1px 0;border:0;text-align:left;vertical-align:top"
     table = "".join(
-        f'<tr><th style="text-align:left;padding-right:12px;color:#6b7280;font-weight:500">{escape(k)}</th>'
-        f"<td>{escape(v)}</td></tr>"
+        f'<tr><th style="{cell};color:#6b7280;font-weight:500">{escape(k)}</th>'
+        f'<td style="{cell}">{escape(v)}</td></tr>'
         for k, v in rows
     )
-    blocks = [f'<table style="font-size:12px">{table}</table>']
+    blocks = [f'<table style="font-size:12px;border-collapse:collapse;margin:4px 0">{table}</table>']
     if llm.get("system"):
         blocks.append(_block("system", str(llm["system"])))
     if llm.get("prompt"):
@@ -70,12 +72,14 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         blocks.append(_block("error", format_error(record.error), "#7f1d1d", "#fef2f2"))
     elif name in run.outputs:
         blocks.append(_block("output", preview(run.outputs[name])))
-    return f'<div class="fm-detail" data-step="{escape(name)}">{"".join(blocks)}</div>'
+    # line-height: widget HTML boxes default to one widget row (28px) per line
+    return f'<div class="fm-detail" data-step="{escape(name)}" style="line-height:1.4">{"".join(blocks)}</div>'
 
 
 def _block(title: str, text: str, colour: str = "#111827", background: str = "#f9fafb") -> str:
     return (
         f'<div style="font-size:11px;color:#6b7280;margin-top:6px">{escape(title)}</div>'
-        f'<pre style="white-space:pre-wrap;margin:2px 0;padding:6px 8px;background:{background};'
-        f'color:{colour};font-size:12px;max-height:16em;overflow:auto">{escape(preview(text))}</pre>'
+        '<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;margin:2px 0;padding:6px 8px;'
+        f'background:{background};color:{colour};font-size:12px;max-height:16em;overflow:auto">'
+        f"{escape(preview(text))}</pre>"
     )

@@ -1,8 +1,11 @@
 """Where each node, edge and cluster of a flow's DAG is drawn.
 
-Three engines, best first: Graphviz's ``dot`` program when it is on PATH, the
-layout libraries bundled in the ``pygraphviz`` wheel, and a pure-Python layered
-layout, so a machine with only pip still draws the DAG. A layout depends only
+Three engines, best first: the Graphviz layout libraries bundled in the
+``pygraphviz`` wheel (``flowmagic[layout]``), Graphviz's ``dot`` program when it
+is on PATH, and a pure-Python layered layout, so a machine with only pip still
+draws the DAG. The wheel comes first because it is the newer Graphviz: the
+``dot`` of Debian 12 (2.43) draws the members of a group right to left, against
+the order they are written in. A layout depends only
 on the flow's shape and is computed once per shape: a run restyles nodes, it
 never lays them out again.
 
@@ -92,12 +95,10 @@ def layout(shape: Shape, engine: str | None = None) -> Layout:
 
 def available_engine() -> str:
     """The engine ``layout`` uses on this machine."""
-    if shutil.which("dot"):
-        return "dot"
     try:
         import pygraphviz  # noqa: F401
     except ImportError:
-        return "layered"
+        return "dot" if shutil.which("dot") else "layered"
     return "pygraphviz"
 
 
@@ -130,7 +131,9 @@ def layout_dot(shape: Shape) -> str:
     """DOT for Graphviz to place: fixed-size boxes of our own size, no labels but the clusters'."""
     lines = [
         "digraph {",
-        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.45, margin=0, pad=0.1, fontsize=11, fontname="Helvetica"];',
+        # ordering=out: a step's successors left to right in the order they are written
+        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.45, margin=0, pad=0.1, fontsize=11, fontname="Helvetica", '
+        "ordering=out];",
         '  node [shape=box, fixedsize=true, label=""];',
     ]
 

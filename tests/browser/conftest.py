@@ -1,0 +1,288 @@
+"""A real JupyterLab server and a real Chromium, both isolated in a temporary directory.
+
+The server runs ``sys.executable -m jupyter lab`` with every per-user directory
+(HOME, XDG_*, JUPYTER_CONFIG/DATA/RUNTIME_DIR, IPYTHONDIR) inside pytest's
+``tmp_path``, offline (no news feed, no update check, no PyPI extension manager),
+and its ``python3`` kernelspec runs this very interpreter. Chromium is Debian's
+``/usr/bin/chromium`` driven by Playwright; nothing is ever downloaded. A missing
+browser or Playwright fails these tests, it never skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1200, "height": 1000}
+SERVER_STARTUP_TIMEOUT = 60.0
+
+
+# -- the JupyterLab server ------------------------------------------------------------------
+def _isolated_env(root: Path, extra: dict[str, str]) -> dict[str, str]:
+    dirs = {
+        "HOME": root / "home",
+        "XDG_CONFIG_HOME": root / "xdg" / "config",
+        "XDG_DATA_HOME": root / "xdg" / "data",
+        "XDG_CACHE_HOME": root / "xdg" / "cache",
+        "XDG_STATE_HOME": root / "xdg" / "state",
+        "XDG_RUNTIME_DIR": root / "xdg" / "runtime",
+        "JUPYTER_CONFIG_DIR": root / "jupyter" / "config",
+        # the user data dir only: sys.prefix/share/jupyter (labextensions, ipywidgets) is still searched
+        "JUPYTER_DATA_DIR": root / "jupyter" / "data",
+        "JUPYTER_RUNTIME_DIR": root / "jupyter" / "runtime",
+        "IPYTHONDIR": root / "ipython",
+        "MPLCONFIGDIR": root / "mpl",
+    }
+    env = dict(os.environ)
+    for key, path in dirs.items():
+        path.mkdir(parents=True, exist_ok=True)
+        env[key] = str(path)
+    os.chmod(dirs["XDG_RUNTIME_DIR"], 0o700)
+    for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
+        env.pop(var, None)
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _write_kernelspec(data_dir: Path) -> None:
+    """A ``python3`` kernelspec for this interpreter; the user data dir shadows any other ``python3``."""
+    spec_dir = data_dir / "kernels" / "python3"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (flowmagic browser test)",
+        "language": "python",
+        "interrupt_mode": "signal",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+
+
+def _write_lab_settings(config_dir: Path) -> None:
+    """No 'receive Jupyter news?' toast and no update check: nothing covers the output, nothing is fetched."""
+    settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LabServer:
+    root: Path  # the server's root_dir: notebooks go here
+    port: int
+    token: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+
+    def api(self, path: str, method: str = "GET", timeout: float = 5.0) -> Any:
+        request = urllib.request.Request(
+            f"{self.base}/api/{path.lstrip('/')}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def wait_for_kernel(self, notebook: str, timeout: float = 60.0) -> None:
+        """Until the notebook's kernel is idle with a browser connected to it.
+
+        The page's own "Idle" can show before its session has a kernel; running
+        cells then opens a "Select Kernel" dialog instead of running them.
+        """
+        deadline = time.monotonic() + timeout
+        kernel: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}")
+            sessions = [s for s in self.api("sessions") if s.get("path") == notebook]
+            kernel = (sessions[0].get("kernel") or {}) if sessions else {}
+            if kernel.get("execution_state") == "idle" and kernel.get("connections", 0) >= 1:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the kernel of {notebook} was not idle and connected within {timeout:.0f} s: {kernel}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no server log: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def write_notebook(self, name: str, cells: list[str]) -> Path:
+        import nbformat
+
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+        path = self.root / name
+        nbformat.write(nb, path)
+        return path
+
+
+def _wait_until_up(server: LabServer) -> None:
+    deadline = time.monotonic() + SERVER_STARTUP_TIMEOUT
+    while True:
+        if server.proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {server.proc.returncode} at start-up:\n{server.log_tail()}")
+        try:
+            server.api("status", timeout=2.0)
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"jupyter lab did not answer within {SERVER_STARTUP_TIMEOUT:.0f} s:\n{server.log_tail()}")
+        time.sleep(0.2)
+
+
+def _stop(server: LabServer) -> None:
+    # shut the kernels down first: they run in their own process groups, not the server's
+    try:
+        for kernel in server.api("kernels"):
+            server.api(f"kernels/{kernel['id']}", method="DELETE", timeout=10.0)
+    except Exception:  # the server may already be gone; its own shutdown still stops kernels
+        pass
+    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(server.proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            server.proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture
+def lab_server(tmp_path: Path) -> Iterator[LabServer]:
+    """A running JupyterLab whose root is ``tmp_path / 'notebooks'``; stopped with its kernels afterwards.
+
+    The server (and so the kernel) runs with the offline model slowed to 0.3 s a
+    call, so a running step stays visible in the browser.
+    """
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    env = _isolated_env(tmp_path / "user", {"FLOWMAGIC_OFFLINE_LATENCY": "0.3"})
+    _write_kernelspec(Path(env["JUPYTER_DATA_DIR"]))
+    _write_lab_settings(Path(env["JUPYTER_CONFIG_DIR"]))
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.allow_root=True",  # containers and CI often run as root
+        "--ServerApp.terminals_enabled=False",
+        # offline: no announcements feed, no update check, no PyPI extension manager
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+    ]
+    log = tmp_path / "jupyter-lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = LabServer(root=root, port=port, token=token, log=log, proc=proc)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        _stop(server)
+
+
+# -- the browser ----------------------------------------------------------------------------
+@dataclass
+class BrowserPage:
+    page: Any  # playwright.sync_api.Page
+    console: list[str] = field(default_factory=list)  # "type: text" of every console message
+    page_errors: list[str] = field(default_factory=list)  # uncaught exceptions in the page
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[BrowserPage]:
+    """A Chromium page at 1200 px wide and a device scale factor of 2, recording its console.
+
+    Chromium's own per-user files (crash reports, dconf) go to ``tmp_path``, not to HOME.
+    """
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.fail(f"the Python playwright package is needed for the browser test: {exc}")
+    with sync_playwright() as pw:
+        home = tmp_path / "browser-home"
+        env = dict(os.environ)
+        for key, sub in (
+            ("HOME", ""),
+            ("XDG_CONFIG_HOME", ".config"),
+            ("XDG_CACHE_HOME", ".cache"),
+            ("XDG_DATA_HOME", ".local/share"),
+        ):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+            env[key] = str(home / sub)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=env)
+        try:
+            context = browser.new_context(viewport=VIEWPORT, device_scale_factor=2)
+            page = context.new_page()
+            recorded = BrowserPage(page)
+            page.on("console", lambda msg: recorded.console.append(f"{msg.type}: {msg.text}"))
+            page.on("pageerror", lambda exc: recorded.page_errors.append(str(exc)))
+            yield recorded
+            context.close()
+        finally:
+            browser.close()
