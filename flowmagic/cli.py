@@ -1,7 +1,8 @@
-"""``flowmagic``: run and check flow files from a terminal.
+"""``flowmagic``: run, check and draw flow files from a terminal.
 
 flowmagic run examples/soundtrack.flow --set topic="space cats"
 flowmagic check examples/soundtrack.flow
+flowmagic graph examples/soundtrack.flow -o soundtrack.svg
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--quiet", action="store_true", help="print only the summary")
     check_p = sub.add_parser("check", help="check a flow file without running it")
     check_p.add_argument("file")
+    graph_p = sub.add_parser("graph", help="draw a flow file's DAG without running it")
+    graph_p.add_argument("file")
+    graph_p.add_argument("-o", "--output", metavar="OUT", help="an .svg, .html or .dot file (default: FILE.svg)")
     args = parser.parse_args(argv)
 
     from .flow.flow import Flow
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             flow = Flow.from_source(text, name=name)
             print(flow.show())
             return 0
+        if args.command == "graph":
+            return _graph(Flow.from_source(text, name=name), args.output or str(Path(args.file).with_suffix(".svg")))
         namespace = _tools(args.tools)
         flow = Flow.from_source(
             text,
@@ -145,12 +151,35 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.run.summary())
         return 130
     print(run.summary())
+    if not args.quiet:
+        from .view.text import text_timeline
+
+        print("\n" + text_timeline(run))
     for step, value in run.outputs.items():
         if flow.steps[step].kind in ("llm", "map") or step == list(flow.steps)[-1]:
             print(f"\n{step}:\n{_show_value(value)}")
     if args.json:
         Path(args.json).write_text(run.to_json(), encoding="utf-8")
     return 0 if run.status == "succeeded" else 1
+
+
+def _graph(flow: Any, output: str) -> int:
+    suffix = Path(output).suffix.lower()
+    if suffix == ".dot":
+        text = flow.to_dot()
+    elif suffix in (".svg", ".html"):
+        from .view.picture import flow_html, painter
+
+        title = f"flow '{flow.name}': {len(flow.steps)} steps"
+        text = painter(flow.shape).paint({}) if suffix == ".svg" else flow_html(flow.shape, title)
+    else:
+        raise SystemExit(f"flowmagic: graph writes .svg, .html or .dot files, not {output!r}")
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"flowmagic: cannot write {output!r}: {exc.strerror}") from None
+    print(f"wrote {output} ({len(flow.steps)} steps)")
+    return 0
 
 
 def _show_value(value: Any) -> str:

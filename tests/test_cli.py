@@ -60,3 +60,33 @@ def test_check_accepts_a_good_file_and_rejects_a_broken_one_with_its_line(tmp_pa
     assert bad.returncode == 2
     assert 'File "bad.flow", line 4' in bad.stderr and "'c' depends on 'b'" in bad.stderr
     assert bad.stderr.rstrip().endswith("^")
+
+
+def test_run_ends_with_a_text_timeline_marking_the_critical_path(tmp_path: Path) -> None:
+    (tmp_path / "f.flow").write_text(
+        "t = __import__('time')\nparallel:\n    slow = t.sleep(0.3)\n    fast = t.sleep(0.05)\nlast = (slow, fast)\n"
+    )
+    result = flowmagic("run", "f.flow", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lanes = {line.split()[0]: line for line in result.stdout.splitlines() if "│" in line and line.split()[0] != "│"}
+    assert set(lanes) == {"main", "slow", "fast"}
+    assert "█" in lanes["slow"] and "█" not in lanes["fast"] and "▒" in lanes["fast"]
+    # fast's bar is shorter than slow's: the bars are drawn to scale
+    assert lanes["fast"].count("▒") < lanes["slow"].count("█") / 2
+
+
+def test_graph_draws_svg_html_and_dot_and_refuses_other_files(tmp_path: Path) -> None:
+    for suffix in ("svg", "html", "dot"):
+        out = tmp_path / f"dag.{suffix}"
+        result = flowmagic("graph", "examples/soundtrack.flow", "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        text = out.read_text()
+        for step in ("title", "song", "characters", "lyrics", "reviews"):
+            assert (f'data-step="{step}"' if suffix != "dot" else f'"{step}" [label=') in text
+    assert (tmp_path / "dag.svg").read_text().startswith("<svg xmlns=")
+    bad = flowmagic("graph", "examples/soundtrack.flow", "-o", str(tmp_path / "dag.png"))
+    assert bad.returncode != 0 and ".svg, .html or .dot" in bad.stderr
+    broken = tmp_path / "broken.flow"
+    broken.write_text("a = (\n")
+    failed = flowmagic("graph", str(broken))
+    assert failed.returncode == 2 and "line 1" in failed.stderr
