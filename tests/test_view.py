@@ -291,3 +291,43 @@ def _run(execution: Any) -> Any:
     from flowmagic.engine.runner import run_blocking
 
     return run_blocking(execution)
+
+
+def test_a_view_that_cannot_draw_says_so_and_the_run_goes_on(
+    recorded: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowmagic.view import widget as widget_module
+    from flowmagic.view.widget import FlowView
+
+    def broken(shape: Any) -> Any:
+        raise RuntimeError("no way to lay this out")
+
+    monkeypatch.setattr(widget_module, "painter", broken)
+    monkeypatch.setattr(widget_module, "run_html", lambda run: broken(None))
+    flow = Flow.from_source("a = 1\nb = a + 1", name="unlucky")
+    execution = flow.execution()
+    view = FlowView(execution.run, flow.shape)
+    execution.subscribe(view.watcher)
+    view.start()
+    run = _run(execution)
+    view.finish()
+    assert run.status == "succeeded" and run["b"] == 2
+    assert isinstance(view.error, RuntimeError)
+    assert "could not draw this flow" in view.dag.value and "no way to lay this out" in view.dag.value
+    bundle = view.mimebundle()
+    assert "flow &#x27;unlucky&#x27; succeeded" in bundle["text/html"]  # the summary, escaped
+    assert "flow 'unlucky' succeeded" in bundle["text/plain"]
+
+
+def test_a_broken_graphviz_falls_back_to_the_built_in_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowmagic.view import layout as layout_module
+
+    def broken(shape: Any, engine: str) -> Any:
+        raise OSError("dot crashed")
+
+    monkeypatch.setattr(layout_module, "_graphviz", broken)
+    shape = Flow.from_source("fallback_a = 1\nfallback_b = fallback_a").shape
+    with pytest.warns(RuntimeWarning, match="dot crashed"):
+        assert layout_module.layout(shape).engine == "layered"
+    with pytest.raises(OSError):  # asked for by name: no silent substitute
+        layout_module.layout(shape, "dot")

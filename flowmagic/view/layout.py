@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -108,22 +109,31 @@ _lock = threading.Lock()
 
 
 def _compute(shape: Shape, engine: str | None) -> Layout:
-    engine = engine or available_engine()
-    if engine == "layered" or not shape.nodes:
-        from .layered import layered
+    chosen = engine or available_engine()
+    if chosen not in ("dot", "pygraphviz", "layered"):
+        raise ValueError(f"unknown layout engine {chosen!r}: use 'dot', 'pygraphviz' or 'layered'")
+    if chosen != "layered" and shape.nodes:
+        try:
+            return _graphviz(shape, chosen)
+        except Exception as exc:  # a broken Graphviz install must not cost the user the picture
+            if engine is not None:
+                raise
+            warnings.warn(f"Graphviz layout failed ({exc!r}); using the built-in layout", RuntimeWarning, stacklevel=3)
+    from .layered import layered
 
-        return layered(shape)
+    return layered(shape)
+
+
+def _graphviz(shape: Shape, engine: str) -> Layout:
     text = layout_dot(shape)
     if engine == "dot":
         import graphviz  # the Python package runs the dot program
 
         out = graphviz.Source(text).pipe(format="json", engine="dot", quiet=True)
-    elif engine == "pygraphviz":
+    else:
         import pygraphviz
 
         out = pygraphviz.AGraph(string=text).draw(format="json", prog="dot")
-    else:
-        raise ValueError(f"unknown layout engine {engine!r}: use 'dot', 'pygraphviz' or 'layered'")
     return from_graphviz_json(shape, json.loads(out), engine)
 
 

@@ -59,6 +59,7 @@ class FlowView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.updates = 0  # repaints sent, for tests and the benchmark
+        self.error: Exception | None = None  # why the view could not draw, if it could not
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -77,8 +78,10 @@ class FlowView:
         """The widget, plus what a reader without widgets sees: static HTML and text."""
         bundle: dict[str, Any] = dict(self.widget._repr_mimebundle_() or {})
         if self.run.finished is not None:
-            painted = self._painted_final
-            html = run_frame(self.run, self.dag.value, self.timeline.value) if painted else run_html(self.run)
+            if self._painted_final:
+                html = run_frame(self.run, self.dag.value, self.timeline.value)
+            else:
+                html = self._guarded(run_html, self.run) or f"<pre>{escape(self.run.summary())}</pre>"
             bundle["text/html"] = html
             bundle["text/plain"] = self.run.summary()
         else:
@@ -90,12 +93,21 @@ class FlowView:
     def _loop(self) -> None:
         with self._lock:
             if self._painter is None:  # the layout: once per flow shape, and not a repaint's cost
-                self._painter = painter(self.shape)
+                self._painter = self._guarded(painter, self.shape)
         interval = INTERVAL
         while not self._stop.wait(interval):
             began = time.perf_counter()
             sent = self.repaint()
             interval = min(1.0, max(INTERVAL, (time.perf_counter() - began) / SHARE, sent / BANDWIDTH))
+
+    def _guarded(self, fn: Any, *args: Any) -> Any:
+        """Call ``fn``; if it raises, say so in the view: a broken view never breaks the run."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.error = exc
+            self.dag.value = f"<pre>flowmagic could not draw this flow: {escape(repr(exc))}</pre>"
+            return None
 
     def repaint(self, force: bool = False) -> int:
         """Send the widget values that changed, if anything happened since the last repaint
@@ -107,17 +119,21 @@ class FlowView:
                 return 0
             self._painted = version
             self._painted_at = time.monotonic()
-            self._painted_final = self.run.finished is not None
-            if self._painter is None:
-                self._painter = painter(self.shape)  # once per flow shape: layouts are cached
-            now = time.time()
-            self.status.value = self._status_html()
-            self.dag.value = self._painter.paint(node_states(self.run), critical_edges(self.run))
-            self.timeline.value = paint_timeline(self.run, now) if self.run.started is not None else ""
-            self._paint_detail(now)
-            self.updates += 1
-            # a value equal to the last one is not sent again (traitlets only notify changes)
-            return len(self.dag.value) + len(self.timeline.value) + len(self.detail.value)
+            sent = self._guarded(self._paint)
+            return 0 if sent is None else int(sent)
+
+    def _paint(self) -> int:
+        if self._painter is None:
+            self._painter = painter(self.shape)  # once per flow shape: layouts are cached
+        now = time.time()
+        self.status.value = self._status_html()
+        self.dag.value = self._painter.paint(node_states(self.run), critical_edges(self.run))
+        self.timeline.value = paint_timeline(self.run, now) if self.run.started is not None else ""
+        self._paint_detail(now)
+        self._painted_final = self.run.finished is not None
+        self.updates += 1
+        # a value equal to the last one is not sent again (traitlets only notify changes)
+        return len(self.dag.value) + len(self.timeline.value) + len(self.detail.value)
 
     def _paint_detail(self, now: float | None = None) -> None:
         name = self.select.value
