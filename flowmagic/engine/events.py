@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 RUN_STARTED = "run_started"
 QUEUED = "queued"  # the step's dependencies are done; it waits for a worker
@@ -17,12 +16,13 @@ CANCELLED = "cancelled"
 RUN_FINISHED = "run_finished"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing that happened in a run.
+class Event(NamedTuple):
+    """One thing that happened in a run (immutable).
 
     ``step`` is None for run-level events; map elements are named ``map[i]``.
     ``time`` is a ``time.time()`` float, comparable across steps and processes.
+    A named tuple rather than a frozen dataclass: a run makes three events a
+    step, and a tuple is built in a third of the time.
     """
 
     kind: str
