@@ -331,3 +331,12 @@ def test_a_broken_graphviz_falls_back_to_the_built_in_layout(monkeypatch: pytest
         assert layout_module.layout(shape).engine == "layered"
     with pytest.raises(OSError):  # asked for by name: no silent substitute
         layout_module.layout(shape, "dot")
+
+
+def test_a_map_with_a_failed_element_counts_only_the_good_ones() -> None:
+    flow = Flow.from_source("items = [1, 2, 0, 4]\ninverses = [1 / x for x in items]")
+    run = flow.run()
+    state = node_states(run)["inverses"]
+    assert (state.status, state.done, state.failed, state.total) == ("failed", 3, 1, 4)
+    svg = DagPainter(flow.shape, layout(flow.shape)).paint({"inverses": state})
+    assert "3/4" in svg

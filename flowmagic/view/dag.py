@@ -22,7 +22,7 @@ class NodeState:
     status: str = "pending"
     cached: bool = False
     seconds: float | None = None  # the duration, once finished
-    done: int = 0  # map elements finished (succeeded or failed)
+    done: int = 0  # map elements succeeded
     total: int | None = None  # map elements, once the map has expanded
     failed: int = 0  # map elements failed
 
@@ -135,12 +135,13 @@ def _caption(kind: str, state: NodeState) -> str:
 
 
 def _progress(x: float, y: float, width: float, state: NodeState) -> str:
-    total = state.total
-    fraction = 0.0 if not total else min(1.0, state.done / total)
-    fill = "#dc2626" if state.failed else "#16a34a"
+    total = state.total or 0
+    good = width * min(1.0, state.done / total) if total else 0.0
+    bad = width * min(1.0, state.failed / total) if total else 0.0
     return (
         f'<rect class="fm-progress" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="5" rx="2.5" fill="#e5e7eb"/>'
-        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width * fraction:.1f}" height="5" rx="2.5" fill="{fill}"/>'
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{good:.1f}" height="5" rx="2.5" fill="#16a34a"/>'
+        f'<rect x="{x + good:.1f}" y="{y:.1f}" width="{bad:.1f}" height="5" rx="2.5" fill="#dc2626"/>'
     )
 
 

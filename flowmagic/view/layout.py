@@ -14,11 +14,14 @@ Coordinates are SVG points: origin top left, y grows downwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,8 +136,42 @@ def _graphviz(shape: Shape, engine: str) -> Layout:
     else:
         import pygraphviz
 
-        out = pygraphviz.AGraph(string=text).draw(format="json", prog="dot")
+        with _quiet_stderr():
+            out = pygraphviz.AGraph(string=text).draw(format="json", prog="dot")
     return from_graphviz_json(shape, json.loads(out), engine)
+
+
+_fonts_loaded = False
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for the wheel's first layout in this process.
+
+    The Graphviz in the wheel loads its own fontconfig, which warns on stderr about
+    newer system font configuration it cannot read (Debian 12's, for one). A kernel
+    forwards that descriptor into the cell, so a notebook would show the warning.
+    Only the first call loads fontconfig, so only that one is silenced.
+    """
+    global _fonts_loaded
+    if _fonts_loaded:
+        yield
+        return
+    _fonts_loaded = True
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def layout_dot(shape: Shape) -> str:

@@ -32,7 +32,7 @@ def node_states(run: Run) -> dict[str, NodeState]:
     for r in records:
         if r.map is not None and r.status in ("succeeded", "failed"):
             counts = progress.setdefault(r.map, [0, 0])
-            counts[0] += 1
+            counts[0] += r.status == "succeeded"
             counts[1] += r.status == "failed"
     states: dict[str, NodeState] = {}
     for r in records:
