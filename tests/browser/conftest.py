@@ -1,15 +1,16 @@
-"""A real JupyterLab server and a real Chromium, both isolated in a temporary directory.
+"""A real Jupyter server (JupyterLab or Notebook 7) and a real Chromium, both isolated in a temporary directory.
 
-The server runs ``sys.executable -m jupyter lab`` with every per-user directory
+The server runs ``sys.executable -m jupyter lab`` (or ``jupyter notebook``) with every per-user directory
 (HOME, XDG_*, JUPYTER_CONFIG/DATA/RUNTIME_DIR, IPYTHONDIR) inside pytest's
 ``tmp_path``, offline (no news feed, no update check, no PyPI extension manager),
 and its ``python3`` kernelspec runs this very interpreter. Chromium is Debian's
 ``/usr/bin/chromium`` driven by Playwright; nothing is ever downloaded. A missing
-browser or Playwright fails these tests, it never skips them.
+browser, Playwright or Jupyter application fails these tests, it never skips them.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,14 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1200, "height": 1000}
 SERVER_STARTUP_TIMEOUT = 60.0
 
+# app -> (the distribution that provides it, its lowest major version, the URL path of a notebook)
+APPS = {
+    "lab": ("jupyterlab", 4, "lab/tree/{name}"),
+    "notebook": ("notebook", 7, "notebooks/{name}"),  # Notebook 7: JupyterLab components, one document a page
+}
 
-# -- the JupyterLab server ------------------------------------------------------------------
+
+# -- the Jupyter server ---------------------------------------------------------------------
 def _isolated_env(root: Path, extra: dict[str, str]) -> dict[str, str]:
     dirs = {
         "HOME": root / "home",
@@ -84,7 +92,10 @@ def _write_kernelspec(data_dir: Path) -> None:
 
 
 def _write_lab_settings(config_dir: Path) -> None:
-    """No 'receive Jupyter news?' toast and no update check: nothing covers the output, nothing is fetched."""
+    """No 'receive Jupyter news?' toast and no update check: nothing covers the output, nothing is fetched.
+
+    Notebook 7 reads the same user settings directory (it has no news plugin, but the setting is harmless).
+    """
     settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(
@@ -99,7 +110,8 @@ def _free_port() -> int:
 
 
 @dataclass
-class LabServer:
+class JupyterServer:
+    app: str  # "lab" or "notebook", a key of APPS
     root: Path  # the server's root_dir: notebooks go here
     port: int
     token: str
@@ -112,6 +124,10 @@ class LabServer:
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+
+    def notebook_url(self, name: str) -> str:
+        """Where the app opens the notebook ``name`` (relative to the root)."""
+        return self.url(APPS[self.app][2].format(name=name))
 
     def api(self, path: str, method: str = "GET", timeout: float = 5.0) -> Any:
         request = urllib.request.Request(
@@ -133,7 +149,7 @@ class LabServer:
         kernel: dict[str, Any] = {}
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}")
+                raise RuntimeError(f"jupyter {self.app} exited with {self.proc.returncode}")
             sessions = [s for s in self.api("sessions") if s.get("path") == notebook]
             kernel = (sessions[0].get("kernel") or {}) if sessions else {}
             if kernel.get("execution_state") == "idle" and kernel.get("connections", 0) >= 1:
@@ -159,22 +175,24 @@ class LabServer:
         return path
 
 
-def _wait_until_up(server: LabServer) -> None:
+def _wait_until_up(server: JupyterServer) -> None:
     deadline = time.monotonic() + SERVER_STARTUP_TIMEOUT
     while True:
         if server.proc.poll() is not None:
-            pytest.fail(f"jupyter lab exited with {server.proc.returncode} at start-up:\n{server.log_tail()}")
+            pytest.fail(f"jupyter {server.app} exited with {server.proc.returncode} at start-up:\n{server.log_tail()}")
         try:
             server.api("status", timeout=2.0)
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() > deadline:
-            pytest.fail(f"jupyter lab did not answer within {SERVER_STARTUP_TIMEOUT:.0f} s:\n{server.log_tail()}")
+            pytest.fail(
+                f"jupyter {server.app} did not answer within {SERVER_STARTUP_TIMEOUT:.0f} s:\n{server.log_tail()}"
+            )
         time.sleep(0.2)
 
 
-def _stop(server: LabServer) -> None:
+def _stop(server: JupyterServer) -> None:
     # shut the kernels down first: they run in their own process groups, not the server's
     try:
         for kernel in server.api("kernels"):
@@ -193,13 +211,25 @@ def _stop(server: LabServer) -> None:
             continue
 
 
-@pytest.fixture
-def lab_server(tmp_path: Path) -> Iterator[LabServer]:
-    """A running JupyterLab whose root is ``tmp_path / 'notebooks'``; stopped with its kernels afterwards.
+def _require_app(app: str) -> None:
+    """Fail, never skip, when the app is not installed (or is an older major version)."""
+    dist, major, _ = APPS[app]
+    try:
+        found = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail(f"the {dist!r} package is needed to test the view in jupyter {app}: pip install -e '.[test]'")
+    if int(found.split(".")[0]) < major:
+        pytest.fail(f"jupyter {app} needs {dist}>={major}, found {found}: pip install -e '.[test]'")
+
+
+@contextmanager
+def _serve(tmp_path: Path, app: str) -> Iterator[JupyterServer]:
+    """``jupyter APP`` rooted at ``tmp_path / 'notebooks'``, isolated and offline; stopped with its kernels.
 
     The server (and so the kernel) runs with the offline model slowed to 0.3 s a
     call, so a running step stays visible in the browser.
     """
+    _require_app(app)
     root = tmp_path / "notebooks"
     root.mkdir()
     env = _isolated_env(tmp_path / "user", {"FLOWMAGIC_OFFLINE_LATENCY": "0.3"})
@@ -210,7 +240,7 @@ def lab_server(tmp_path: Path) -> Iterator[LabServer]:
         sys.executable,
         "-m",
         "jupyter",
-        "lab",
+        app,
         "--no-browser",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.port={port}",
@@ -220,12 +250,13 @@ def lab_server(tmp_path: Path) -> Iterator[LabServer]:
         "--ServerApp.open_browser=False",
         "--ServerApp.allow_root=True",  # containers and CI often run as root
         "--ServerApp.terminals_enabled=False",
-        # offline: no announcements feed, no update check, no PyPI extension manager
+        # offline: no announcements feed, no update check, no PyPI extension manager (the jupyterlab
+        # server extension is loaded under `jupyter notebook` too, so the flags apply to both apps)
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
     ]
-    log = tmp_path / "jupyter-lab.log"
+    log = tmp_path / f"jupyter-{app}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
@@ -236,7 +267,7 @@ def lab_server(tmp_path: Path) -> Iterator[LabServer]:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    server = LabServer(root=root, port=port, token=token, log=log, proc=proc)
+    server = JupyterServer(app=app, root=root, port=port, token=token, log=log, proc=proc)
     try:
         _wait_until_up(server)
         yield server
@@ -244,12 +275,26 @@ def lab_server(tmp_path: Path) -> Iterator[LabServer]:
         _stop(server)
 
 
+@pytest.fixture
+def lab_server(tmp_path: Path) -> Iterator[JupyterServer]:
+    """A running JupyterLab whose root is ``tmp_path / 'notebooks'``."""
+    with _serve(tmp_path, "lab") as server:
+        yield server
+
+
+@pytest.fixture
+def notebook_server(tmp_path: Path) -> Iterator[JupyterServer]:
+    """A running Jupyter Notebook 7 whose root is ``tmp_path / 'notebooks'``."""
+    with _serve(tmp_path, "notebook") as server:
+        yield server
+
+
 # -- the browser ----------------------------------------------------------------------------
 @dataclass
 class BrowserPage:
     page: Any  # playwright.sync_api.Page
     console: list[str] = field(default_factory=list)  # "type: text" of every console message
-    page_errors: list[str] = field(default_factory=list)  # uncaught exceptions in the page
+    page_errors: list[str] = field(default_factory=list)  # uncaught exceptions in the page, with their stack
 
 
 @pytest.fixture
@@ -281,7 +326,7 @@ def browser_page(tmp_path: Path) -> Iterator[BrowserPage]:
             page = context.new_page()
             recorded = BrowserPage(page)
             page.on("console", lambda msg: recorded.console.append(f"{msg.type}: {msg.text}"))
-            page.on("pageerror", lambda exc: recorded.page_errors.append(str(exc)))
+            page.on("pageerror", lambda exc: recorded.page_errors.append(exc.stack or str(exc)))
             yield recorded
             context.close()
         finally:
