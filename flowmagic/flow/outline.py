@@ -1,8 +1,8 @@
-"""A text outline of a flow's DAG: what ``Flow.show()`` and ``--dry-run`` print."""
+"""A text outline of a flow's DAG: what ``Flow.show()`` prints in a terminal and ``flowmagic check`` prints."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .flow import Flow
@@ -23,18 +23,3 @@ def outline(flow: Flow) -> str:
         lines.append(f"  {name:<{width}}  {step.kind:<4}{deps}{where}")
     return "\n".join(lines)
 
-
-class Outline:
-    """Shows as the outline in a terminal and as preformatted text in a notebook."""
-
-    def __init__(self, flow: Flow) -> None:
-        self.text = outline(flow)
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text)

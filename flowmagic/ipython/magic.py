@@ -113,7 +113,6 @@ class FlowMagics(Magics):
         }
 
 
-
 class _Display:
     """What a running cell shows: the live view in a kernel, else a text status; then the end."""
 

@@ -1,4 +1,4 @@
-"""A text status line while a cell runs, then the run's summary (until the live view exists)."""
+"""Text for places without widgets: a status line while a background run goes on, then the summary."""
 
 from __future__ import annotations
 
