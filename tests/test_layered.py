@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -251,7 +250,6 @@ def test_deterministic_across_hash_seeds() -> None:
     assert len(outputs) == 1
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 @pytest.mark.parametrize("name", ["nested", "fan", "map", "branches"])
 def test_same_boxes_as_dot(name: str) -> None:
     shape = shape_from(FLOWS[name])

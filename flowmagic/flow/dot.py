@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from .shape import Cluster, Node, Shape, shape_of
-
-if TYPE_CHECKING:
-    from .flow import Flow
+from .shape import Cluster, Node, Shape
 
 
 def quote(text: str) -> str:
@@ -20,10 +17,6 @@ _STYLE = {
 }
 
 
-def to_dot(flow: Flow) -> str:
-    return shape_to_dot(shape_of(flow))
-
-
 def shape_to_dot(shape: Shape) -> str:
     lines = [
         f"digraph {quote(shape.name)} {{",
@@ -31,22 +24,33 @@ def shape_to_dot(shape: Shape) -> str:
         '  node [shape=box, style="rounded,filled", fillcolor="#f5f5f5", color="#888888", '
         'fontname="Helvetica", fontsize=11];',
         '  edge [color="#888888", arrowsize=0.7];',
+        *nested(
+            shape,
+            lambda node: f"{quote(node.name)} [label={quote(node.name + chr(10) + node.kind)}];",
+            lambda cluster: f"label={quote(cluster.label)}; {_STYLE[cluster.kind]}",
+        ),
+        *(f"  {quote(a)} -> {quote(b)};" for a, b in shape.edges),
+        "}",
     ]
+    return "\n".join(lines) + "\n"
 
-    def emit(cluster: str | None, indent: str) -> None:
-        for item in shape.children(cluster):
+
+def nested(shape: Shape, node: Callable[[Node], str], cluster: Callable[[Cluster], str]) -> list[str]:
+    """The DOT lines of every node and cluster, clusters as nested subgraphs in declaration order.
+
+    ``node`` writes a node's statement, ``cluster`` the attributes of a cluster.
+    """
+    lines: list[str] = []
+
+    def emit(parent: str | None, indent: str) -> None:
+        for item in shape.children(parent):
             if isinstance(item, Node):
-                lines.append(f"{indent}{quote(item.name)} [label={quote(item.name + chr(10) + item.kind)}];")
-            else:
-                emit_cluster(item, indent)
-
-    def emit_cluster(cluster: Cluster, indent: str) -> None:
-        lines.append(f"{indent}subgraph {quote(cluster.id)} {{")
-        lines.append(f"{indent}  label={quote(cluster.label)}; {_STYLE[cluster.kind]}")
-        emit(cluster.id, indent + "  ")
-        lines.append(f"{indent}}}")
+                lines.append(indent + node(item))
+                continue
+            lines.append(f"{indent}subgraph {quote(item.id)} {{")
+            lines.append(f"{indent}  {cluster(item)}")
+            emit(item.id, indent + "  ")
+            lines.append(f"{indent}}}")
 
     emit(None, "  ")
-    lines += [f"  {quote(a)} -> {quote(b)};" for a, b in shape.edges]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return lines

@@ -49,19 +49,16 @@ class Shape:
 
     def children(self, cluster: str | None) -> list[Cluster | Node]:
         """What sits directly inside ``cluster`` (None: the top level), in declaration order."""
-        first: dict[str, int] = {}
+        parents = {c.id: c.parent for c in self.clusters}
+        first: dict[str, int] = {}  # each cluster's place: that of its first node
         for index, node in enumerate(self.nodes):
             cid = node.cluster
-            while cid is not None:
-                first.setdefault(cid, index)
-                cid = self._parents[cid]
+            while cid is not None and cid not in first:  # once set, its parents are set too
+                first[cid] = index
+                cid = parents[cid]
         items: list[tuple[int, Cluster | Node]] = [(first[c.id], c) for c in self.clusters if c.parent == cluster]
         items += [(i, n) for i, n in enumerate(self.nodes) if n.cluster == cluster]
         return [item for _, item in sorted(items, key=lambda pair: (pair[0], isinstance(pair[1], Node)))]
-
-    @property
-    def _parents(self) -> dict[str, str | None]:
-        return {c.id: c.parent for c in self.clusters}
 
 
 def shape_of(flow: Flow) -> Shape:

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..flow.dot import quote
-from ..flow.shape import Cluster, Node, Shape
+from ..flow.dot import nested, quote
+from ..flow.shape import Node, Shape
 
 # text metrics of the renderer (svg.py): 12px labels in a sans-serif font
 CHAR_WIDTH = 7.2
@@ -176,30 +176,21 @@ def _quiet_stderr() -> Iterator[None]:
 
 def layout_dot(shape: Shape) -> str:
     """DOT for Graphviz to place: fixed-size boxes of our own size, no labels but the clusters'."""
+
+    def box(node: Node) -> str:
+        width, height = node_size(node)
+        return f"{quote(node.name)} [width={width / 72:.3f}, height={height / 72:.3f}];"
+
     lines = [
         "digraph {",
         # ordering=out: a step's successors left to right in the order they are written
         '  graph [rankdir=TB, nodesep=0.25, ranksep=0.45, margin=0, pad=0.1, fontsize=11, fontname="Helvetica", '
         "ordering=out];",
         '  node [shape=box, fixedsize=true, label=""];',
+        *nested(shape, box, lambda cluster: f"label={quote(cluster.label)}; margin=10;"),
+        *(f"  {quote(a)} -> {quote(b)};" for a, b in shape.edges),
+        "}",
     ]
-
-    def emit(cluster: str | None, indent: str) -> None:
-        for item in shape.children(cluster):
-            if isinstance(item, Node):
-                width, height = node_size(item)
-                lines.append(f"{indent}{quote(item.name)} [width={width / 72:.3f}, height={height / 72:.3f}];")
-            else:
-                emit_cluster(item, indent)
-
-    def emit_cluster(cluster: Cluster, indent: str) -> None:
-        lines.append(f"{indent}subgraph {quote(cluster.id)} {{ label={quote(cluster.label)}; margin=10;")
-        emit(cluster.id, indent + "  ")
-        lines.append(f"{indent}}}")
-
-    emit(None, "  ")
-    lines += [f"  {quote(a)} -> {quote(b)};" for a, b in shape.edges]
-    lines.append("}")
     return "\n".join(lines) + "\n"
 
 

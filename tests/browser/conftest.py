@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_helpers import isolated_env, write_kernelspec  # the same isolation as the kernel tests
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,47 +51,6 @@ APPS = {
 
 
 # -- the Jupyter server ---------------------------------------------------------------------
-def _isolated_env(root: Path, extra: dict[str, str]) -> dict[str, str]:
-    dirs = {
-        "HOME": root / "home",
-        "XDG_CONFIG_HOME": root / "xdg" / "config",
-        "XDG_DATA_HOME": root / "xdg" / "data",
-        "XDG_CACHE_HOME": root / "xdg" / "cache",
-        "XDG_STATE_HOME": root / "xdg" / "state",
-        "XDG_RUNTIME_DIR": root / "xdg" / "runtime",
-        "JUPYTER_CONFIG_DIR": root / "jupyter" / "config",
-        # the user data dir only: sys.prefix/share/jupyter (labextensions, ipywidgets) is still searched
-        "JUPYTER_DATA_DIR": root / "jupyter" / "data",
-        "JUPYTER_RUNTIME_DIR": root / "jupyter" / "runtime",
-        "IPYTHONDIR": root / "ipython",
-        "MPLCONFIGDIR": root / "mpl",
-    }
-    env = dict(os.environ)
-    for key, path in dirs.items():
-        path.mkdir(parents=True, exist_ok=True)
-        env[key] = str(path)
-    os.chmod(dirs["XDG_RUNTIME_DIR"], 0o700)
-    for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
-        env.pop(var, None)
-    env["JUPYTER_PLATFORM_DIRS"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def _write_kernelspec(data_dir: Path) -> None:
-    """A ``python3`` kernelspec for this interpreter; the user data dir shadows any other ``python3``."""
-    spec_dir = data_dir / "kernels" / "python3"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (flowmagic browser test)",
-        "language": "python",
-        "interrupt_mode": "signal",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-
-
 def _write_lab_settings(config_dir: Path) -> None:
     """No 'receive Jupyter news?' toast and no update check: nothing covers the output, nothing is fetched.
 
@@ -232,8 +192,8 @@ def _serve(tmp_path: Path, app: str) -> Iterator[JupyterServer]:
     _require_app(app)
     root = tmp_path / "notebooks"
     root.mkdir()
-    env = _isolated_env(tmp_path / "user", {"FLOWMAGIC_OFFLINE_LATENCY": "0.3"})
-    _write_kernelspec(Path(env["JUPYTER_DATA_DIR"]))
+    env = isolated_env(tmp_path / "user", {"FLOWMAGIC_OFFLINE_LATENCY": "0.3"})
+    write_kernelspec(Path(env["JUPYTER_DATA_DIR"]))
     _write_lab_settings(Path(env["JUPYTER_CONFIG_DIR"]))
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [
