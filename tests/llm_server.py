@@ -2,6 +2,10 @@
 
 Serves ``POST /v1/chat/completions`` (and ``/chat/completions``) on 127.0.0.1
 from a daemon thread, records every request, and can be told to misbehave.
+A ``"stream": true`` request is answered with server-sent events in OpenAI's
+format: the answer a word or so per chunk, a chunk with the finish reason, a
+usage chunk (no choices) when ``stream_options.include_usage`` asks for one,
+then ``data: [DONE]``.
 
 Example::
 
@@ -9,6 +13,7 @@ Example::
         client = AsyncOpenAI(base_url=server.base_url, api_key="test")
         ...
         server.fail_next(status=429, retry_after=0.1)  # the next request is rate limited
+        server.fail_next(drop=True, after_chunks=2)    # the next stream breaks after two chunks
         assert server.requests[0].body["model"] == "gpt-4o-mini"
 
 As a pytest fixture::
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -46,7 +52,11 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """How to spoil one response: an error status, a malformed body or a dropped connection."""
+    """How to spoil one response: an error status, a malformed body or a dropped connection.
+
+    ``after_chunks`` (streamed requests only): stream that many answer chunks
+    first, then spoil the rest of the stream.
+    """
 
     status: int = 500
     retry_after: float | None = None
@@ -54,6 +64,7 @@ class Fault:
     drop: bool = False
     message: str = "simulated failure"
     headers: dict[str, str] = field(default_factory=dict)
+    after_chunks: int | None = None
 
 
 def _words(body: dict[str, Any]) -> int:
@@ -95,6 +106,11 @@ def example_for(schema: dict[str, Any], defs: dict[str, Any] | None = None, name
     return f"example {name}"
 
 
+def split_answer(content: str) -> list[str]:
+    """``content`` in word-sized pieces (each word with the space after it); they join back to it."""
+    return [piece for piece in re.split(r"(?<=\s)(?=\S)", content) if piece]
+
+
 def default_answer(body: dict[str, Any]) -> str:
     """JSON for a json_schema ``response_format``, else an echo of the last user message."""
     response_format = body.get("response_format") or {}
@@ -111,6 +127,7 @@ class LLMServer:
         self.answer = answer
         self.delay = delay
         self.usage: tuple[int, int] | None = None  # (prompt, completion) tokens to report
+        self.stream_usage = True  # False: ignore stream_options.include_usage, like some local servers
         self.requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -129,16 +146,30 @@ class LLMServer:
         drop: bool = False,
         message: str = "simulated failure",
         times: int = 1,
+        after_chunks: int | None = None,
     ) -> None:
         """Queue a fault for the next ``times`` chat requests.
 
         ``status`` with an OpenAI-shaped error body (and a ``Retry-After`` header
         when ``retry_after`` is given); ``malformed=True``: a 200 whose body is not
         JSON; ``drop=True``: close the connection without any response.
+
+        With ``after_chunks=N`` a streamed request gets N answer chunks first, then:
+        ``drop`` closes the connection mid-stream, ``malformed`` sends an event that
+        is not JSON, and otherwise an OpenAI-shaped error event carries ``message``
+        (the HTTP status, 200, is already sent). A request that does not stream
+        gets the fault at once, as if ``after_chunks`` were not given.
         """
         with self._lock:
             self._faults.extend(
-                Fault(status=status, retry_after=retry_after, malformed=malformed, drop=drop, message=message)
+                Fault(
+                    status=status,
+                    retry_after=retry_after,
+                    malformed=malformed,
+                    drop=drop,
+                    message=message,
+                    after_chunks=after_chunks,
+                )
                 for _ in range(times)
             )
 
@@ -246,13 +277,16 @@ class _Handler(BaseHTTPRequestHandler):
         if state.delay:
             time.sleep(state.delay)
         fault = state._next_fault()
-        if fault is not None and fault.drop:
+        streamed = body is not None and body.get("stream") is True
+        if fault is not None and streamed and fault.after_chunks is not None:
+            pass  # strikes in the middle of the stream, in _send_stream
+        elif fault is not None and fault.drop:
             self.close_connection = True  # finish() closes the socket without a response
             return
-        if fault is not None and fault.malformed:
+        elif fault is not None and fault.malformed:
             self._send_bytes(200, b'{"id": "chatcmpl-broken", "choices": [', {})
             return
-        if fault is not None:
+        elif fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
             self._send_json(fault.status, {"error": {"message": fault.message, "type": kind, "code": kind}}, headers)
@@ -262,13 +296,25 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content = state.answer(body)
         prompt_tokens, completion_tokens = state.usage or (_words(body) * 4 // 3 + 1, len(content.split()) * 4 // 3 + 1)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        head = {
+            "id": f"chatcmpl-{len(state.requests)}",
+            "created": int(time.time()),
+            "model": body.get("model", "unknown"),
+        }
+        if streamed:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and state.stream_usage
+            self._send_stream(head, content, usage if include_usage else None, fault)
+            return
         self._send_json(
             200,
             {
-                "id": f"chatcmpl-{len(state.requests)}",
+                **head,
                 "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "unknown"),
                 "choices": [
                     {
                         "index": 0,
@@ -277,13 +323,50 @@ class _Handler(BaseHTTPRequestHandler):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+                "usage": usage,
             },
         )
+
+    def _send_stream(
+        self, head: dict[str, Any], content: str, usage: dict[str, int] | None, fault: Fault | None
+    ) -> None:
+        """Stream ``content`` as chat.completion.chunk events (chunked transfer encoding).
+
+        ``usage`` is sent in a last chunk without choices when given; ``fault`` (one
+        with ``after_chunks`` set) cuts the stream short after that many pieces.
+        """
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        head = {**head, "object": "chat.completion.chunk"}
+
+        def event(data: str) -> None:
+            payload = f"data: {data}\n\n".encode()
+            self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> None:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            event(json.dumps({**head, "choices": [choice]}))
+
+        chunk({"role": "assistant", "content": "", "refusal": None})
+        for piece in split_answer(content)[: fault.after_chunks if fault is not None else None]:
+            chunk({"content": piece})
+        if fault is None:
+            chunk({}, finish_reason="stop")
+            if usage is not None:
+                event(json.dumps({**head, "choices": [], "usage": usage}))
+        elif fault.drop:
+            self.close_connection = True  # finish() closes the socket in the middle of the body
+            return
+        elif fault.malformed:
+            event('{"id": "chatcmpl-broken", "choices": [')
+        else:
+            kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
+            event(json.dumps({"error": {"message": fault.message, "type": kind, "code": kind}}))
+        event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         self._send_bytes(status, json.dumps(payload).encode(), headers or {})

@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from flowmagic.llm.offline import LATENCY_ENV, OfflineProvider
-from flowmagic.llm.protocol import LLMRequest, LLMResponse
+from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse
 from flowmagic.llm.template import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +220,21 @@ def test_schema_answers_are_deterministic_and_recursive_models_terminate() -> No
     while node is not None:
         depth, node = depth + 1, node.child
     assert 1 <= depth <= 6
+
+
+def test_schema_the_offline_model_cannot_satisfy_raises_with_the_error_and_the_raw_answer() -> None:
+    class Ticket(BaseModel):
+        code: str = Field(pattern=r"^[0-9]{3}$")  # the offline model writes words, never digits
+
+    request = LLMRequest(prompt="A ticket for the concert", model="offline", schema=Ticket)
+    provider = OfflineProvider()
+    for streamed in (False, True):
+        with pytest.raises(LLMError) as caught:
+            asyncio.run(provider.stream(request, print) if streamed else provider.complete(request))
+        message, raw = str(caught.value), caught.value.raw
+        assert raw is not None and json.loads(raw).keys() == {"code"}
+        assert "Ticket" in message and "String should match pattern" in message
+        assert raw in message
 
 
 def test_zero_latency_is_fast() -> None:

@@ -114,12 +114,39 @@ def test_fenced_json_is_accepted(server: LLMServer) -> None:
     )
 
 
-def test_answer_not_matching_the_schema_raises_with_raw(server: LLMServer) -> None:
-    server.answer = lambda body: "Sure! The movie is Up (2009)."
+def test_answer_that_is_not_json_raises_with_the_error_and_the_raw_answer(server: LLMServer) -> None:
+    server.answer = lambda body: "Sure! The movie is Up (2009).\nHope that helps."
     with pytest.raises(LLMError) as caught:
         complete(LLMRequest(prompt="A movie", model="m", schema=Movie))
-    assert caught.value.raw == "Sure! The movie is Up (2009)."
-    assert "Movie" in str(caught.value) and "Invalid JSON" in str(caught.value)
+    assert caught.value.raw == "Sure! The movie is Up (2009).\nHope that helps."
+    message = str(caught.value)
+    assert "Movie" in message and "Invalid JSON" in message
+    assert "Sure! The movie is Up (2009).\nHope that helps." in message
+    assert "cut" not in message  # short answers are quoted whole
+
+
+def test_json_of_the_wrong_shape_raises_with_the_error_and_the_raw_answer(server: LLMServer) -> None:
+    raw = '{"title": "Up", "year": "two thousand nine"}'
+    server.answer = lambda body: raw
+    with pytest.raises(LLMError) as caught:
+        complete(LLMRequest(prompt="A movie", model="m", schema=Movie))
+    message = str(caught.value)
+    assert "2 validation errors for Movie" in message
+    assert "year" in message and "cast" in message and "Field required" in message
+    assert raw in message and caught.value.raw == raw
+
+
+def test_a_long_raw_answer_is_cut_in_the_message_but_kept_whole_in_raw(server: LLMServer) -> None:
+    raw = "".join(f"word{i:04d} " for i in range(250))  # 2,250 characters, every piece different
+    server.answer = lambda body: raw
+    with pytest.raises(LLMError) as caught:
+        complete(LLMRequest(prompt="A movie", model="m", schema=Movie))
+    message = str(caught.value)
+    assert "Invalid JSON" in message
+    assert raw[:500] in message and raw[:501] not in message
+    assert len(message) < 1_500  # the validation error quotes a little of the input too, not all of it
+    assert f"first 500 of {len(raw)} characters, {len(raw) - 500} cut" in message
+    assert caught.value.raw == raw
 
 
 def test_rate_limit_with_retry_after_is_retried(server: LLMServer) -> None:

@@ -33,12 +33,13 @@ from typing import Any, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse
+from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, invalid_answer
 
 _T = TypeVar("_T")
 
 LATENCY_ENV = "FLOWMAGIC_OFFLINE_LATENCY"
 DEFAULT_LATENCY = 0.5  # mean seconds; the actual delay is 0.4x..1.6x of it
+FIRST_TEXT_SHARE = 0.3  # a streamed answer's first words arrive after this share of the delay
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -1395,8 +1396,7 @@ def _compose_json(request: LLMRequest, dice: _Dice) -> str:
     try:
         return schema.model_validate(values).model_dump_json(by_alias=True)
     except ValidationError as exc:
-        raw = json.dumps(values, ensure_ascii=False)
-        raise LLMError(f"offline model could not build a valid {schema.__name__}: {exc}", raw=raw) from exc
+        raise invalid_answer(request.model, schema, json.dumps(values, ensure_ascii=False), exc) from exc
 
 
 # --------------------------------------------------------------------------- provider
@@ -1419,7 +1419,8 @@ class OfflineProvider:
 
     The same request always gets the same answer, in any process, after a short
     seeded delay (mean ``FLOWMAGIC_OFFLINE_LATENCY`` seconds, default 0.5; ``0``
-    disables it).
+    disables it). :meth:`stream` hands out the same answer a word at a time over
+    the same delay.
 
     Example::
 
@@ -1433,7 +1434,7 @@ class OfflineProvider:
     model_name = "offline"
 
     def delay_for(self, request: LLMRequest) -> float:
-        """Seconds :meth:`complete` waits before answering ``request``."""
+        """Seconds :meth:`complete` waits before answering ``request`` (:meth:`stream` spreads its words over them)."""
         mean = configured_latency()
         if mean == 0:
             return 0.0
@@ -1450,9 +1451,7 @@ class OfflineProvider:
             try:
                 value = request.schema.model_validate_json(text)
             except ValidationError as exc:
-                raise LLMError(
-                    f"offline model could not build a valid {request.schema.__name__}: {exc}", raw=text
-                ) from exc
+                raise invalid_answer(request.model, request.schema, text, exc) from exc
         return LLMResponse(
             text=text,
             value=value,
@@ -1464,10 +1463,35 @@ class OfflineProvider:
         )
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
+        """The answer to ``request`` after its seeded delay (see :meth:`delay_for`)."""
         delay = self.delay_for(request)
         if delay > 0:
             await asyncio.sleep(delay)
         return self.respond(request)
+
+    async def stream(self, request: LLMRequest, on_text: TextCallback) -> LLMResponse:
+        """The answer :meth:`complete` gives, handed to ``on_text(text_so_far)`` a word at a time.
+
+        The first word arrives after ``FIRST_TEXT_SHARE`` of the seeded delay and
+        the rest are spread over what remains of it, so the whole answer takes as
+        long as :meth:`complete`. An answer that cannot be built raises at once.
+        """
+        response = self.respond(request)
+        delay = self.delay_for(request)
+        words = [w for w in re.split(r"(?<=\s)(?=\S)", response.text) if w]
+        loop = asyncio.get_running_loop()
+        started, end = loop.time(), 0
+        for i, word in enumerate(words):
+            share = FIRST_TEXT_SHARE + (1 - FIRST_TEXT_SHARE) * i / max(1, len(words) - 1)
+            wait = started + delay * share - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            end += len(word)
+            on_text(response.text[:end])
+        rest = started + delay - loop.time()  # an answer of one word, or none, still takes the delay
+        if rest > 0:
+            await asyncio.sleep(rest)
+        return response
 
     async def aclose(self) -> None:
         """Nothing to release; present to satisfy :class:`Provider`."""

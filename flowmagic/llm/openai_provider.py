@@ -5,17 +5,22 @@ The ``openai`` SDK is imported when the first provider is built, never at import
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse
+from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, invalid_answer
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+    from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletionChunk
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_API_KEY = "not-needed"
@@ -32,6 +37,72 @@ def _unfence(text: str) -> str:
     """Drop a Markdown code fence some local models wrap around JSON."""
     match = _FENCE_RE.match(text)
     return match.group(1) if match else text
+
+
+@functools.cache
+def _api_errors() -> tuple[type[Exception], ...]:
+    """What a failed request or stream raises (the SDK is imported on first use)."""
+    import openai
+
+    errors: list[type[Exception]] = [openai.OpenAIError, json.JSONDecodeError]
+    try:  # older SDKs let the transport's errors escape from the middle of a stream
+        import httpx
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx.HTTPError)
+    return tuple(errors)
+
+
+def _params(request: LLMRequest) -> dict[str, Any]:
+    """The chat completions arguments for ``request``."""
+    messages: list[dict[str, str]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    messages.append({"role": "user", "content": request.prompt})
+    params: dict[str, Any] = {"model": request.model, "messages": messages}
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    if request.schema is not None:
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": _schema_name(request.schema), "schema": request.schema.model_json_schema()},
+        }
+    return params
+
+
+def _response(
+    request: LLMRequest,
+    *,
+    text: str,
+    refusal: str | None,
+    model: str | None,
+    usage: CompletionUsage | None,
+    extra: dict[str, Any],
+) -> LLMResponse:
+    """The response for a finished answer: a refusal raises, and a ``schema`` answer is validated.
+
+    An answer that does not validate (or is not JSON) raises :class:`LLMError`
+    with the validation error and the raw answer (see :func:`invalid_answer`).
+    """
+    if not text and refusal:
+        raise LLMError(f"{request.model} refused: {refusal}", raw=refusal)
+    value: Any = text
+    if request.schema is not None:
+        try:
+            value = request.schema.model_validate_json(_unfence(text))
+        except ValidationError as exc:
+            raise invalid_answer(request.model, request.schema, text, exc) from exc
+    return LLMResponse(
+        text=text,
+        value=value,
+        model=model or request.model,
+        prompt_tokens=usage.prompt_tokens if usage is not None else None,
+        completion_tokens=usage.completion_tokens if usage is not None else None,
+        extra=extra,
+    )
 
 
 class OpenAIProvider:
@@ -85,54 +156,75 @@ class OpenAIProvider:
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
+    def _failure(self, model: str, exc: Exception) -> LLMError:
+        # The SDK's exception text may quote the request; ours is redacted.
+        if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON (broken proxy or server)
+            return LLMError(self._redact(f"{model}: the server's response is not JSON: {exc}"))
+        return LLMError(self._redact(f"{model}: {type(exc).__name__}: {exc}"))
+
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        import openai
-
-        messages: list[dict[str, str]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
-        params: dict[str, Any] = {"model": request.model, "messages": messages}
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
-        if request.schema is not None:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": _schema_name(request.schema), "schema": request.schema.model_json_schema()},
-            }
         try:
-            response = await self._client.chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            # `from None`: the SDK's exception text may quote the request; ours is redacted.
-            raise LLMError(self._redact(f"{request.model}: {type(exc).__name__}: {exc}")) from None
-        except json.JSONDecodeError as exc:  # a 200 whose body is not JSON (broken proxy or server)
-            raise LLMError(f"{request.model}: the server's response is not JSON: {exc}") from None
-
+            response = await self._client.chat.completions.create(**_params(request))
+        except _api_errors() as exc:
+            raise self._failure(request.model, exc) from None
         if not response.choices:
             raise LLMError(f"{request.model}: the server returned no choices")
-        message = response.choices[0].message
-        if message.content is None and getattr(message, "refusal", None):
-            raise LLMError(f"{request.model} refused: {message.refusal}", raw=message.refusal)
-        text = message.content or ""
-        value: Any = text
-        if request.schema is not None:
-            try:
-                value = request.schema.model_validate_json(_unfence(text))
-            except ValidationError as exc:
-                raise LLMError(
-                    f"{request.model}: the answer does not match {request.schema.__name__}: {exc}", raw=text
-                ) from exc
-        usage = response.usage
-        return LLMResponse(
-            text=text,
-            value=value,
-            model=response.model or request.model,
-            prompt_tokens=usage.prompt_tokens if usage is not None else None,
-            completion_tokens=usage.completion_tokens if usage is not None else None,
-            extra={"id": response.id, "finish_reason": response.choices[0].finish_reason},
+        choice = response.choices[0]
+        return _response(
+            request,
+            text=choice.message.content or "",
+            refusal=getattr(choice.message, "refusal", None),
+            model=response.model,
+            usage=response.usage,
+            extra={"id": response.id, "finish_reason": choice.finish_reason},
         )
+
+    async def stream(self, request: LLMRequest, on_text: TextCallback) -> LLMResponse:
+        """Answer ``request`` as :meth:`complete` does, calling ``on_text(text_so_far)`` as text arrives.
+
+        Asks the server for the token usage in a final chunk; a server that does
+        not send one leaves the tokens None. A failure before or during the
+        stream (an error event, a dropped connection) is an :class:`LLMError`.
+        """
+        params = {**_params(request), "stream": True, "stream_options": {"include_usage": True}}
+        text, refusal, seen_choices = "", "", False
+        model: str | None = None
+        response_id: str | None = None
+        finish_reason: str | None = None
+        usage: CompletionUsage | None = None
+        async with contextlib.aclosing(self._chunks(request.model, params)) as chunks:
+            async for chunk in chunks:
+                model, response_id = chunk.model or model, chunk.id or response_id
+                usage = chunk.usage or usage
+                if not chunk.choices:
+                    continue
+                seen_choices = True
+                choice = chunk.choices[0]
+                finish_reason = choice.finish_reason or finish_reason
+                refusal += getattr(choice.delta, "refusal", None) or ""
+                if choice.delta.content:
+                    text += choice.delta.content
+                    on_text(text)
+        if not seen_choices:
+            raise LLMError(f"{request.model}: the server returned no choices")
+        return _response(
+            request,
+            text=text,
+            refusal=refusal,
+            model=model,
+            usage=usage,
+            extra={"id": response_id, "finish_reason": finish_reason},
+        )
+
+    async def _chunks(self, model: str, params: dict[str, Any]) -> AsyncGenerator[ChatCompletionChunk, None]:
+        """The stream's chunks, with its errors turned into :class:`LLMError` (``on_text``'s are not)."""
+        try:
+            chunks = await self._client.chat.completions.create(**params)
+            async with chunks:  # closes the response if the caller stops early
+                async for chunk in chunks:
+                    yield chunk
+        except _api_errors() as exc:
+            raise self._failure(model, exc) from None
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -1,13 +1,20 @@
 """The one small protocol every LLM provider implements.
 
 The executor builds an :class:`LLMRequest` for each ``llm(...)`` step and awaits
-``provider.complete(request)`` on its event loop. Nothing here imports a vendor SDK.
+``provider.complete(request)`` on its event loop, or, through :func:`answer`,
+``provider.stream(request, on_text)`` when the provider can stream and someone
+watches the text arrive. Nothing here imports a vendor SDK.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+TextCallback = Callable[[str], None]
+
+RAW_EXCERPT_CHARS = 500  # how much of a raw answer an error message quotes
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,52 @@ class LLMError(RuntimeError):
         self.raw = raw
 
 
+def invalid_answer(model: str, schema: Any, raw: str, error: BaseException) -> LLMError:
+    """The error for an answer that is not valid JSON for ``schema`` (a pydantic model class).
+
+    The message names ``model`` and the schema, and holds the validation error
+    and the raw answer, cut to its first :data:`RAW_EXCERPT_CHARS` characters with
+    a note of how many were cut; ``.raw`` holds the whole answer.
+    """
+    cut = len(raw) - RAW_EXCERPT_CHARS
+    note = f" (first {RAW_EXCERPT_CHARS} of {len(raw)} characters, {cut} cut)" if cut > 0 else ""
+    shown = f"raw answer{note}:\n{raw[:RAW_EXCERPT_CHARS]}"
+    name = getattr(schema, "__name__", repr(schema))
+    return LLMError(f"{model}: the answer does not match {name}: {error}\n{shown}", raw=raw)
+
+
 @runtime_checkable
 class Provider(Protocol):
-    """An LLM backend. One instance serves every step of a run that uses its model."""
+    """An LLM backend. One instance serves every step of a run that uses its model.
+
+    A provider may also stream (see :class:`StreamingProvider`); :func:`answer`
+    uses ``stream`` when it exists and falls back to ``complete`` otherwise, so a
+    provider with only ``complete`` keeps working.
+    """
 
     async def complete(self, request: LLMRequest) -> LLMResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingProvider(Provider, Protocol):
+    """A provider that can also hand out its answer while it is being written."""
+
+    async def stream(self, request: LLMRequest, on_text: TextCallback) -> LLMResponse:
+        """Answer ``request`` like ``complete``, calling ``on_text(text_so_far)`` as text arrives.
+
+        ``on_text`` gets the accumulated answer text (not the latest piece), so
+        every call's argument is a prefix of the next one's. The return value is
+        what ``complete`` would return for the same request (same text, value,
+        tokens, model and offline flag); errors are :class:`LLMError` as there.
+        """
+        ...
+
+
+async def answer(provider: Provider, request: LLMRequest, on_text: TextCallback | None = None) -> LLMResponse:
+    """``provider.stream(request, on_text)`` when the provider streams and ``on_text`` is given,
+    else ``provider.complete(request)``."""
+    if on_text is not None and isinstance(provider, StreamingProvider):
+        return await provider.stream(request, on_text)
+    return await provider.complete(request)

@@ -52,7 +52,8 @@ def register_provider(prefix: str, factory: ProviderFactory) -> None:
     ``factory()`` is called at most once per event loop; the provider it returns
     is shared by every matching model on that loop and closed by
     :func:`aclose_providers`. The longest matching prefix wins; registering a
-    prefix again replaces its factory.
+    prefix again replaces its factory. The provider needs ``complete`` and
+    ``aclose``; it may add ``stream`` (see :class:`~flowmagic.llm.protocol.StreamingProvider`).
 
     Example::
 
