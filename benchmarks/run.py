@@ -87,10 +87,10 @@ def runners(w: Workload) -> tuple[dict[str, Callable[[], Any]], dict[str, float]
     text = w.dsl()
     parse: dict[str, float] = {}
     t0 = time.perf_counter()
-    fm_sync = Flow.from_source(text, name=w.key, namespace=SYNC_NS, workers=WORKERS)
+    fm_sync = Flow.from_source(text, name=w.key, namespace=SYNC_NS, workers=WORKERS, cache=False)
     parse["flowmagic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fm_async = Flow.from_source(text, name=w.key, namespace=ASYNC_NS, workers=WORKERS)
+    fm_async = Flow.from_source(text, name=w.key, namespace=ASYNC_NS, workers=WORKERS, cache=False)
     parse["flowmagic async"] = time.perf_counter() - t0
     g_sync, g_async = w.graph(asynchronous=False), w.graph(asynchronous=True)
     return {
@@ -144,8 +144,8 @@ def measure(w: Workload, repeat: int, warmup: int) -> dict[str, Any]:
 
 def _one_step() -> dict[str, Callable[[], Any]]:
     """A 1-step no-op flow / graph per system."""
-    fm_sync = Flow.from_source("a = noop()\n", name="one", namespace=SYNC_NS, workers=WORKERS)
-    fm_async = Flow.from_source("a = noop()\n", name="one", namespace=ASYNC_NS, workers=WORKERS)
+    fm_sync = Flow.from_source("a = noop()\n", name="one", namespace=SYNC_NS, workers=WORKERS, cache=False)
+    fm_async = Flow.from_source("a = noop()\n", name="one", namespace=ASYNC_NS, workers=WORKERS, cache=False)
     g_sync = {"a": Node(noop)}
     g_async = {"a": Node(anoop)}
     return {
@@ -314,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         warmup = 1 if w.metric == "per_step" else 0
         results.append(measure(w, repeat, warmup))
     oh = overhead(max(5, repeat * 10))
-    from . import view  # the live view: loads ipywidgets
+    from . import cache, view  # the live view: loads ipywidgets
 
     view_cost = view.measure(repeat, n=200 if args.quick else 1000)
+    cache_cost = cache.measure(repeat)
 
     print(results_table(results))
     print()
@@ -355,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(view.report(view_cost))
     print()
+    print("## The step cache: rerunning an unchanged cell")
+    print()
+    print(cache.report(cache_cost))
+    print()
     print("## Targets")
     print()
     print("\n".join(targets(results)))
@@ -373,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                     "results": results,
                     "overhead": oh,
                     "view": view_cost,
+                    "cache": cache_cost,
                     "elapsed_s": elapsed,
                 },
                 f,

@@ -31,7 +31,7 @@ TARGET = 1.15
 
 def view_flow(n: int, seconds: float) -> Flow:
     body = "\n".join(f"    s{i} = work({seconds})" for i in range(n))
-    return Flow.from_source("parallel:\n" + body + "\n", name="view", namespace=SYNC_NS, workers=32)
+    return Flow.from_source("parallel:\n" + body + "\n", name="view", namespace=SYNC_NS, workers=32, cache=False)
 
 
 def without_view(flow: Flow) -> tuple[float, int]:

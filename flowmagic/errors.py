@@ -98,3 +98,16 @@ class FlowDefinitionError(ValueError, FlowError):
 
 class FlowRuntimeError(RuntimeError, FlowError):
     """Running a flow went wrong for a reason that is not a step's own error."""
+
+
+class UnknownStepError(LookupError, FlowError):
+    """A step name that is not in the flow, with the closest one suggested."""
+
+    def __init__(self, name: str, flow: str, steps: Iterable[str]) -> None:
+        super().__init__(f"flow '{flow}' has no step '{name}'.{did_you_mean(name, steps)}")
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0])
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]

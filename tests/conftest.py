@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh IPython shell per test, and the offline model made fast."""
+"""Shared fixtures: a fresh IPython shell per test, the offline model made fast, an empty step cache."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FLOWMAGIC_OFFLINE_LATENCY", "0.01")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    # each test starts with no cached steps, so one test's runs never answer another's
+    from flowmagic.engine.cache import default_cache
+
+    default_cache.clear()
+    yield
+    default_cache.clear()
 
 
 @pytest.fixture

@@ -98,3 +98,12 @@ def test_json_output(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -
     assert {r["key"] for r in data["results"]} == {"fanout", "soundtrack", "soundtrack_map", "wide", "chain"}
     for r in data["results"]:
         assert set(r["value"]) == set(SYSTEMS)
+
+
+def test_cached_rerun_row(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, out = quick_run
+    assert "## The step cache" in proc.stdout
+    cache = json.loads(out.read_text())["cache"]
+    assert cache["steps"] == 100
+    assert cache["cached_s"] > 0 and cache["uncached_noop_s"] > 0
+    assert f"cached rerun {cache['cached_s'] * 1e3:.1f} ms" in proc.stdout

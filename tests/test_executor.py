@@ -28,7 +28,7 @@ def fast_offline_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make(text: str, **ns: Any) -> Flow:
-    settings = {k: ns.pop(k) for k in ("workers", "sequential", "on_error", "timeout", "model") if k in ns}
+    settings = {k: ns.pop(k) for k in ("workers", "sequential", "on_error", "timeout", "model", "cache") if k in ns}
     return Flow.from_source(text, name="t", namespace=ns, **settings)
 
 
@@ -79,7 +79,7 @@ def test_four_sleeping_branches_overlap_and_sequential_does_not() -> None:
     run = make(text, nap=sleeper(0.3)).run()
     names = [f"s{i}" for i in range(4)]
     assert max(run.steps[n].started or 0 for n in names) < min(run.steps[n].finished or 0 for n in names)
-    seq = make(text, nap=sleeper(0.3), sequential=True).run()
+    seq = make(text, nap=sleeper(0.3), sequential=True, cache=False).run()
     assert max_overlap(seq, names) == 1
     assert [n for n in sorted(names, key=lambda n: seq.steps[n].started or 0)] == names
 

@@ -22,12 +22,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..flow.compile import Code, CompiledFlow
+from ..flow.compile import Code, CompiledFlow, topological
 from ..flow.model import RunSettings, Step
 from ..llm import provider_for, resolve_model
 from ..llm.protocol import LLMError, LLMRequest
 from ..llm.template import render
 from . import events as ev
+from .cache import MISS, StepCache, step_keys
 from .evaluate import LLMCall, deferred_llm, namespace, where
 from .record import Recorder, Run, StepRecord
 from .workers import WorkerPool
@@ -91,6 +92,8 @@ class Execution:
         inputs: dict[str, Any],
         settings: RunSettings,
         observers: Sequence[ev.Observer] = (),
+        cache: StepCache | None = None,
+        force: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.steps: dict[str, Step] = flow.steps
@@ -107,6 +110,16 @@ class Execution:
             },
             model=self.model,
         )
+        # the cache: keys are known up front; ``force`` steps run anyway and store what they get
+        self.cache = cache if settings.cache else None
+        self.force = force
+        self.keys: dict[str, str | None] = {}
+        if self.cache is not None:
+            keys = step_keys(name, flow, inputs, self.model)
+            self.keys = keys.keys
+            self.run.inputs = keys.inputs
+            for step_name, why in keys.reasons.items():
+                self.run.steps[step_name].cache_note = f"not cached: {why}"
         self.observers: list[ev.Observer] = [Recorder(self.run), *observers]
         self.values: dict[str, Any] = {}
         self.state = dict.fromkeys(self.steps, "pending")  # pending -> queued -> final
@@ -224,32 +237,12 @@ class Execution:
                 self._settle(name, ev.CANCELLED, detail={"reason": reason})
 
     async def _sequential(self) -> None:
-        for name in self._topological():
+        for name in topological(self.steps):
             if self.cancel_reason is not None:
                 break
             if self.state[name] == "pending" and self.remaining[name] == 0:
                 self._queue(name)
                 await self.tasks[name]
-
-    def _topological(self) -> list[str]:
-        """Declaration order, moved only where a step reads one declared after it."""
-        done: set[str] = set()
-        order: list[str] = []
-        for root in sorted(self.steps, key=lambda n: self.steps[n].index):
-            stack = [root]
-            while stack:
-                name = stack[-1]
-                if name in done:
-                    stack.pop()
-                    continue
-                todo = [d for d in self.steps[name].deps if d not in done]
-                if todo:
-                    stack.extend(sorted(todo, key=lambda n: -self.steps[n].index))
-                    continue
-                done.add(name)
-                order.append(name)
-                stack.pop()
-        return order
 
     # -- bookkeeping ------------------------------------------------------------
     def _queue(self, name: str) -> None:
@@ -312,6 +305,14 @@ class Execution:
     async def _step(self, name: str) -> None:
         step = self.steps[name]
         code = self.code[name]
+        key = self.keys.get(name)
+        if key is not None and name not in self.force:
+            assert self.cache is not None
+            hit = self.cache.get(key)
+            if hit is not MISS:
+                value, kept = hit
+                self._succeeded(name, value, {**kept, "cached": True})
+                return
         info: dict[str, Any] = {}
         try:
             ns = namespace(code.reads, self._lookup, self._blocking_llm(info))
@@ -326,6 +327,12 @@ class Execution:
         except Exception as exc:
             self._failed(name, exc)
             return
+        if key is not None:
+            assert self.cache is not None
+            kept = {k: v for k, v in info.items() if k == "llm"}  # what a cached step still shows
+            note = self.cache.put(key, (value, kept))
+            if note:
+                self.run.steps[name].cache_note = note
         self._succeeded(name, value, info)
 
     async def _attempts(

@@ -25,7 +25,8 @@ class StepRecord:
     started: float | None = None
     finished: float | None = None
     attempts: int = 0
-    cached: bool = False
+    cached: bool = False  # the value came from the step cache; nothing ran
+    cache_note: str | None = None  # why the value was not cached, when it could not be
     group: str | None = None
     branch: str | None = None
     map: str | None = None  # for a map element: the map step it belongs to
@@ -51,6 +52,7 @@ class StepRecord:
             "duration": self.duration,
             "attempts": self.attempts,
             "cached": self.cached,
+            "cache_note": self.cache_note,
             "group": self.group,
             "branch": self.branch,
             "map": self.map,
@@ -84,6 +86,7 @@ class Run:
     finished: float | None = None
     model: str | None = None
     reason: str | None = None  # why a run was cancelled
+    inputs: dict[str, str] = field(default_factory=dict)  # fingerprints of the inputs it read
     shape: Shape | None = field(default=None, repr=False, compare=False)  # what Run.show() draws
 
     def __getitem__(self, name: str) -> Any:
@@ -239,8 +242,13 @@ class Recorder:
             record.finished = event.time
             if record.map is None:
                 run.outputs[event.step] = event.value
-            if event.detail and "llm" in event.detail:
-                record.llm = event.detail["llm"]
+            extra = event.detail
+            if extra:
+                if "llm" in extra:
+                    record.llm = extra["llm"]
+                if extra.get("cached"):
+                    record.cached = True
+                    record.started = event.time
         elif kind == ev.FAILED:
             record.status = "failed"
             record.finished = event.time

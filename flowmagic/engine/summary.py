@@ -72,4 +72,8 @@ def summary(run: Run) -> str:
     if path:
         tail += f", critical path: {' -> '.join(path)}"
     lines.append(tail)
+    # why steps were not cached, at the steps where it starts (what reads them inherits it)
+    for r in top:
+        if r.cache_note and not any(run.steps[d].cache_note for d in r.deps if d in run.steps):
+            lines.append(f"  {r.name}: {r.cache_note}"[:160])
     return "\n".join(lines)

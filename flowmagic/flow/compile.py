@@ -8,7 +8,6 @@ not steps become inputs; whether they exist is checked when the flow runs.
 from __future__ import annotations
 
 import ast
-import builtins
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
@@ -295,5 +294,20 @@ class _Compiler:
                             )
 
 
-def builtin_names() -> frozenset[str]:
-    return frozenset(dir(builtins))
+def topological(steps: dict[str, Step]) -> list[str]:
+    """Every step after the steps it reads: declaration order, moved only where a step reads a later one."""
+    done: dict[str, None] = {}
+    for root in sorted(steps, key=lambda n: steps[n].index):
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in done:
+                stack.pop()
+                continue
+            todo = [d for d in steps[name].deps if d not in done]
+            if todo:
+                stack.extend(sorted(todo, key=lambda n: -steps[n].index))
+                continue
+            done[name] = None
+            stack.pop()
+    return list(done)

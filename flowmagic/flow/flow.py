@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from ..errors import FlowDefinitionError, did_you_mean
+from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
 from .compile import CompiledFlow, compile_nodes
 from .model import Group, RunSettings, Step
 
@@ -161,18 +161,37 @@ class Flow(BaseModel):
                 resolved[input_name] = value
         return resolved
 
+    def descendants(self, *names: str) -> list[str]:
+        """``names`` and every step that reads them, directly or not, in declaration order."""
+        for name in names:
+            if name not in self.steps:
+                raise UnknownStepError(name, self.name, self.steps)
+        found = set(names)
+        for step in sorted(self.steps.values(), key=lambda s: s.index):
+            if found.intersection(step.deps):
+                found.add(step.name)
+        return [n for n in self.steps if n in found]
+
     def execution(
         self,
         inputs: Mapping[str, Any] | None = None,
         observers: Sequence[Observer] = (),
+        rerun: Sequence[str] = (),
         **settings: Any,
     ) -> Execution:
-        """Prepare one run (inputs resolved now) without starting it; for adapters."""
+        """Prepare one run (inputs resolved now) without starting it; for adapters.
+
+        ``rerun`` steps and their descendants run even when cached.
+        """
+        from ..engine.cache import default_cache
         from ..engine.executor import Execution
 
         run_settings = self.settings.model_copy(update=settings) if settings else self.settings
+        force = frozenset(self.descendants(*rerun))
         resolved = self.resolve_inputs(inputs or {})
-        execution = Execution(self.name, self._compiled, resolved, run_settings, observers)
+        execution = Execution(
+            self.name, self._compiled, resolved, run_settings, observers, cache=default_cache, force=force
+        )
         execution.run.shape = self.shape
         self._last = execution.run
         return execution
@@ -187,6 +206,16 @@ class Flow(BaseModel):
         from ..engine.runner import run_blocking
 
         return run_blocking(self.execution(inputs))
+
+    def rerun(self, *steps: str, **inputs: Any) -> Run:
+        """Run ``steps`` and what depends on them again, even if cached; reuse the rest.
+
+        For a step whose answer varies (an ``llm`` step with a temperature, say):
+        ``flow.rerun("title")``. The new values replace the cached ones.
+        """
+        from ..engine.runner import run_blocking
+
+        return run_blocking(self.execution(inputs, rerun=steps))
 
     async def arun(self, **inputs: Any) -> Run:
         """Run the flow on the caller's event loop: ``run = await flow.arun()``."""

@@ -7,14 +7,16 @@ the core; this adapter only turns options into settings and results into output.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display, update_display
-from traitlets import Enum, Int, Unicode
+from traitlets import Enum, Int, Unicode, observe
 
+from ..engine.cache import default_cache
 from ..engine.runner import FlowInterrupted, run_blocking
 from ..errors import did_you_mean
 from ..flow.flow import Flow
@@ -33,6 +35,14 @@ class FlowMagics(Magics):
     on_error = Enum(
         ["continue", "stop"], "continue", help="After a failed step: 'continue' the rest, or 'stop' and cancel it."
     ).tag(config=True)
+    cache_dir = Unicode(
+        "",
+        help="Also keep cached step results in this directory, so they survive a kernel restart. Empty: memory only.",
+    ).tag(config=True)
+
+    @observe("cache_dir")
+    def _cache_dir_changed(self, change: Any) -> None:
+        default_cache.directory = Path(change["new"]).expanduser() if change["new"] else None
 
     @magic_arguments()
     @argument("name", help="Name the flow is bound to in the notebook; its last run is NAME.last.")
