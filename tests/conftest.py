@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from flowmagic.llm import LLMRequest, LLMResponse, register_provider
+
 
 @pytest.fixture(autouse=True)
 def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,12 +20,15 @@ def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
-    # each test starts with no cached steps, so one test's runs never answer another's
+    # each test starts with no cached steps and no run history: one test's runs never answer another's
     from flowmagic.engine.cache import default_cache
+    from flowmagic.engine.history import default_history
 
     default_cache.clear()
+    default_history.clear()
     yield
     default_cache.clear()
+    default_history.clear()
 
 
 @pytest.fixture
@@ -37,3 +42,20 @@ def shell() -> Iterator[InteractiveShell]:
     finally:
         sh.run_line_magic("unload_ext", "flowmagic")
         InteractiveShell.clear_instance()
+
+
+class Echo:
+    """A provider that answers with the prompt, at once."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return LLMResponse(text=request.prompt, value=request.prompt, model=request.model)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def echo_model() -> str:
+    """Models named ``echo-...`` answer with their prompt (a second model besides the offline one)."""
+    register_provider("echo-", Echo)
+    return "echo-"

@@ -21,7 +21,6 @@ from flowmagic.engine.cache import MISS, StepCache, default_cache
 from flowmagic.engine.fingerprint import Unfingerprintable, fingerprint
 from flowmagic.engine.runner import run_blocking
 from flowmagic.errors import UnknownStepError
-from flowmagic.llm import LLMRequest, LLMResponse, register_provider
 from flowmagic.view.picture import run_html
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,18 +96,11 @@ def test_changed_input_value_reruns_what_reads_it() -> None:
     assert started == {"b", "c"}
 
 
-class Echo:
-    """A provider that answers with the prompt."""
-
-    async def complete(self, request: LLMRequest) -> LLMResponse:
-        return LLMResponse(text=request.prompt, value=request.prompt, model=request.model)
-
-    async def aclose(self) -> None:
-        return None
 
 
+
+@pytest.mark.usefixtures("echo_model")
 def test_model_change_reruns_llm_steps_not_python_ones() -> None:
-    register_provider("echo-", Echo)
     text = FOUR + "letters = len(topic)\n"
     ran(four(text, model="offline"))
     run, started = ran(four(text, model="echo-1"))

@@ -126,9 +126,10 @@ class Keys:
     inputs: dict[str, str] = field(default_factory=dict)  # input name -> fingerprint
 
 
-def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], model: str) -> Keys:
+def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], llm_settings: str) -> Keys:
     """Every step's key, from its definition and its inputs, in dependency order.
 
+    ``llm_settings`` describes what ``llm`` steps run with (model, temperature).
     A step that is not cached (``@cache(False)``, or it reads a value that cannot
     be fingerprinted) has no key, and neither has anything that reads it.
     """
@@ -146,7 +147,7 @@ def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], model: s
         why = None if step.options.cache else "@cache(False)"
         parts = [VERSION, name, step_name, step.kind, _normal(step.source)]
         if step.kind == "llm" or "llm" in flow.code[step_name].reads:
-            parts += ["model", model]
+            parts += ["llm", llm_settings]
         for read in flow.code[step_name].reads:
             if why:
                 break

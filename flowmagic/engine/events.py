@@ -8,6 +8,7 @@ RUN_STARTED = "run_started"
 QUEUED = "queued"  # the step's dependencies are done; it waits for a worker
 STARTED = "started"  # an attempt began
 RETRIED = "retried"  # an attempt failed and another will follow
+TEXT = "text"  # an llm step's answer so far, while it streams in (detail: the step's llm info)
 EXPANDED = "expanded"  # a map knows its elements (detail["count"])
 FINISHED = "finished"  # succeeded
 FAILED = "failed"

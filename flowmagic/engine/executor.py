@@ -25,7 +25,8 @@ from typing import Any
 from ..flow.compile import Code, CompiledFlow, topological
 from ..flow.model import RunSettings, Step
 from ..llm import provider_for, resolve_model
-from ..llm.protocol import LLMError, LLMRequest
+from ..llm.prices import cost
+from ..llm.protocol import LLMError, LLMRequest, answer
 from ..llm.template import render
 from . import events as ev
 from .cache import MISS, StepCache, step_keys
@@ -109,13 +110,15 @@ class Execution:
                 for n, s in self.steps.items()
             },
             model=self.model,
+            sources={n: s.source for n, s in self.steps.items()},
+            settings=settings.model_dump(exclude_defaults=True, exclude={"model"}),
         )
         # the cache: keys are known up front; ``force`` steps run anyway and store what they get
         self.cache = cache if settings.cache else None
         self.force = force
         self.keys: dict[str, str | None] = {}
         if self.cache is not None:
-            keys = step_keys(name, flow, inputs, self.model)
+            keys = step_keys(name, flow, inputs, f"{self.model} temperature={settings.temperature}")
             self.keys = keys.keys
             self.run.inputs = keys.inputs
             for step_name, why in keys.reasons.items():
@@ -270,8 +273,8 @@ class Execution:
             if self.remaining[child] == 0 and self.state[child] == "pending" and not self.settings.sequential:
                 self._queue(child)
 
-    def _failed(self, name: str, error: BaseException) -> None:
-        self._settle(name, ev.FAILED, error=error)
+    def _failed(self, name: str, error: BaseException, info: dict[str, Any] | None = None) -> None:
+        self._settle(name, ev.FAILED, error=error, detail=info or None)
         todo = list(self.children[name])
         while todo:
             child = todo.pop(0)
@@ -315,7 +318,7 @@ class Execution:
                 return
         info: dict[str, Any] = {}
         try:
-            ns = namespace(code.reads, self._lookup, self._blocking_llm(info))
+            ns = namespace(code.reads, self._lookup, self._blocking_llm(name, info))
             if step.kind == "map":
                 value = await self._map(step, ns)
             else:
@@ -325,7 +328,7 @@ class Execution:
             self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
             return
         except Exception as exc:
-            self._failed(name, exc)
+            self._failed(name, exc, info)
             return
         if key is not None:
             assert self.cache is not None
@@ -345,7 +348,7 @@ class Execution:
             self.emit(ev.STARTED, label, attempt=attempt, detail=detail)
             if opts.timeout is None:  # the common case: no extra task
                 try:
-                    return await self._evaluate(code, ns, info)
+                    return await self._evaluate(label, code, ns, info)
                 except Exception as exc:
                     error: BaseException = exc
             else:
@@ -363,7 +366,7 @@ class Execution:
         self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any], timeout: float
     ) -> tuple[bool, Any]:
         """Evaluate with a deadline: ``(True, value)`` or ``(False, error)``."""
-        work = asyncio.ensure_future(self._evaluate(code, ns, info))
+        work = asyncio.ensure_future(self._evaluate(label, code, ns, info))
         try:
             finished, _ = await asyncio.wait({work}, timeout=timeout)
         except asyncio.CancelledError:
@@ -376,7 +379,7 @@ class Execution:
         error = work.exception()
         return (True, work.result()) if error is None else (False, error)
 
-    async def _evaluate(self, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
+    async def _evaluate(self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
         if code.llm:  # evaluate the call's arguments only; the prompt is sent from the loop
             ns = {**ns, "llm": deferred_llm}
         if where(code, ns, self._async_callees) == "loop":
@@ -385,7 +388,7 @@ class Execution:
             info["thread"] = True
             value = await self._in_thread(eval, code.code, ns)
         if isinstance(value, LLMCall):
-            return await self._call_llm(value, info)
+            return await self._call_llm(label, value, info)
         if inspect.isawaitable(value):
             value = await value
         return value
@@ -424,18 +427,18 @@ class Execution:
             else:
                 result.set_exception(error)
 
-    def _blocking_llm(self, info: dict[str, Any]) -> Any:
+    def _blocking_llm(self, label: str, info: dict[str, Any]) -> Any:
         """``llm`` for code on a worker thread: sends the call to the loop and waits."""
         loop = self.loop
 
         def llm(template: Any, **kwargs: Any) -> Any:
             assert loop is not None
             call = deferred_llm(template, **kwargs)
-            return asyncio.run_coroutine_threadsafe(self._call_llm(call, info), loop).result()
+            return asyncio.run_coroutine_threadsafe(self._call_llm(label, call, info), loop).result()
 
         return llm
 
-    async def _call_llm(self, call: LLMCall, info: dict[str, Any]) -> Any:
+    async def _call_llm(self, label: str, call: LLMCall, info: dict[str, Any]) -> Any:
         settings = dict(call.settings)
         prompt = call.template
         system = settings.pop("system", None)
@@ -444,15 +447,28 @@ class Execution:
             prompt = render(prompt, call.placeholders)
         if "system" in call.templates:
             system = render(system, call.placeholders)
+        if settings.get("temperature") is None and self.settings.temperature is not None:
+            settings["temperature"] = self.settings.temperature
         model = resolve_model(settings.pop("model", None) or self.settings.model)
         request = LLMRequest(prompt=str(prompt), model=model, system=system, **settings)
-        info["llm"] = {"prompt": request.prompt, "system": system, "model": model}
-        response = await provider_for(model).complete(request)
-        info["llm"].update(
+        shown = info["llm"] = {"prompt": request.prompt, "system": system, "model": model}
+
+        def on_text(text: str) -> None:  # the answer so far, shown while it streams in
+            shown["answer"] = text
+            self.emit(ev.TEXT, label, detail=shown)
+
+        try:
+            response = await answer(provider_for(model), request, on_text)
+        except LLMError as exc:
+            if exc.raw is not None:  # e.g. an answer that does not fit the schema: show it
+                shown["answer"] = exc.raw
+            raise
+        shown.update(
             answer=response.text,
             offline=response.offline,
             prompt_tokens=response.prompt_tokens,
             completion_tokens=response.completion_tokens,
+            cost=cost(response.model or model, response.prompt_tokens, response.completion_tokens),
         )
         return response.value
 
@@ -461,7 +477,7 @@ class Execution:
         assert code.bindings is not None
         async with self._slots(step):
             self.emit(ev.STARTED, step.name, attempt=1)
-            bindings = await self._evaluate(code.bindings, ns, {})
+            bindings = await self._evaluate(step.name, code.bindings, ns, {})
         if len(bindings) > MAX_MAP_ELEMENTS:
             raise ValueError(
                 f"'{step.name}' would expand to {len(bindings):,} elements; the limit is {MAX_MAP_ELEMENTS:,}"
@@ -497,7 +513,7 @@ class Execution:
             self.emit(ev.CANCELLED, label, detail={**detail, "reason": self.cancel_reason or "cancelled"})
             raise
         except Exception as exc:
-            self.emit(ev.FAILED, label, error=exc, detail=detail)
+            self.emit(ev.FAILED, label, error=exc, detail={**detail, **info})
             return False, exc
         self.emit(ev.FINISHED, label, value=value, detail={**detail, **info})
         return True, value

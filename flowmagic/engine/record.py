@@ -34,7 +34,7 @@ class StepRecord:
     deps: tuple[str, ...] = ()
     error: BaseException | None = None
     reason: str | None = None  # why it was skipped or cancelled
-    llm: dict[str, Any] | None = None  # prompt, model, offline, tokens
+    llm: dict[str, Any] | None = None  # prompt, system, model, answer (so far), offline, tokens, cost
 
     @property
     def duration(self) -> float | None:
@@ -87,6 +87,8 @@ class Run:
     model: str | None = None
     reason: str | None = None  # why a run was cancelled
     inputs: dict[str, str] = field(default_factory=dict)  # fingerprints of the inputs it read
+    sources: dict[str, str] = field(default_factory=dict, repr=False)  # each step's definition
+    settings: dict[str, Any] = field(default_factory=dict)  # run settings that are not the defaults
     shape: Shape | None = field(default=None, repr=False, compare=False)  # what Run.show() draws
 
     def __getitem__(self, name: str) -> Any:
@@ -147,6 +149,21 @@ class Run:
             path.append(current.name)
         return path[::-1]
 
+    @property
+    def tokens(self) -> tuple[int, int]:
+        """Prompt and completion tokens this run spent (cached steps spent none)."""
+        spent = [r.llm for r in self.steps.values() if r.llm and not r.cached]
+        return (
+            sum(info.get("prompt_tokens") or 0 for info in spent),
+            sum(info.get("completion_tokens") or 0 for info in spent),
+        )
+
+    @property
+    def cost(self) -> float | None:
+        """Dollars this run spent on models with a price (``flowmagic.set_price``); None if none had one."""
+        costs = [r.llm["cost"] for r in self.steps.values() if r.llm and not r.cached and r.llm.get("cost") is not None]
+        return sum(costs) if costs else None
+
     def failed(self) -> list[str]:
         return [n for n, r in self.steps.items() if r.status == "failed"]
 
@@ -162,6 +179,8 @@ class Run:
             "step_time": self.step_time,
             "speedup": self.speedup,
             "critical_path": self.critical_path,
+            "tokens": dict(zip(("prompt", "completion"), self.tokens, strict=True)),
+            "cost": self.cost,
             "steps": {n: r.to_dict() for n, r in self.steps.items()},
             "outputs": {n: _jsonable(v) for n, v in self.outputs.items()},
         }
@@ -249,10 +268,14 @@ class Recorder:
                 if extra.get("cached"):
                     record.cached = True
                     record.started = event.time
+        elif kind == ev.TEXT:
+            record.llm = event.detail
         elif kind == ev.FAILED:
             record.status = "failed"
             record.finished = event.time
             record.error = event.error
+            if event.detail and "llm" in event.detail:
+                record.llm = event.detail["llm"]
         elif kind in (ev.SKIPPED, ev.CANCELLED):
             record.status = "skipped" if kind == ev.SKIPPED else "cancelled"
             if record.started is not None:

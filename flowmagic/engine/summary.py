@@ -33,6 +33,24 @@ def model_label(run: Run) -> str:
     return f"{run.model} (offline: embedded model, no network)" if offline else str(run.model)
 
 
+def token_line(run: Run) -> str:
+    """``tokens 1,200 in, 340 out, $0.0004`` for what this run's llm steps spent, or ``""``."""
+    prompt, completion = run.tokens
+    if not prompt and not completion:
+        return ""
+    cost = run.cost
+    return f"tokens {prompt:,} in, {completion:,} out" + (f", ${cost:.4f}" if cost is not None else "")
+
+
+def facts(run: Run) -> list[str]:
+    """Short notes for a run's title line: how many steps came from the cache, tokens and cost."""
+    top = [r for r in run.steps.values() if r.map is None]
+    cached = sum(r.cached for r in top)
+    notes = [f"{cached} of {len(top)} steps cached"] if cached else []
+    spent = token_line(run)
+    return [*notes, spent] if spent else notes
+
+
 def summary(run: Run) -> str:
     """The text the magic and the CLI print at the end of a run."""
     head = f"flow '{run.flow}' {run.status}"
@@ -72,6 +90,9 @@ def summary(run: Run) -> str:
     if path:
         tail += f", critical path: {' -> '.join(path)}"
     lines.append(tail)
+    spent = token_line(run)
+    if uses_llm and spent:
+        lines.append(spent)
     # why steps were not cached, at the steps where it starts (what reads them inherits it)
     for r in top:
         if r.cache_note and not any(run.steps[d].cache_note for d in r.deps if d in run.steps):

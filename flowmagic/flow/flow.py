@@ -97,6 +97,13 @@ class Flow(BaseModel):
         return self._last
 
     @property
+    def history(self) -> list[Run]:
+        """The recent runs of every flow with this name, oldest first (``%flow history NAME``)."""
+        from ..engine.history import default_history
+
+        return [entry.run for entry in default_history.entries(self.name)]
+
+    @property
     def shape(self) -> Shape:
         """What the DAG draws: nodes, edges and the clusters of groups and branches."""
         if self._shape is None:
@@ -185,6 +192,7 @@ class Flow(BaseModel):
         """
         from ..engine.cache import default_cache
         from ..engine.executor import Execution
+        from ..engine.history import default_history
 
         run_settings = self.settings.model_copy(update=settings) if settings else self.settings
         force = frozenset(self.descendants(*rerun))
@@ -194,6 +202,7 @@ class Flow(BaseModel):
         )
         execution.run.shape = self.shape
         self._last = execution.run
+        default_history.add(self.name, execution.run)
         return execution
 
     def run(self, **inputs: Any) -> Run:

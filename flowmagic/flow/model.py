@@ -16,6 +16,7 @@ class StepOptions(BaseModel):
     backoff: float = Field(0.5, ge=0)
     timeout: float | None = Field(None, gt=0)
     cache: bool = True
+    temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own
 
 
 class Step(BaseModel):
@@ -79,3 +80,4 @@ class RunSettings(BaseModel):
     on_error: Literal["continue", "stop"] = "continue"
     timeout: float | None = Field(None, gt=0)
     cache: bool = True
+    temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own

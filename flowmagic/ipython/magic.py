@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display, update_display
 from traitlets import Enum, Int, Unicode, observe
@@ -55,8 +55,8 @@ class FlowMagics(Magics):
     @argument("--quiet", action="store_true", help="Show nothing; the run is still at NAME.last.")
     @argument("--on-error", choices=["continue", "stop"], default=None, help="After a failed step: continue or stop.")
     @argument("--timeout", type=float, default=None, help="Cancel the run after this many seconds.")
-    @cell_magic
-    def flow(self, line: str, cell: str) -> None:
+    @line_cell_magic
+    def flow(self, line: str, cell: str | None = None) -> Any:
         """Run a flow: steps are ``name = expression`` lines; ``parallel:`` groups run side by side.
 
         Example::
@@ -66,7 +66,19 @@ class FlowMagics(Magics):
             parallel:
                 song       = llm("A song title for a movie called {title}?")
                 characters = llm("Two main characters for a movie called {title}?")
+
+        As a line magic, ``%flow COMMAND``:
+
+            %flow rerun NAME STEP [STEP ...]   run STEP and what depends on it again, even if cached
+            %flow history NAME                 the runs of NAME: when, status, wall time, what changed
+            %flow diff NAME [A B]              outputs that differ between runs A and B (default: the last two)
+            %flow show NAME                    the DAG and timeline of NAME's last run
+            %flow config [SETTING=VALUE ...]   the model, server, workers and cache; or change them
         """
+        if cell is None:
+            from .lines import run_line
+
+            return run_line(self, line)
         args = self._parse(line)
         name = args.name
         if not name.isidentifier():
@@ -83,9 +95,14 @@ class FlowMagics(Magics):
             return
         execution = flow.execution()  # resolves every name: nothing is bound or shown if that fails
         user_ns[name] = flow
+        self.run_and_show(flow, execution, quiet=args.quiet, background=args.background)
+        return None
+
+    def run_and_show(self, flow: Flow, execution: Any, quiet: bool = False, background: bool = False) -> None:
+        """Run a prepared execution with the live view (in a kernel) or a text summary."""
         in_kernel = getattr(self.shell, "kernel", None) is not None
-        show = _Display.choose(execution, flow, quiet=args.quiet, live=in_kernel, background=args.background)
-        if args.background:
+        show = _Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
+        if background:
             flow.start_execution(execution, on_done=show.done)
             return
         try:

@@ -56,7 +56,10 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         offline = " (offline: embedded model, no network)" if llm.get("offline") else ""
         rows.append(("model", str(llm["model"]) + offline))
     if llm.get("prompt_tokens") is not None or llm.get("completion_tokens") is not None:
-        rows.append(("tokens", f"{llm.get('prompt_tokens', '-')} in, {llm.get('completion_tokens', '-')} out"))
+        spent = f"{llm.get('prompt_tokens', '-')} in, {llm.get('completion_tokens', '-')} out"
+        if llm.get("cost") is not None:
+            spent += f", ${llm['cost']:.4f}"
+        rows.append(("tokens", spent + (" (in the run that cached it)" if record.cached else "")))
     cell = "padding:1px 12px 1px 0;border:0;text-align:left;vertical-align:top"
     table = "".join(
         f'<tr><th style="{cell};color:#6b7280;font-weight:500">{escape(k)}</th>'
@@ -68,6 +71,8 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         blocks.append(_block("system", str(llm["system"])))
     if llm.get("prompt"):
         blocks.append(_block("prompt", str(llm["prompt"])))
+    if llm.get("answer") and record.status != "succeeded":  # streaming in, or a schema failure's raw answer
+        blocks.append(_block("answer so far" if record.status == "running" else "raw answer", str(llm["answer"])))
     if record.error is not None:
         blocks.append(_block("error", format_error(record.error), "#7f1d1d", "#fef2f2"))
     elif name in run.outputs:

@@ -48,10 +48,12 @@ def pending_html(shape: Shape, title: str, states: dict[str, NodeState] | None =
 
 
 def _title(run: Run) -> str:
+    from ..engine.summary import facts
+
     head = f"flow '{run.flow}' {run.status}"
     if run.reason:
         head += f" ({run.reason})"
-    return head
+    return "  ·  ".join([head, *facts(run)])
 
 
 def _frame(title: str, body: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..engine.record import Run
+from ..engine.summary import facts
 from ..flow.shape import Shape
 from .dag import DagPainter
 from .detail import step_html
@@ -148,6 +149,7 @@ class FlowView:
             text = f"flow '{run.flow}' {run.status}" + (f" ({run.reason})" if run.reason else "")
             if run.wall_time is not None:
                 text += f" in {run.wall_time:.2f}s"
+            text = "  ·  ".join([text, *facts(run)])
         else:
             status = "running"
             elapsed = time.time() - run.started if run.started is not None else 0.0

@@ -1,0 +1,195 @@
+"""``%flow COMMAND ...``: the line magics around a flow's runs (rerun, history, diff, show, config).
+
+Each command checks its words and raises ``UsageError`` with its usage line;
+``%flow help`` (or ``%flow``) lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.display import display
+
+from ..engine.cache import default_cache
+from ..engine.diff import diff_runs
+from ..engine.history import HistoryTable, default_history
+from ..errors import did_you_mean
+from ..flow.flow import Flow
+from ..llm import resolve_model
+from ..view.compare import table
+
+if TYPE_CHECKING:
+    from .magic import FlowMagics
+
+USAGE = {
+    "rerun": "%flow rerun NAME STEP [STEP ...]",
+    "history": "%flow history NAME",
+    "diff": "%flow diff NAME [A B]",
+    "show": "%flow show NAME",
+    "config": "%flow config [SETTING=VALUE ...]",
+}
+HELP = {
+    "rerun": "run STEP and everything that depends on it again, even if cached; reuse the rest",
+    "history": "the recent runs of NAME: when, status, wall time, steps run and cached, what changed",
+    "diff": "outputs that differ between runs A and B of NAME (numbers from %flow history; default: the last two)",
+    "show": "the DAG and timeline of NAME's last run (the DAG alone if it has not run)",
+    "config": "the model, server, workers and cache; SETTING=VALUE changes one, as %config FlowMagics.SETTING does",
+}
+SETTINGS = ("model", "workers", "on_error", "cache_dir")
+
+
+def run_line(magics: FlowMagics, line: str) -> Any:
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%flow: {exc}") from None
+    if not words or words[0] in ("help", "-h", "--help"):
+        return _help()
+    command, args = words[0], words[1:]
+    handler = COMMANDS.get(command)
+    if handler is None:
+        hint = did_you_mean(command, COMMANDS)
+        raise UsageError(f"%flow has no command '{command}'.{hint} Commands: {', '.join(COMMANDS)}; %%flow runs a cell")
+    if "-h" in args or "--help" in args:
+        return _help(command)
+    return handler(magics, args)
+
+
+def _help(command: str | None = None) -> None:
+    names = [command] if command else list(USAGE)
+    print("\n".join(f"{USAGE[n]:<36} {HELP[n]}" for n in names))
+    if command is None:
+        print("%%flow NAME [options]                a cell: declare and run a flow (%%flow? for the options)")
+
+
+def _usage(command: str, problem: str) -> UsageError:
+    return UsageError(f"{problem}\nusage: {USAGE[command]}  ({HELP[command]})")
+
+
+def _flow(magics: FlowMagics, command: str, args: list[str]) -> Flow:
+    if not args:
+        raise _usage(command, f"%flow {command} needs the name of a flow")
+    assert magics.shell is not None
+    user_ns = magics.shell.user_ns
+    name = args[0]
+    flow = user_ns.get(name)
+    if isinstance(flow, Flow):
+        return flow
+    flows = [k for k, v in user_ns.items() if isinstance(v, Flow)]
+    if name in user_ns:
+        raise UsageError(f"'{name}' is a {type(flow).__name__}, not a flow; flows here: {', '.join(flows) or 'none'}")
+    hint = did_you_mean(name, flows)
+    raise UsageError(f"no flow named '{name}' in this notebook.{hint} Flows here: {', '.join(flows) or 'none yet'}")
+
+
+def rerun(magics: FlowMagics, args: list[str]) -> None:
+    flow = _flow(magics, "rerun", args)
+    if len(args) < 2:
+        steps = ", ".join(flow.steps)
+        raise _usage("rerun", f"%flow rerun {args[0]} needs the step to run again, one of: {steps}")
+    execution = flow.execution(rerun=args[1:])  # an unknown step raises UnknownStepError, shown in short
+    magics.run_and_show(flow, execution)
+
+
+def history(magics: FlowMagics, args: list[str]) -> None:
+    flow = _flow(magics, "history", args)
+    if len(args) > 1:
+        raise _usage("history", f"%flow history takes one flow name, not {len(args)} words")
+    display(HistoryTable(flow.name, default_history.entries(flow.name)))
+
+
+def diff(magics: FlowMagics, args: list[str]) -> None:
+    flow = _flow(magics, "diff", args)
+    numbers = args[1:]
+    if len(numbers) not in (0, 2):
+        raise _usage("diff", "%flow diff takes two run numbers, or none for the last two runs")
+    entries = default_history.entries(flow.name)
+    if not numbers:
+        if len(entries) < 2:
+            raise UsageError(
+                f"flow '{flow.name}' has run {len(entries)} time(s); diff compares two runs: edit the cell and rerun it"
+            )
+        picked = [entries[-2].number, entries[-1].number]
+    else:
+        try:
+            picked = [int(n.lstrip("#")) for n in numbers]
+        except ValueError:
+            raise _usage("diff", f"run numbers are whole numbers like 3 or #3, not {' '.join(numbers)}") from None
+    try:
+        before, after = (default_history.get(flow.name, n) for n in picked)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    display(diff_runs(before, after, (f"#{picked[0]}", f"#{picked[1]}")))
+
+
+def show(magics: FlowMagics, args: list[str]) -> None:
+    flow = _flow(magics, "show", args)
+    if len(args) > 1:
+        raise _usage("show", f"%flow show takes one flow name, not {len(args)} words")
+    display(flow.last.show() if flow.last is not None else flow.show())
+
+
+def config(magics: FlowMagics, args: list[str]) -> None:
+    for word in args:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise _usage("config", f"'{word}' is not SETTING=VALUE")
+        if key not in SETTINGS:
+            raise _usage("config", f"no setting '{key}'.{did_you_mean(key, SETTINGS)} Settings: {', '.join(SETTINGS)}")
+        if key == "workers" and not (value.isdigit() and int(value) >= 1):
+            raise _usage("config", f"workers must be a whole number of at least 1, not {value!r}")
+        try:
+            setattr(magics, key, int(value) if key == "workers" else value)
+        except Exception as exc:  # traitlets says what it expected
+            raise UsageError(f"{key}={value}: {exc}") from None
+    display(Settings(_config_rows(magics)))
+
+
+class Settings:
+    """The settings as a table in a notebook, as lines in a terminal."""
+
+    def __init__(self, rows: list[list[str]]) -> None:
+        self.rows = rows
+
+    def _repr_html_(self) -> str:
+        return table(["setting", "value"], self.rows, "fm-config")
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text("\n".join(f"{k:<10} {v}" for k, v in self.rows))
+
+
+def _config_rows(magics: FlowMagics) -> list[list[str]]:
+    model = resolve_model(magics.model or None)
+    where = "default"
+    if magics.model:
+        where = "FlowMagics.model"
+    elif os.environ.get("FLOWMAGIC_MODEL"):
+        where = "FLOWMAGIC_MODEL"
+    base_url = os.environ.get("OPENAI_BASE_URL") or ("-" if model == "offline" else "the SDK's default, OpenAI")
+    key = "set" if os.environ.get("OPENAI_API_KEY") else "not set"
+    cache = f"{len(default_cache)} results in memory"
+    if default_cache.directory is not None:
+        cache += f", and on disk in {default_cache.directory}"
+    return [
+        ["model", f"{model} ({where})"],
+        ["base URL", f"{base_url} (OPENAI_BASE_URL)"],
+        ["API key", f"{key} (OPENAI_API_KEY; never shown)"],
+        ["workers", str(magics.workers)],
+        ["on_error", magics.on_error],
+        ["cache", cache],
+        ["cache_dir", magics.cache_dir or "- (memory only)"],
+    ]
+
+
+COMMANDS: dict[str, Callable[[FlowMagics, list[str]], Any]] = {
+    "rerun": rerun,
+    "history": history,
+    "diff": diff,
+    "show": show,
+    "config": config,
+}
+
