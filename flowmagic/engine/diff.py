@@ -76,19 +76,20 @@ def diff_runs(before: Run, after: Run, labels: tuple[str, str] = ("before", "aft
     new = {n: r for n, r in after.steps.items() if r.map is None}
     for name in [*new, *(n for n in old if n not in new)]:
         if name not in old:
-            result.changes.append(StepChange(name, "added", "", _state(after, name)))
+            result.changes.append(StepChange(name, "added", "", value_text(after, name)))
         elif name not in new:
-            result.changes.append(StepChange(name, "removed", _state(before, name), ""))
+            result.changes.append(StepChange(name, "removed", value_text(before, name), ""))
         elif (name in before.outputs) != (name in after.outputs):
-            result.changes.append(StepChange(name, "status", _state(before, name), _state(after, name)))
+            result.changes.append(StepChange(name, "status", value_text(before, name), value_text(after, name)))
         elif name in after.outputs and not _same(before.outputs[name], after.outputs[name]):
-            result.changes.append(StepChange(name, "changed", _state(before, name), _state(after, name)))
+            result.changes.append(StepChange(name, "changed", value_text(before, name), value_text(after, name)))
         else:
             result.unchanged.append(name)
     return result
 
 
-def _state(run: Run, name: str) -> str:
+def value_text(run: Run, name: str) -> str:
+    """A step's output as text, or its status (and error) when it has none."""
     if name in run.outputs:
         return text_of(run.outputs[name])
     record = run.steps[name]

@@ -82,8 +82,21 @@ def run_blocking(execution: Execution) -> Run:
     On ``KeyboardInterrupt`` the run is cancelled and :class:`FlowInterrupted`
     (a ``KeyboardInterrupt``) is raised, carrying the cancelled run.
     """
-    runner = LoopThread(execution.name)
-    future = runner.submit(execution.execute())
+    return run_all_blocking([execution])[0]
+
+
+def run_all_blocking(executions: list[Execution]) -> list[Run]:
+    """Run several executions side by side on one private loop; return their runs in order.
+
+    An interrupt cancels every one of them and raises :class:`FlowInterrupted`
+    with the first run that had not finished.
+    """
+
+    async def everything() -> list[Run]:
+        return list(await asyncio.gather(*(e.execute() for e in executions)))
+
+    runner = LoopThread(executions[0].name)
+    future = runner.submit(everything())
     try:
         while True:
             try:
@@ -91,10 +104,12 @@ def run_blocking(execution: Execution) -> Run:
             except concurrent.futures.TimeoutError:
                 continue
     except KeyboardInterrupt:
-        execution.cancel("interrupted")
+        for execution in executions:
+            execution.cancel("interrupted")
         with contextlib.suppress(BaseException):
             future.result(timeout=CANCEL_GRACE)
-        raise FlowInterrupted(execution.run) from None
+        unfinished = [e.run for e in executions if e.run.status in ("running", "cancelled")]
+        raise FlowInterrupted((unfinished or [executions[-1].run])[0]) from None
     finally:
         runner.stop()
 

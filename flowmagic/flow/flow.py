@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..engine.record import Run
     from ..engine.runner import RunHandle
     from .shape import Shape
+    from .variants import Variants
 
 _MISSING = object()
 
@@ -51,6 +52,7 @@ class Flow(BaseModel):
     _last: Run | None = PrivateAttr(default=None)
     _handle: RunHandle | None = PrivateAttr(default=None)
     _shape: Shape | None = PrivateAttr(default=None)
+    _variants: Variants | None = PrivateAttr(default=None)
 
     @classmethod
     def from_source(
@@ -126,7 +128,7 @@ class Flow(BaseModel):
 
     def with_settings(self, **settings: Any) -> Flow:
         """A copy of this flow with some :class:`RunSettings` changed."""
-        flow = self.model_copy(update={"settings": self.settings.model_copy(update=settings)})
+        flow = self.model_copy(update={"settings": self.settings.changed(**settings)})
         flow._compiled = self._compiled
         flow._namespace = self._namespace
         return flow
@@ -194,7 +196,7 @@ class Flow(BaseModel):
         from ..engine.executor import Execution
         from ..engine.history import default_history
 
-        run_settings = self.settings.model_copy(update=settings) if settings else self.settings
+        run_settings = self.settings.changed(**settings) if settings else self.settings
         force = frozenset(self.descendants(*rerun))
         resolved = self.resolve_inputs(inputs or {})
         execution = Execution(
@@ -225,6 +227,54 @@ class Flow(BaseModel):
         from ..engine.runner import run_blocking
 
         return run_blocking(self.execution(inputs, rerun=steps))
+
+    def map(self, variants: Iterable[Mapping[str, Any]], **inputs: Any) -> Variants:
+        """Run the flow once per variant, all at once, and return the runs (``.table()`` compares them).
+
+        A variant is a dict of inputs and :class:`RunSettings` fields, e.g.
+        ``flow.map([{"topic": "cats"}, {"topic": "dogs", "model": "gpt-4o-mini"}])``;
+        ``inputs`` apply to every variant. Build a grid with
+        :func:`flowmagic.flow.variants.grid`.
+        """
+        from ..engine.runner import run_all_blocking
+
+        result, executions = self.prepare_variants(variants, inputs)
+        run_all_blocking(executions)  # an interrupt cancels them all; result keeps what finished
+        return result
+
+    def prepare_variants(
+        self, variants: Iterable[Mapping[str, Any]], inputs: Mapping[str, Any] | None = None
+    ) -> tuple[Variants, list[Execution]]:
+        """The :class:`Variants` to be and one execution per variant, all checked before any runs."""
+        from .variants import SETTINGS, Variants, split
+
+        chosen = [dict(v) for v in variants]
+        if not chosen:
+            raise ValueError("flow.map() needs at least one variant")
+        known = [*self.inputs, *SETTINGS]
+        for key in {k: None for v in chosen for k in v}:
+            if key not in known:
+                raise ValueError(
+                    f"'{key}' is neither an input of flow '{self.name}' nor a setting.{did_you_mean(key, known)}"
+                )
+        executions = []
+        for variant in chosen:
+            own_inputs, settings = split(variant)
+            executions.append(self.execution({**(inputs or {}), **own_inputs}, **settings))
+        result = Variants(self.name, chosen, [e.run for e in executions], self.final_steps)
+        self._variants = result
+        return result, executions
+
+    @property
+    def variants(self) -> Variants | None:
+        """The runs of the last :meth:`map` (or ``--grid`` cell)."""
+        return self._variants
+
+    @property
+    def final_steps(self) -> tuple[str, ...]:
+        """The steps no other step reads: the flow's results."""
+        read = {d for s in self.steps.values() for d in s.deps}
+        return tuple(n for n in self.steps if n not in read)
 
     async def arun(self, **inputs: Any) -> Run:
         """Run the flow on the caller's event loop: ``run = await flow.arun()``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class StepOptions(BaseModel):
@@ -81,3 +81,18 @@ class RunSettings(BaseModel):
     timeout: float | None = Field(None, gt=0)
     cache: bool = True
     temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own
+
+    def changed(self, **settings: object) -> RunSettings:
+        """A copy with some fields changed, validated (``model_copy`` would not check them).
+
+        A bad value raises ``ValueError`` naming the setting, e.g.
+        ``workers=0: Input should be greater than or equal to 1``.
+        """
+        unknown = [k for k in settings if k not in RunSettings.model_fields]
+        if unknown:
+            raise ValueError(f"no setting '{unknown[0]}'; settings: {', '.join(RunSettings.model_fields)}")
+        try:
+            return RunSettings.model_validate({**self.model_dump(), **settings})
+        except ValidationError as exc:
+            problems = [f"{e['loc'][0]}={e.get('input')!r}: {e['msg']}" for e in exc.errors()]
+            raise ValueError("; ".join(problems)) from None

@@ -17,10 +17,11 @@ from IPython.display import display, update_display
 from traitlets import Enum, Int, Unicode, observe
 
 from ..engine.cache import default_cache
-from ..engine.runner import FlowInterrupted, run_blocking
+from ..engine.runner import FlowInterrupted, run_all_blocking, run_blocking
 from ..errors import did_you_mean
 from ..flow.flow import Flow
-from .status import Text, TextStatus
+from ..flow.variants import grid, parse_axes
+from .status import Text, TextStatus, progress_line, variants_line
 
 
 @magics_class
@@ -55,6 +56,14 @@ class FlowMagics(Magics):
     @argument("--quiet", action="store_true", help="Show nothing; the run is still at NAME.last.")
     @argument("--on-error", choices=["continue", "stop"], default=None, help="After a failed step: continue or stop.")
     @argument("--timeout", type=float, default=None, help="Cancel the run after this many seconds.")
+    @argument(
+        "--grid",
+        nargs="+",
+        metavar="NAME=V1,V2",
+        default=None,
+        help="Run one variant per combination of inputs or settings, side by side, e.g. "
+        "--grid model=offline,gpt-4o-mini temperature=0,0.7; then compare outputs in a table.",
+    )
     @line_cell_magic
     def flow(self, line: str, cell: str | None = None) -> Any:
         """Run a flow: steps are ``name = expression`` lines; ``parallel:`` groups run side by side.
@@ -88,6 +97,9 @@ class FlowMagics(Magics):
         user_ns = self.shell.user_ns
         # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
         flow = Flow.from_source("\n" + cell, name=name, namespace=user_ns, **settings)
+        if args.grid and not args.dry_run:
+            user_ns[name] = self._run_grid(flow, args)
+            return None
         if args.dry_run:
             user_ns[name] = flow  # inputs need not exist yet: a dry run only draws
             if not args.quiet:
@@ -97,6 +109,27 @@ class FlowMagics(Magics):
         user_ns[name] = flow
         self.run_and_show(flow, execution, quiet=args.quiet, background=args.background)
         return None
+
+    def _run_grid(self, flow: Flow, args: Any) -> Flow:
+        """Run one variant per grid combination at once; show progress, then the outputs side by side."""
+        if args.background:
+            raise UsageError("--grid runs its variants in this cell; it cannot also run in the --background")
+        try:
+            # every variant is checked before any runs
+            variants, executions = flow.prepare_variants(grid(parse_axes(args.grid)))
+        except ValueError as exc:  # pydantic's ValidationError is one too
+            raise UsageError(f"--grid: {exc}") from None
+        handle = None if args.quiet else display(Text(variants_line(flow.name, variants.runs)), display_id=True)
+        if handle is not None:
+            status = TextStatus(lambda: variants_line(flow.name, variants.runs), handle.display_id, update_display)
+            for execution in executions:
+                execution.subscribe(status)
+        try:
+            run_all_blocking(executions)
+        finally:
+            if handle is not None:
+                update_display(variants, display_id=handle.display_id)
+        return flow
 
     def run_and_show(self, flow: Flow, execution: Any, quiet: bool = False, background: bool = False) -> None:
         """Run a prepared execution with the live view (in a kernel) or a text summary."""
@@ -163,7 +196,7 @@ class _Display:
         if background:
             handle = display(Text(f"flow '{flow.name}' starting..."), display_id=True)
             display_id = handle.display_id if handle is not None else None
-            execution.subscribe(TextStatus(execution.run, display_id, update_display))
+            execution.subscribe(TextStatus(lambda: progress_line(execution.run), display_id, update_display))
             return cls(None, display_id)
         return cls()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..engine import events as ev
@@ -23,12 +24,16 @@ class Text:
 
 
 class TextStatus:
-    """An observer that keeps one display updated with progress, at most a few times a second."""
+    """An observer that keeps one display updated with progress, at most a few times a second.
+
+    ``describe()`` gives the progress line: :func:`progress_line` of a run, or
+    :func:`variants_line` of several.
+    """
 
     INTERVAL = 0.25
 
-    def __init__(self, run: Run, display_id: str | None, update: Any) -> None:
-        self.run = run
+    def __init__(self, describe: Callable[[], str], display_id: str | None, update: Any) -> None:
+        self.describe = describe
         self.display_id = display_id
         self.update = update
         self.last = 0.0
@@ -40,7 +45,7 @@ class TextStatus:
         if now - self.last < self.INTERVAL:
             return
         self.last = now
-        self.update(Text(progress_line(self.run)), display_id=self.display_id)
+        self.update(Text(self.describe()), display_id=self.display_id)
 
 
 def progress_line(run: Run) -> str:
@@ -56,3 +61,12 @@ def progress_line(run: Run) -> str:
     running = [r.name for r in steps if r.status == "running"][:5]
     line = f"flow '{run.flow}' running: " + ", ".join(parts)
     return line + (f" (now: {', '.join(running)})" if running else "")
+
+
+def variants_line(flow: str, runs: list[Run]) -> str:
+    finished = sum(r.finished is not None for r in runs)
+    steps = [r for run in runs for r in run.steps.values() if r.map is None]
+    done = sum(r.status == "succeeded" for r in steps)
+    failed = sum(r.status == "failed" for r in steps)
+    line = f"flow '{flow}': {finished} of {len(runs)} variants finished, {done}/{len(steps)} steps done"
+    return line + (f", {failed} failed" if failed else "")
