@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .engine.record import Run, StepFailed, StepRecord
     from .flow.flow import Flow
     from .flow.model import RunSettings, Step
+    from .flow.variants import Variants, grid
+    from .llm.prices import set_price
 
 _LAZY = {
     "Flow": ".flow.flow",
@@ -41,6 +43,9 @@ _LAZY = {
     "Event": ".engine.events",
     "MapError": ".engine.executor",
     "StepTimeout": ".engine.executor",
+    "Variants": ".flow.variants",
+    "grid": ".flow.variants",
+    "set_price": ".llm.prices",
 }
 
 __all__ = [
@@ -56,7 +61,10 @@ __all__ = [
     "StepFailed",
     "StepRecord",
     "StepTimeout",
+    "Variants",
+    "grid",
     "load_ipython_extension",
+    "set_price",
     "unload_ipython_extension",
 ]
 

@@ -70,7 +70,7 @@ def test_the_table_puts_chosen_outputs_side_by_side() -> None:
     variants = flow.map([{"topic": "cats"}, {"topic": "dogs"}])
     assert flow.final_steps == ("song", "letters")
     text = variants.table().text()
-    assert text.startswith("== topic=cats\nstatus: succeeded")
+    assert text.startswith("flow 'movie': 2 variants, 2 succeeded\n\n== topic=cats\nstatus: succeeded")
     assert f"song: {variants[1]['song']}" in text and f"letters: {variants[0]['letters']}" in text
     html = variants.table("title")._repr_html_()
     assert html.count("<tr>") == 3 and variants[0]["title"] in html and "topic=dogs" in html
@@ -83,6 +83,7 @@ def test_a_failed_variant_is_reported_and_the_rest_kept() -> None:
     variants = flow.map([{"d": 2}, {"d": 0}, {"d": 5}])
     assert [run.status for run in variants] == ["succeeded", "failed", "succeeded"]
     assert "ZeroDivisionError" in variants.table().text()
+    assert variants.table().text().startswith("flow 'div': 3 variants, 2 succeeded, 1 failed")
 
 
 @pytest.mark.parametrize(

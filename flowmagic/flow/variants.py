@@ -13,6 +13,7 @@ import ast
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from .model import RunSettings
@@ -119,6 +120,11 @@ class VariantTable:
                 from ..errors import UnknownStepError
 
                 raise UnknownStepError(step, variants.flow, variants.runs[0].steps)
+        counts: dict[str, int] = {}
+        for run in variants.runs:
+            counts[run.status] = counts.get(run.status, 0) + 1
+        states = ", ".join(f"{n} {status}" for status, n in counts.items())
+        self.title = f"flow '{variants.flow}': {len(variants.runs)} variants, {states}"
         self.header = ["", *variants.labels]
         self.rows: list[list[str]] = [
             ["status", *(_status(r) for r in variants.runs)],
@@ -132,12 +138,13 @@ class VariantTable:
             lines = [f"== {name}"]
             lines += [f"{row[0]}: {row[column]}" for row in self.rows]
             blocks.append("\n".join(lines))
-        return "\n\n".join(blocks)
+        return "\n\n".join([self.title, *blocks])
 
     def _repr_html_(self) -> str:
         from ..view.compare import table
 
-        return table(self.header, self.rows, "fm-variants")
+        title = f'<div style="font-weight:600;font-size:13px">{escape(self.title)}</div>'
+        return title + table(self.header, self.rows, "fm-variants")
 
     def __repr__(self) -> str:
         return self.text()
