@@ -117,3 +117,23 @@ def test_dry_run_draws_every_step_pending_and_quiet_draws_nothing(kernel: Kernel
     quiet = kernel.ok(THREE_BRANCHES.replace("%%flow three", "%%flow three --quiet"))
     assert quiet.outputs == []
     assert kernel.value("three.last.status") == "succeeded"
+
+
+def test_an_answer_streams_into_the_step_detail_while_the_cell_runs(kernel: Kernel) -> None:
+    kernel.ok("import os; _latency = os.environ.get('FLOWMAGIC_OFFLINE_LATENCY')")
+    kernel.ok("os.environ['FLOWMAGIC_OFFLINE_LATENCY'] = '0.8'")  # slow enough to watch it being written
+    try:
+        result = kernel.ok('%%flow talk --no-cache\nanswer = llm("List five colours of the sea")')
+    finally:
+        kernel.ok(
+            "os.environ.pop('FLOWMAGIC_OFFLINE_LATENCY') if _latency is None "
+            "else os.environ.update(FLOWMAGIC_OFFLINE_LATENCY=_latency)"
+        )
+    end = result.of_kind("update_display_data")[0]
+    partial = [
+        o.text
+        for o in result.of_kind("comm_msg")
+        if "answer so far" in o.text and 'class="fm-detail"' in o.text and o.time < end.time
+    ]
+    # the detail of the selected (last) step is redrawn with more of the answer as it arrives
+    assert len(set(partial)) >= 2, f"{len(partial)} partial answers seen"
