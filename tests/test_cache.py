@@ -339,3 +339,11 @@ def test_cache_dir_setting_points_the_cache_at_a_directory(shell: Any, tmp_path:
     finally:
         shell.run_line_magic("config", "FlowMagics.cache_dir = ''")
     assert default_cache.directory is None
+
+
+def test_descendants_follow_reads_not_declaration_order() -> None:
+    flow = Flow.from_source("c = b * 2\nb = a + 1\na = x\nd = 5", name="order")
+    assert flow.descendants("a") == ["c", "b", "a"]
+    ran(flow, x=1)
+    again, started = ran(flow, rerun=("a",), x=1)
+    assert started == {"a", "b", "c"} and again.steps["d"].cached

@@ -92,13 +92,15 @@ def test_a_failed_variant_is_reported_and_the_rest_kept() -> None:
         ([], "at least one variant"),
         ([{"topci": "cats"}], "'topci' is neither an input of flow 'movie' nor a setting. Did you mean 'topic'?"),
         ([{"workers": 0}], "workers=0: Input should be greater than or equal to 1"),
+        ([{"workers": 2, "topic": "a"}, {"workers": 0, "topic": "b"}], "workers=0: Input should be greater"),
+        ([{"topic": "a"}, {"workers": 2}], "name 'topic' is not defined"),
     ],
 )
 def test_bad_variants_are_refused_before_anything_runs(variants: list[dict[str, Any]], message: str) -> None:
     flow = Flow.from_source(MOVIE, name="movie")
     with pytest.raises(ValueError) as info:
         flow.map(variants)
-    assert message in str(info.value) and flow.last is None
+    assert message in str(info.value) and flow.last is None and flow.history == []
 
 
 def test_grid_axes() -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
-from .compile import CompiledFlow, compile_nodes
+from .compile import CompiledFlow, compile_nodes, topological
 from .model import Group, RunSettings, Step
 
 if TYPE_CHECKING:
@@ -176,9 +176,9 @@ class Flow(BaseModel):
             if name not in self.steps:
                 raise UnknownStepError(name, self.name, self.steps)
         found = set(names)
-        for step in sorted(self.steps.values(), key=lambda s: s.index):
-            if found.intersection(step.deps):
-                found.add(step.name)
+        for name in topological(self.steps):  # a step may read one declared after it
+            if found.intersection(self.steps[name].deps):
+                found.add(name)
         return [n for n in self.steps if n in found]
 
     def execution(
@@ -233,8 +233,8 @@ class Flow(BaseModel):
 
         A variant is a dict of inputs and :class:`RunSettings` fields, e.g.
         ``flow.map([{"topic": "cats"}, {"topic": "dogs", "model": "gpt-4o-mini"}])``;
-        ``inputs`` apply to every variant. Build a grid with
-        :func:`flowmagic.flow.variants.grid`.
+        ``inputs`` apply to every variant. ``flowmagic.grid({"model": [...], "temperature": [...]})``
+        builds every combination.
         """
         from ..engine.runner import run_all_blocking
 
@@ -257,10 +257,11 @@ class Flow(BaseModel):
                 raise ValueError(
                     f"'{key}' is neither an input of flow '{self.name}' nor a setting.{did_you_mean(key, known)}"
                 )
-        executions = []
-        for variant in chosen:
-            own_inputs, settings = split(variant)
-            executions.append(self.execution({**(inputs or {}), **own_inputs}, **settings))
+        prepared = [split(variant) for variant in chosen]
+        for own_inputs, settings in prepared:  # check them all first: nothing is recorded if one is wrong
+            self.settings.changed(**settings)
+            self.resolve_inputs({**(inputs or {}), **own_inputs})
+        executions = [self.execution({**(inputs or {}), **own}, **settings) for own, settings in prepared]
         result = Variants(self.name, chosen, [e.run for e in executions], self.final_steps)
         self._variants = result
         return result, executions
