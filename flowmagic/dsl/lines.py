@@ -8,6 +8,7 @@ Its errors are turned into ``FlowSyntaxError`` pointing at the culprit.
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 
@@ -43,9 +44,21 @@ def _error(msg: str, lines: list[str], line: int, col: int, end_col: int | None 
     return FlowSyntaxError(msg, line=line, col=col, end_col=end_col, text=physical_line(lines, line))
 
 
+def split_lines(text: str) -> list[str]:
+    """The physical lines as Python's tokenizer sees them: broken at \\n, \\r\\n and \\r only.
+
+    ``str.splitlines`` also breaks at form feeds, \\x1c-\\x1e, \\x85 and \\u2028, which
+    would put error carets on the wrong line.
+    """
+    parts = re.split(r"\r\n?|\n", text)
+    if parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
 def logical_lines(text: str) -> list[LogicalLine]:
     """Return the logical lines of ``text``; raise ``FlowSyntaxError`` on bad layout."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     result: list[LogicalLine] = []
     depth = 0
     current: list[tokenize.TokenInfo] = []

@@ -14,7 +14,7 @@ import tokenize
 from typing import Any
 
 from ..errors import FlowDefinitionError, FlowSyntaxError, did_you_mean
-from .lines import LogicalLine, logical_lines, physical_line
+from .lines import LogicalLine, logical_lines, physical_line, split_lines
 from .syntax import BranchNode, GroupNode, Node, Option, Pos, Span, StepNode
 
 RESERVED = frozenset({"parallel", "branch", "llm"})
@@ -30,9 +30,9 @@ def parse(text: str) -> list[Node]:
 
 class _Parser:
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.lines = text.splitlines()
-        self.logical = logical_lines(text)
+        self.lines = split_lines(text)
+        self.text = "\n".join(self.lines)  # one kind of line break, as the tokenizer and the carets see it
+        self.logical = logical_lines(self.text)
         self.i = 0
 
     # -- errors ---------------------------------------------------------------
@@ -143,7 +143,10 @@ class _Parser:
             if kw.arg != "workers":
                 hint = did_you_mean(kw.arg or "", ["workers"])
                 raise self._definition(f"unknown group setting '{kw.arg}'.{hint}", call.pos(kw))
-            value = _literal(kw.value)
+            try:
+                value = _literal(kw.value)
+            except ValueError:
+                value = None
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise self._definition("workers must be a whole number of at least 1", call.pos(kw.value))
             workers = value
@@ -273,7 +276,11 @@ def _option_list() -> str:
 
 
 def _literal(node: ast.expr) -> Any:
-    return ast.literal_eval(node)
+    """The value of a literal; ``ValueError`` for anything else (``{[1]: 2}`` included)."""
+    try:
+        return ast.literal_eval(node)
+    except (TypeError, SyntaxError, RecursionError, MemoryError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def check_option(option: Option) -> str | None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from ..dsl.lines import split_lines
 from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
 from .compile import CompiledFlow, compile_nodes, topological
 from .model import Group, RunSettings, Step
@@ -144,7 +145,7 @@ class Flow(BaseModel):
                 line=step.line,
                 col=step.col,
                 end_col=step.col + len(step.name),
-                text=self.source.splitlines()[step.line - 1],
+                text=split_lines(self.source)[step.line - 1],
             )
         namespace = self._namespace or {}
         resolved: dict[str, Any] = {}
