@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..flow.compile import CompiledFlow, topological
+from ..flow.compile import CompiledFlow
 from .fingerprint import Unfingerprintable, digest, fingerprint
 
 #: Bump when the key recipe changes, so old on-disk entries are never reused.
@@ -134,15 +134,14 @@ def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], llm_sett
     be fingerprinted) has no key, and neither has anything that reads it.
     """
     out = Keys()
-    prints: dict[str, str | None] = {}
+    unprintable: dict[str, str] = {}  # input name -> why it has no fingerprint
     for input_name, value in inputs.items():
         try:
-            prints[input_name] = out.inputs[input_name] = fingerprint(value)
+            out.inputs[input_name] = fingerprint(value)
         except Unfingerprintable as exc:
-            prints[input_name] = None
-            out.reasons[input_name] = f"input '{input_name}' cannot be fingerprinted: {exc}"
+            unprintable[input_name] = f"input '{input_name}' cannot be fingerprinted: {exc}"
     steps = flow.steps
-    for step_name in topological(steps):
+    for step_name in flow.order:
         step = steps[step_name]
         why = None if step.options.cache else "@cache(False)"
         parts = [VERSION, name, step_name, step.kind, _normal(step.source)]
@@ -165,17 +164,15 @@ def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], llm_sett
                     why = f"it reads '{missing[0]}', which is not cached"
                 parts += ["group", read, *(out.keys[m] or "" for m in members)]
             else:
-                value_print = prints.get(read)
+                value_print = out.inputs.get(read)
                 if value_print is None:
-                    why = out.reasons.get(read, f"input '{read}' is unknown")
+                    why = unprintable.get(read, f"input '{read}' is unknown")
                 parts += ["input", read, value_print or ""]
         if why:
             out.keys[step_name] = None
             out.reasons[step_name] = why
         else:
             out.keys[step_name] = digest(*parts)
-    for input_name in inputs:
-        out.reasons.pop(input_name, None)
     return out
 
 

@@ -72,8 +72,8 @@ class RunDiff:
 def diff_runs(before: Run, after: Run, labels: tuple[str, str] = ("before", "after")) -> RunDiff:
     """The steps whose outputs differ between ``before`` and ``after``, in ``after``'s order."""
     result = RunDiff(*labels)
-    old = {n: r for n, r in before.steps.items() if r.map is None}
-    new = {n: r for n, r in after.steps.items() if r.map is None}
+    old = {r.name: r for r in before.top_steps}
+    new = {r.name: r for r in after.top_steps}
     for name in [*new, *(n for n in old if n not in new)]:
         if name not in old:
             result.changes.append(StepChange(name, "added", "", value_text(after, name)))

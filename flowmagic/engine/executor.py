@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..flow.compile import Code, CompiledFlow, topological
+from ..flow.compile import Code, CompiledFlow
 from ..flow.model import RunSettings, Step
 from ..llm import provider_for, resolve_model
 from ..llm.prices import cost
@@ -98,6 +98,7 @@ class Execution:
     ) -> None:
         self.name = name
         self.steps: dict[str, Step] = flow.steps
+        self.order = flow.order
         self.groups = flow.groups
         self.code = flow.code
         self.inputs = inputs
@@ -240,7 +241,7 @@ class Execution:
                 self._settle(name, ev.CANCELLED, detail={"reason": reason})
 
     async def _sequential(self) -> None:
-        for name in topological(self.steps):
+        for name in self.order:
             if self.cancel_reason is not None:
                 break
             if self.state[name] == "pending" and self.remaining[name] == 0:
@@ -332,7 +333,7 @@ class Execution:
             return
         if key is not None:
             assert self.cache is not None
-            kept = {k: v for k, v in info.items() if k == "llm"}  # what a cached step still shows
+            kept = {"llm": info["llm"]} if "llm" in info else {}  # what a cached step still shows
             note = self.cache.put(key, (value, kept))
             if note:
                 self.run.steps[name].cache_note = note

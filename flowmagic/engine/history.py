@@ -116,7 +116,7 @@ class HistoryTable:
         previous: Run | None = None
         for entry in entries:
             run = entry.run
-            top = [r for r in run.steps.values() if r.map is None]
+            top = run.top_steps
             cached = sum(r.cached for r in top)
             prompt, completion = run.tokens
             self.rows.append(

@@ -150,9 +150,18 @@ class Run:
         return path[::-1]
 
     @property
+    def top_steps(self) -> list[StepRecord]:
+        """The records of the flow's own steps, map elements left out (a snapshot: safe while it runs)."""
+        return [r for r in list(self.steps.values()) if r.map is None]
+
+    def _spent(self) -> list[dict[str, Any]]:
+        """The llm records of steps that called a model in this run (cached steps did not)."""
+        return [r.llm for r in list(self.steps.values()) if r.llm and not r.cached]
+
+    @property
     def tokens(self) -> tuple[int, int]:
         """Prompt and completion tokens this run spent (cached steps spent none)."""
-        spent = [r.llm for r in self.steps.values() if r.llm and not r.cached]
+        spent = self._spent()
         return (
             sum(info.get("prompt_tokens") or 0 for info in spent),
             sum(info.get("completion_tokens") or 0 for info in spent),
@@ -161,7 +170,7 @@ class Run:
     @property
     def cost(self) -> float | None:
         """Dollars this run spent on models with a price (``flowmagic.set_price``); None if none had one."""
-        costs = [r.llm["cost"] for r in self.steps.values() if r.llm and not r.cached and r.llm.get("cost") is not None]
+        costs = [info["cost"] for info in self._spent() if info.get("cost") is not None]
         return sum(costs) if costs else None
 
     def failed(self) -> list[str]:

@@ -44,7 +44,7 @@ def token_line(run: Run) -> str:
 
 def facts(run: Run) -> list[str]:
     """Short notes for a run's title line: how many steps came from the cache, tokens and cost."""
-    top = [r for r in run.steps.values() if r.map is None]
+    top = run.top_steps
     cached = sum(r.cached for r in top)
     notes = [f"{cached} of {len(top)} steps cached"] if cached else []
     spent = token_line(run)
@@ -59,7 +59,7 @@ def summary(run: Run) -> str:
     uses_llm = any(r.kind == "llm" or (r.llm is not None) for r in run.steps.values())
     if uses_llm:
         head += f"  [model: {model_label(run)}]"
-    top = [r for r in run.steps.values() if r.map is None]
+    top = run.top_steps
     width = max((len(r.name) for r in top), default=4)
     elements: dict[str, list[StepRecord]] = {}
     for r in run.steps.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from functools import cached_property
 from types import CodeType
 from typing import Any
 
@@ -43,6 +44,11 @@ class CompiledFlow:
     steps: dict[str, Step]
     groups: dict[str, Group]
     code: dict[str, CompiledStep]
+
+    @cached_property
+    def order(self) -> list[str]:
+        """Every step after the steps it reads (see :func:`topological`), computed once per flow."""
+        return topological(self.steps)
 
 
 def compile_nodes(nodes: list[Node]) -> CompiledFlow:

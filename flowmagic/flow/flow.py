@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..dsl.lines import split_lines
 from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
-from .compile import CompiledFlow, compile_nodes, topological
+from .compile import CompiledFlow, compile_nodes
 from .model import Group, RunSettings, Step
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class Flow(BaseModel):
             if name not in self.steps:
                 raise UnknownStepError(name, self.name, self.steps)
         found = set(names)
-        for name in topological(self.steps):  # a step may read one declared after it
+        for name in self._compiled.order:  # a step may read one declared after it
             if found.intersection(self.steps[name].deps):
                 found.add(name)
         return [n for n in self.steps if n in found]
@@ -198,7 +198,7 @@ class Flow(BaseModel):
         from ..engine.history import default_history
 
         run_settings = self.settings.changed(**settings) if settings else self.settings
-        force = frozenset(self.descendants(*rerun))
+        force = frozenset(self.descendants(*rerun)) if rerun else frozenset()
         resolved = self.resolve_inputs(inputs or {})
         execution = Execution(
             self.name, self._compiled, resolved, run_settings, observers, cache=default_cache, force=force

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UnknownStepError
 from .model import RunSettings
 
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ class VariantTable:
 
         for step in steps:
             if variants.runs and step not in variants.runs[0].steps:
-                from ..errors import UnknownStepError
-
                 raise UnknownStepError(step, variants.flow, variants.runs[0].steps)
         counts: dict[str, int] = {}
         for run in variants.runs:

@@ -49,7 +49,7 @@ class TextStatus:
 
 
 def progress_line(run: Run) -> str:
-    steps = [r for r in run.steps.values() if r.map is None]
+    steps = run.top_steps
     counts: dict[str, int] = {}
     for r in steps:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -65,7 +65,7 @@ def progress_line(run: Run) -> str:
 
 def variants_line(flow: str, runs: list[Run]) -> str:
     finished = sum(r.finished is not None for r in runs)
-    steps = [r for run in runs for r in run.steps.values() if r.map is None]
+    steps = [r for run in runs for r in run.top_steps]
     done = sum(r.status == "succeeded" for r in steps)
     failed = sum(r.status == "failed" for r in steps)
     line = f"flow '{flow}': {finished} of {len(runs)} variants finished, {done}/{len(steps)} steps done"

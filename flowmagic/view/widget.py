@@ -142,7 +142,7 @@ class FlowView:
 
     def _status_html(self) -> str:
         run = self.run
-        records = [r for r in list(run.steps.values()) if r.map is None]
+        records = run.top_steps
         done = sum(r.status in ("succeeded", "failed", "skipped", "cancelled") for r in records)
         if run.finished is not None:
             status = run.status
