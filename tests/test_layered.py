@@ -9,6 +9,7 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_view import NESTED
 
 from flowmagic import Flow
 from flowmagic.flow.shape import Cluster, Node, Shape, shape_of
@@ -17,21 +18,6 @@ from flowmagic.view.layout import CLUSTER_LABEL, MARGIN, Box, Layout, layout, no
 
 EPS = 0.05  # coordinates are rounded to hundredths
 
-NESTED = """\
-a = 1
-parallel g:
-    b = a
-    branch w:
-        c = a
-        d = c
-        parallel inner:
-            x = d
-            y = d
-    parallel h:
-        p = a
-        q = a
-e = g
-"""
 
 FAN = """\
 src = 1
