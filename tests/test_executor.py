@@ -312,6 +312,95 @@ def test_failures_do_not_leak_out_of_observers() -> None:
     assert run.status == "succeeded"
 
 
+def test_a_chain_of_sync_steps_goes_on_while_the_loop_is_busy() -> None:
+    # a ready successor runs on the thread that finished its parent: no round trip through the
+    # event loop, so the chain does not wait while an (ill-behaved) async step blocks the loop
+    async def hog() -> None:
+        time.sleep(0.4)
+
+    seen: list[int] = []
+
+    def mark(*_: Any) -> None:
+        seen.append(threading.get_ident())
+
+    text = "a = mark()\nb = mark(a)\nc = mark(b)\nd = mark(c)\nh = hog()\n"
+    run = make(text, mark=mark, hog=hog).run()
+    assert run.status == "succeeded"
+    finished = {n: run.steps[n].finished or 0 for n in "abcdh"}
+    assert finished["d"] < finished["h"] - 0.2, finished
+    assert len(set(seen)) == 1 and threading.get_ident() not in seen
+
+
+def test_observers_are_called_in_order_on_the_loop_even_for_steps_on_threads() -> None:
+    calls: list[tuple[Event, int]] = []
+    flow = make("parallel:\n" + "".join(f"    s{i} = nap()\n" for i in range(6)) + "t = nap(s0, s5)\n", nap=sleeper(0))
+    execution = flow.execution({}, observers=[lambda e: calls.append((e, threading.get_ident()))])
+    run_blocking(execution)
+    assert len({ident for _, ident in calls}) == 1  # the loop's thread, whichever thread ran the step
+    kinds = [e.kind for e, _ in calls]
+    assert kinds[0] == ev.RUN_STARTED and kinds[-1] == ev.RUN_FINISHED
+    for name in execution.run.steps:
+        mine = [e.kind for e, _ in calls if e.step == name]
+        assert mine == [ev.QUEUED, ev.STARTED, ev.FINISHED], (name, mine)
+    times = [e.time for e, _ in calls]
+    assert times == sorted(times)
+
+
+def test_a_group_limit_holds_when_steps_follow_each_other_on_one_thread() -> None:
+    active: list[int] = []
+    level = [0]
+    lock = threading.Lock()
+
+    def work(*_: Any) -> None:
+        with lock:
+            level[0] += 1
+            active.append(level[0])
+        time.sleep(0.01)
+        with lock:
+            level[0] -= 1
+
+    text = "parallel (workers=2):\n" + "".join(f"    g{i} = work()\n" for i in range(8))
+    text += "".join(f"h{i} = work(g{i})\n" for i in range(8))  # each made ready by a group member
+    run = make(text, work=work, workers=3).run()
+    assert run.status == "succeeded"
+    group_overlap = max_overlap(run, [f"g{i}" for i in range(8)])
+    assert group_overlap == 2 and max(active) <= 3
+
+
+def test_cancels_that_land_at_any_moment_never_leave_a_step_unsettled() -> None:
+    async def q(*_: Any) -> int:
+        return 1
+
+    def s(*_: Any) -> int:
+        return 1
+
+    # a chain of async and sync steps: cancels land between steps, before tasks begin, on threads
+    text = "s0 = q()\n" + "".join(f"s{i} = {'q' if i % 3 else 's'}(s{i - 1})\n" for i in range(1, 60))
+    for attempt in range(40):
+        flow = make(text, q=q, s=s)
+        handle = flow.start()
+        time.sleep(attempt * 0.0001)
+        handle.cancel()
+        run = handle.wait(3)
+        assert run.status in ("cancelled", "succeeded"), (attempt, run.status)
+        assert all(r.status in ("succeeded", "cancelled") for r in run.steps.values())
+        done = [n for n, r in run.steps.items() if r.status == "succeeded"]
+        assert done == [f"s{i}" for i in range(len(done))]  # a prefix of the chain, values kept
+        assert all(run[n] == 1 for n in done)
+
+
+def test_on_error_stop_settles_every_step_when_the_failure_is_on_a_thread() -> None:
+    def boom(*_: Any) -> None:
+        raise ValueError("boom")
+
+    text = "a = 1\nb = boom()\nc = a + 1\nd = nap(b)\nparallel:\n    e = nap()\n    f = anap(5)\n"
+    run = make(text, boom=boom, nap=sleeper(0.05), anap=asyncio.sleep, on_error="stop").run()
+    assert run.status == "failed"
+    assert run.steps["b"].status == "failed" and run.steps["d"].status in ("skipped", "cancelled")
+    assert run.steps["f"].status == "cancelled"
+    assert all(r.status != "pending" and r.status != "running" for r in run.steps.values())
+
+
 # -- cancellation and leaks ----------------------------------------------------------
 
 

@@ -35,13 +35,20 @@ def deferred_llm(template: Any, **kwargs: Any) -> LLMCall:
     return LLMCall(template=template, placeholders=placeholders, settings=kwargs, templates=templates)
 
 
-def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callable[..., Any]) -> dict[str, Any]:
-    """The globals a step's code runs with: exactly the names it reads, plus ``llm``."""
-    ns: dict[str, Any] = {"__builtins__": _BUILTINS, "llm": llm}
+def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callable[[], Any]) -> dict[str, Any]:
+    """The globals a step's code runs with: exactly the names it reads (``llm`` made by ``llm()``)."""
+    ns: dict[str, Any] = {"__builtins__": _BUILTINS}
     for name in reads:
-        if name != "llm":
-            ns[name] = lookup(name)
+        ns[name] = llm() if name == "llm" else lookup(name)
     return ns
+
+
+def is_awaitable(value: Any) -> bool:
+    """``inspect.isawaitable``, quick for the plain values most steps return."""
+    return type(value) not in _PLAIN and inspect.isawaitable(value)
+
+
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})
 
 
 def is_async_callable(obj: Any) -> bool:

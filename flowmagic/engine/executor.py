@@ -19,7 +19,8 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ..flow.compile import Code, CompiledFlow
@@ -30,7 +31,7 @@ from ..llm.protocol import LLMError, LLMRequest, answer
 from ..llm.template import render
 from . import events as ev
 from .cache import MISS, StepCache, step_keys
-from .evaluate import LLMCall, deferred_llm, namespace, where
+from .evaluate import LLMCall, deferred_llm, is_awaitable, namespace, where
 from .record import Recorder, Run, StepRecord
 from .workers import WorkerPool
 
@@ -59,28 +60,83 @@ class ObserverWarning(UserWarning):
     """An observer raised; it was removed so the run could go on."""
 
 
-class _Slots:
-    """Acquire several semaphores in a fixed order (groups outermost first, then global)."""
+class _Limit:
+    """One concurrency limit (the run's workers, or a group's): free slots and a line of claims."""
 
-    __slots__ = ("held", "sems")
+    __slots__ = ("free", "line")
 
-    def __init__(self, sems: list[asyncio.Semaphore]) -> None:
-        self.sems = sems
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.line: deque[_Claim] = deque()
+
+
+class _Claim:
+    """A step's way through its limits, taken in a fixed order (outermost group first, the run's last).
+
+    It holds ``limits[:held]``; where a limit is full it waits in that limit's line,
+    holding what it has, until a finishing step hands it the slot. ``future`` is set
+    for a step that waits on the event loop; a claim without one runs on a worker thread.
+    """
+
+    __slots__ = ("begun", "dead", "future", "held", "info", "limits", "ns", "step")
+
+    def __init__(self, step: str, limits: tuple[_Limit, ...], ns: dict[str, Any] | None = None) -> None:
+        self.step = step
+        self.limits = limits
+        self.ns = ns
         self.held = 0
+        self.dead = False  # given up (cancelled) while in a line
+        self.begun = False  # a direct step: STARTED is recorded and the thread counted
+        self.future: asyncio.Future[None] | None = None
+        self.info: dict[str, Any] = {}
 
-    async def __aenter__(self) -> None:
-        try:
-            for sem in self.sems:
-                await sem.acquire()
-                self.held += 1
-        except BaseException:
-            await self.__aexit__(None, None, None)
-            raise
+    @property
+    def granted(self) -> bool:
+        return self.held == len(self.limits)
 
-    async def __aexit__(self, *exc: Any) -> None:
-        for sem in reversed(self.sems[: self.held]):
-            sem.release()
-        self.held = 0
+
+#: a loop step ready to begin: its name, and its namespace and place if already worked out
+_Queued = tuple[str, "dict[str, Any] | None", "str | None"]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _take(claim: _Claim) -> bool:
+    """Take ``claim``'s limits in order; False if it had to join a line. Call under the run's lock."""
+    limits = claim.limits
+    while claim.held < len(limits):
+        limit = limits[claim.held]
+        if limit.free and not limit.line:
+            limit.free -= 1
+            claim.held += 1
+        else:
+            limit.line.append(claim)
+            return False
+    return True
+
+
+def _give(claim: _Claim) -> list[_Claim]:
+    """Release what ``claim`` holds, handing each slot to the next live claim in line.
+
+    Returns the claims that now hold all their limits. Call under the run's lock.
+    """
+    granted: list[_Claim] = []
+    for limit in reversed(claim.limits[: claim.held]):
+        while limit.line:
+            waiting = limit.line.popleft()
+            if waiting.dead:
+                continue
+            waiting.held += 1
+            if _take(waiting):
+                granted.append(waiting)
+            break
+        else:
+            limit.free += 1
+    claim.held = 0
+    return granted
 
 
 class Execution:
@@ -124,27 +180,37 @@ class Execution:
             self.run.inputs = keys.inputs
             for step_name, why in keys.reasons.items():
                 self.run.steps[step_name].cache_note = f"not cached: {why}"
-        self.observers: list[ev.Observer] = [Recorder(self.run), *observers]
+        self.recorder = Recorder(self.run)
+        self.observers: list[ev.Observer] = list(observers)
         self.values: dict[str, Any] = {}
+        # the scheduling state below is shared by the loop and the worker threads, under ``_lock``
+        self._lock = threading.Lock()
         self.state = dict.fromkeys(self.steps, "pending")  # pending -> queued -> final
         self.remaining = {n: len(s.deps) for n, s in self.steps.items()}
-        self.children: dict[str, list[str]] = {n: [] for n in self.steps}
-        for n, s in sorted(self.steps.items(), key=lambda kv: kv[1].index):
-            for d in s.deps:
-                self.children[d].append(n)
+        self.declared = flow.declared
+        self.children = flow.children
+        # a step may run straight on a worker thread (no loop round trip) when it needs nothing
+        # the loop gives: no llm call, map, timeout or retry, and the run is not sequential
+        self.direct = frozenset() if settings.sequential else flow.simple
         self.unfinished = len(self.steps)
         self.cancel_reason: str | None = None
         self.failed_stop = False
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.threads: set[concurrent.futures.Future[Any]] = set()  # steps now on a worker thread
+        self._task_steps: dict[asyncio.Task[Any], list[str]] = {}  # the steps each task ran or will run
+        self.threads: set[concurrent.futures.Future[Any]] = set()  # loop steps now on a worker thread
+        self.on_threads: set[str] = set()  # direct steps whose code is running now
+        self._outbox: list[ev.Event] = []  # events for the observers, delivered on the loop
+        self._delivery_scheduled = False
         self._inbox: list[tuple[asyncio.Future[Any], concurrent.futures.Future[Any]]] = []
         self._inbox_lock = threading.Lock()
         self._drain_scheduled = False
         self.abandoned = 0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._done: asyncio.Event | None = None
         self._pool: WorkerPool | None = None
-        self._sems: dict[str | None, asyncio.Semaphore] = {}
+        self._limits: dict[str | None, _Limit] = {}
+        self._chains: dict[str | None, tuple[_Limit, ...]] = {}  # by the step's group
         self._async_callees: dict[Any, bool] = {}
 
     # -- events -----------------------------------------------------------------
@@ -153,42 +219,80 @@ class Execution:
         self.observers.append(observer)
 
     def emit(self, kind: str, step: str | None = None, **kw: Any) -> None:
+        """Record an event now; the observers get it on the loop, in order (at once if this is the loop)."""
+        with self._lock:
+            self._record(kind, step, **kw)
+        if self.observers and threading.get_ident() == self._loop_thread:
+            self._deliver()
+
+    def _record(self, kind: str, step: str | None = None, **kw: Any) -> None:
+        """:meth:`emit`, for a caller that holds ``_lock``."""
         event = ev.Event(kind, step, time.time(), **kw)
-        for observer in self.observers:
-            try:
-                observer(event)
-            except Exception as exc:  # a display must never break a run
-                self.observers = [o for o in self.observers if o is not observer]
-                warnings.warn(f"observer {observer!r} raised {exc!r} and was removed", ObserverWarning, stacklevel=2)
+        self.recorder(event)
+        if self.observers:
+            self._outbox.append(event)
+            if not self._delivery_scheduled:
+                self._delivery_scheduled = True
+                self._soon(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop: hand the recorded events to the observers."""
+        with self._lock:
+            events, self._outbox = self._outbox, []
+            self._delivery_scheduled = False
+        for event in events:
+            for observer in self.observers:
+                try:
+                    observer(event)
+                except Exception as exc:  # a display must never break a run
+                    self.observers = [o for o in self.observers if o is not observer]
+                    warnings.warn(
+                        f"observer {observer!r} raised {exc!r} and was removed", ObserverWarning, stacklevel=2
+                    )
+
+    def _soon(self, fn: Any, *args: Any) -> None:
+        """Call ``fn`` on the loop, soon, from any thread (never inline: the caller may hold the lock)."""
+        loop = self.loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            loop.call_soon(fn, *args)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+                loop.call_soon_threadsafe(fn, *args)
 
     # -- the run ----------------------------------------------------------------
     async def execute(self) -> Run:
         """Run every step; return the :class:`Run` whatever happened to the steps."""
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._done = asyncio.Event()
         workers = 1 if self.settings.sequential else self.settings.workers
-        self._sems[None] = asyncio.Semaphore(workers)
+        self._limits[None] = _Limit(workers)
         for gname, group in self.groups.items():
             if group.workers:
-                self._sems[gname] = asyncio.Semaphore(group.workers)
+                self._limits[gname] = _Limit(group.workers)
         self._pool = WorkerPool(self.name)
-        self.emit(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
+        with self._lock:
+            self._record(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
+            if self.cancel_reason is not None:  # cancelled before it started
+                reason, self.cancel_reason = self.cancel_reason, None
+                self._cancel_locked(reason)
         try:
             if self.settings.sequential:
                 await self._sequential()
             else:
-                for name in sorted(self.steps, key=lambda n: self.steps[n].index):
-                    if self.remaining[name] == 0:
-                        self._queue(name)
+                roots = [n for n in self.declared if not self.steps[n].deps]
+                self._launch(roots)
             if self.unfinished:
                 try:
                     await asyncio.wait_for(self._done.wait(), self.settings.timeout)
                 except asyncio.TimeoutError:
-                    self._cancel(f"the run timed out after {self.settings.timeout:g} s")
+                    self.cancel(f"the run timed out after {self.settings.timeout:g} s")
                     await self._done.wait()
         except asyncio.CancelledError:
             # the caller's task was cancelled: settle every step, then let the cancel go on
-            self._cancel("cancelled")
+            self.cancel("cancelled")
             await self._settle_tasks()
             self._finish()
             raise
@@ -202,77 +306,81 @@ class Execution:
             await asyncio.wait(pending)
 
     def _finish(self) -> None:
-        self.abandoned += sum(1 for f in self.threads if not f.done())
-        assert self._pool is not None
-        # idle threads exit now; a thread still inside abandoned user code exits when that returns
-        self._pool.shutdown(wait=self.abandoned == 0)
-        if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
-            status = "failed"
-        elif self.cancel_reason is not None:
-            status = "cancelled"
-        else:
-            status = "succeeded"
-        self.emit(
-            ev.RUN_FINISHED,
-            detail={"status": status, "reason": self.cancel_reason, "abandoned_threads": self.abandoned},
-        )
+        with self._lock:
+            self.abandoned += sum(1 for f in self.threads if not f.done()) + len(self.on_threads)
+            assert self._pool is not None
+            # idle threads exit now; a thread still inside abandoned user code exits when that returns
+            self._pool.shutdown(wait=False)
+            if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
+                status = "failed"
+            elif self.cancel_reason is not None:
+                status = "cancelled"
+            else:
+                status = "succeeded"
+            self._record(
+                ev.RUN_FINISHED,
+                detail={"status": status, "reason": self.cancel_reason, "abandoned_threads": self.abandoned},
+            )
+        self._deliver()
+        if not self.abandoned:
+            self._pool.join()
 
     def _statuses(self) -> list[str]:
         return [r.status for r in self.run.steps.values()]
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Cancel the run from any thread; finished results are kept."""
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            self.cancel_reason = self.cancel_reason or reason
-            return
-        with contextlib.suppress(RuntimeError):  # the loop has stopped: the run is over
-            loop.call_soon_threadsafe(self._cancel, reason)
+        with self._lock:
+            self._cancel_locked(reason)
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel_locked(self, reason: str) -> None:
         if self.cancel_reason is not None:
             return
         self.cancel_reason = reason
-        for task in self.tasks.values():
+        if self.loop is None:  # not started: ``execute`` cancels it at once
+            return
+        # a step without a task is pending, waiting for a slot or running on a thread: settle it
+        # now (a thread cannot be stopped: what it returns is dropped); tasks settle themselves
+        for name in self.declared:
+            if self.state[name] != "final" and name not in self.tasks:
+                self._settle(name, ev.CANCELLED, detail={"reason": reason})
+        self._soon(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self.tasks.values()):
             if not task.done():
                 task.cancel()
-        for name in sorted(self.steps, key=lambda n: self.steps[n].index):
-            if self.state[name] == "pending":
-                self._settle(name, ev.CANCELLED, detail={"reason": reason})
 
     async def _sequential(self) -> None:
         for name in self.order:
             if self.cancel_reason is not None:
                 break
             if self.state[name] == "pending" and self.remaining[name] == 0:
-                self._queue(name)
-                await self.tasks[name]
+                self._launch([name])
+                await asyncio.wait([self.tasks[name]])  # a cancelled task raises here: not ours to raise
 
-    # -- bookkeeping ------------------------------------------------------------
-    def _queue(self, name: str) -> None:
-        assert self.loop is not None
-        self.state[name] = "queued"
-        self.emit(ev.QUEUED, name)
-        self.tasks[name] = self.loop.create_task(self._step(name))
-
+    # -- bookkeeping (under ``_lock``) ---------------------------------------------
     def _settle(self, name: str, kind: str, **kw: Any) -> None:
         if self.state[name] == "final":
             return
         self.state[name] = "final"
-        self.emit(kind, name, **kw)
+        self._record(kind, name, **kw)
         self.unfinished -= 1
         if self.unfinished == 0 and self._done is not None:
-            self._done.set()
+            self._soon(self._done.set)
 
-    def _succeeded(self, name: str, value: Any, info: dict[str, Any]) -> None:
+    def _succeeded(self, name: str, value: Any, info: dict[str, Any]) -> list[str]:
+        """Record a value; return the children it made ready."""
         self.values[name] = value
         self._settle(name, ev.FINISHED, value=value, detail=info or None)
-        if self.cancel_reason is not None:
-            return
+        if self.cancel_reason is not None or self.settings.sequential:
+            return []
+        ready = []
         for child in self.children[name]:
             self.remaining[child] -= 1
-            if self.remaining[child] == 0 and self.state[child] == "pending" and not self.settings.sequential:
-                self._queue(child)
+            if self.remaining[child] == 0 and self.state[child] == "pending":
+                ready.append(child)
+        return ready
 
     def _failed(self, name: str, error: BaseException, info: dict[str, Any] | None = None) -> None:
         self._settle(name, ev.FAILED, error=error, detail=info or None)
@@ -284,19 +392,23 @@ class Execution:
                 todo.extend(self.children[child])
         if self.settings.on_error == "stop" and self.cancel_reason is None:
             self.failed_stop = True
-            self._cancel(f"'{name}' failed and on_error is 'stop'")
+            self._cancel_locked(f"'{name}' failed and on_error is 'stop'")
 
-    # -- one step ---------------------------------------------------------------
-    def _slots(self, step: Step) -> _Slots:
-        chain: list[asyncio.Semaphore] = []
-        group = step.group
-        while group is not None:
-            if group in self._sems:
-                chain.append(self._sems[group])
-            group = self.groups[group].parent
-        chain.reverse()
-        chain.append(self._sems[None])
-        return _Slots(chain)
+    def _chain(self, name: str) -> tuple[_Limit, ...]:
+        """The limits a step takes: its groups' (outermost first), then the run's."""
+        innermost = self.steps[name].group
+        chain = self._chains.get(innermost)
+        if chain is None:
+            limits = []
+            group = innermost
+            while group is not None:
+                if group in self._limits:
+                    limits.append(self._limits[group])
+                group = self.groups[group].parent
+            limits.reverse()
+            limits.append(self._limits[None])
+            chain = self._chains[innermost] = tuple(limits)
+        return chain
 
     def _lookup(self, name: str) -> Any:
         if name in self.values:
@@ -306,38 +418,286 @@ class Execution:
             return {m: self.values[m] for m in group.members}
         return self.inputs[name]
 
-    async def _step(self, name: str) -> None:
-        step = self.steps[name]
-        code = self.code[name]
+    # -- starting steps (any thread, without ``_lock``) ------------------------------
+    def _launch(self, names: list[str], keep: str | None = None) -> Any:
+        """Start steps whose dependencies are done.
+
+        A cached step succeeds at once (and may make more steps ready); a direct step claims
+        its slots for a worker thread; any other becomes a task on the loop. The caller may
+        ``keep`` one to run itself next, instead of handing it on: a worker thread that just
+        finished a step keeps a granted ``"thread"`` claim, a loop step keeps a ``"loop"`` step.
+        """
+        todo = deque(names)
+        kept: Any = None
+        while todo:
+            name = todo.popleft()
+            started = self._start(name, begin=keep == "thread" and kept is None)
+            if isinstance(started, list):
+                todo.extend(started)
+            elif isinstance(started, _Claim):
+                if keep == "thread" and kept is None:
+                    kept = started
+                else:
+                    self._submit(started)
+            elif started is not None:
+                if keep == "loop" and kept is None:
+                    kept = started
+                    task = asyncio.current_task()
+                    assert task is not None
+                    self.tasks[name] = task
+                    self._task_steps[task].append(name)
+                elif threading.get_ident() == self._loop_thread:
+                    self._task(*started)
+                else:
+                    self._soon(self._task, *started)
+        return kept
+
+    def _start(self, name: str, begin: bool = False) -> list[str] | _Claim | _Queued | None:
+        """Start one step: the children a cache hit made ready, a granted claim, a loop step or None.
+
+        With ``begin``, a claim granted at once is also begun (the caller runs it next).
+        """
         key = self.keys.get(name)
         if key is not None and name not in self.force:
             assert self.cache is not None
             hit = self.cache.get(key)
             if hit is not MISS:
                 value, kept = hit
-                self._succeeded(name, value, {**kept, "cached": True})
-                return
-        info: dict[str, Any] = {}
+                with self._lock:
+                    if self.state[name] != "pending":
+                        return None
+                    return self._succeeded(name, value, {**kept, "cached": True})
+        ns: dict[str, Any] | None = None
+        place: str | None = None
+        if name in self.direct:
+            code = self.code[name]
+            info: dict[str, Any] = {}
+            try:
+                ns = namespace(code.reads, self._lookup, lambda: self._blocking_llm(name, info))
+                place = where(code.expr, ns, self._async_callees)
+            except Exception as exc:
+                with self._lock:
+                    if self.state[name] == "pending":
+                        self._failed(name, exc)
+                return None
+            if place == "thread":
+                claim = _Claim(name, self._chain(name), ns)
+                claim.info = info
+                with self._lock:
+                    if self.state[name] != "pending":
+                        return None
+                    self.state[name] = "queued"
+                    if self.observers:  # the record has no use for it
+                        self._record(ev.QUEUED, name)
+                    if not _take(claim):
+                        return None
+                    if begin:
+                        self._begin(claim)
+                    return claim
+        with self._lock:
+            if self.state[name] != "pending":
+                return None
+            self.state[name] = "queued"
+            if self.observers:
+                self._record(ev.QUEUED, name)
+        return (name, ns, place)
+
+    def _task(self, name: str, ns: dict[str, Any] | None, place: str | None) -> None:
+        """On the loop: run a queued step as a task."""
+        assert self.loop is not None
+        if self.state[name] != "final":
+            task = self.tasks[name] = self.loop.create_task(self._steps(name, ns, place))
+            self._task_steps[task] = [name]
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        # a task cancelled before it reached a step's handler (before its first step began, or
+        # between the steps it ran one after another) leaves that step unsettled: settle it here
+        names = self._task_steps.pop(task)
+        if task.cancelled():
+            with self._lock:
+                for name in names:
+                    self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
+
+    def _submit(self, claim: _Claim) -> None:
+        assert self._pool is not None
+        if claim.future is not None:  # a loop step waiting for its slots
+            self._soon(_resolve, claim.future)
+        else:
+            self._pool.submit(self._direct, claim)
+
+    def _granted(self, claims: list[_Claim], inline: bool) -> _Claim | None:
+        keep: _Claim | None = None
+        for claim in claims:
+            if inline and keep is None and claim.future is None:
+                keep = claim
+            else:
+                self._submit(claim)
+        return keep
+
+    def _keep(self, claims: list[_Claim]) -> _Claim | None:
+        """Under ``_lock``: take a thread claim out of ``claims`` to run on this thread, begun."""
+        for i, claim in enumerate(claims):
+            if claim.future is None:
+                del claims[i]
+                self._begin(claim)
+                return claim
+        return None
+
+    def _begin(self, claim: _Claim) -> None:
+        """Under ``_lock``: a direct step starts (unless a cancel settled it while it waited)."""
+        if self.state[claim.step] != "final":
+            self.on_threads.add(claim.step)
+            self._record(ev.STARTED, claim.step, attempt=1)
+            claim.begun = True
+
+    # -- direct steps (on a worker thread) --------------------------------------------
+    def _direct(self, claim: _Claim | None) -> None:
+        """Run a granted claim here, then whatever it makes ready that can follow on this thread."""
+        while claim is not None:
+            claim = self._direct_step(claim)
+
+    def _direct_step(self, claim: _Claim) -> _Claim | None:
+        """Run one direct step; return the next to run on this thread, if any (already begun).
+
+        The bookkeeping around a step takes the lock once: finishing one step, and beginning
+        the next that this thread keeps, happen under the same hold.
+        """
+        name = claim.step
+        if not claim.begun:
+            with self._lock:
+                self._begin(claim)
+        if not claim.begun:  # cancelled while it waited for its slots
+            with self._lock:
+                granted = _give(claim)
+                keep = self._keep(granted)
+            self._granted(granted, inline=False)
+            return keep
+        assert claim.ns is not None
+        claim.info["thread"] = True
+        error: BaseException | None = None
         try:
-            ns = namespace(code.reads, self._lookup, self._blocking_llm(name, info))
+            value = eval(self.code[name].expr.code, claim.ns)
+        except BaseException as exc:  # even SystemExit: it is the step's error, not the run's
+            error = exc
+        ready: list[str] = []
+        note = None
+        adopted = error is None and is_awaitable(value)
+        if adopted:  # a sync callable that returned a coroutine: the loop awaits it
+            self._soon(self._adopt, name, value, claim.info)
+        key = self.keys.get(name)
+        if key is not None and error is None and not adopted and self.cancel_reason is None:
+            assert self.cache is not None
+            note = self.cache.put(key, (value, {}))
+        with self._lock:
+            self.on_threads.discard(name)
+            granted = _give(claim)
+            if self.state[name] != "final" and not adopted:
+                if note:
+                    self.run.steps[name].cache_note = note
+                if error is None:
+                    ready = self._succeeded(name, value, claim.info)
+                else:
+                    self._failed(name, error, claim.info)
+            keep = self._keep(granted)
+        self._granted(granted, inline=False)
+        more = self._launch(ready, keep=None if keep else "thread")
+        return keep or more
+
+    def _adopt(self, name: str, awaitable: Any, info: dict[str, Any]) -> None:
+        """On the loop: await what a direct step returned, as the step's task."""
+        assert self.loop is not None
+        if self.state[name] == "final":  # cancelled in the meantime
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            return
+        self.tasks[name] = self.loop.create_task(self._await_direct(name, awaitable, info))
+
+    async def _await_direct(self, name: str, awaitable: Any, info: dict[str, Any]) -> None:
+        try:
+            value = await awaitable
+        except asyncio.CancelledError:
+            with self._lock:
+                self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
+            return
+        except Exception as exc:
+            with self._lock:
+                self._failed(name, exc, info)
+            return
+        with self._lock:
+            ready = self._succeeded(name, value, info) if self.state[name] != "final" else []
+        self._launch(ready)
+
+    # -- loop steps ---------------------------------------------------------------
+    async def _acquire(self, claim: _Claim) -> None:
+        """Wait on the loop until ``claim`` holds its slots."""
+        with self._lock:
+            if _take(claim):
+                return
+            assert self.loop is not None
+            claim.future = self.loop.create_future()
+        try:
+            await claim.future
+        except asyncio.CancelledError:
+            self._release(claim)
+            raise
+
+    def _release(self, claim: _Claim) -> None:
+        with self._lock:
+            claim.dead = True
+            granted = _give(claim)
+        self._granted(granted, inline=False)
+
+    async def _steps(self, name: str, ns: dict[str, Any] | None, place: str | None) -> None:
+        """A loop step, then each ready step it keeps to run next in the same task."""
+        queued: _Queued | None = (name, ns, place)
+        while queued is not None:
+            queued = await self._step(*queued)
+
+    async def _step(self, name: str, ns: dict[str, Any] | None, place: str | None) -> _Queued | None:
+        if self.state[name] == "final":  # cancelled before it began
+            return None
+        step = self.steps[name]
+        code = self.code[name]
+        info: dict[str, Any] = {}
+        claim = None
+        try:
+            if ns is None:
+                ns = namespace(code.reads, self._lookup, lambda: self._blocking_llm(name, info))
             if step.kind == "map":
                 value = await self._map(step, ns)
             else:
-                async with self._slots(step):
+                claim = _Claim(name, self._chain(name))
+                await self._acquire(claim)
+                if name in self.direct:  # one attempt, no deadline: no need for the loop of attempts
+                    self.emit(ev.STARTED, name, attempt=1)
+                    value = await self._evaluate(name, code.expr, ns, info, place)
+                else:
                     value = await self._attempts(name, step, code.expr, ns, info)
         except asyncio.CancelledError:
-            self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
-            return
+            with self._lock:
+                granted = _give(claim) if claim else []
+                self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
+            self._granted(granted, inline=False)
+            return None
         except Exception as exc:
-            self._failed(name, exc, info)
-            return
+            with self._lock:
+                granted = _give(claim) if claim else []
+                self._failed(name, exc, info)
+            self._granted(granted, inline=False)
+            return None
+        key = self.keys.get(name)
         if key is not None:
             assert self.cache is not None
             kept = {"llm": info["llm"]} if "llm" in info else {}  # what a cached step still shows
             note = self.cache.put(key, (value, kept))
             if note:
                 self.run.steps[name].cache_note = note
-        self._succeeded(name, value, info)
+        with self._lock:
+            granted = _give(claim) if claim else []
+            ready = self._succeeded(name, value, info)
+        self._granted(granted, inline=False)
+        return self._launch(ready, keep="loop")  # type: ignore[no-any-return]
 
     async def _attempts(
         self, label: str, step: Step, code: Code, ns: dict[str, Any], info: dict[str, Any], detail: Any = None
@@ -380,17 +740,19 @@ class Execution:
         error = work.exception()
         return (True, work.result()) if error is None else (False, error)
 
-    async def _evaluate(self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
+    async def _evaluate(
+        self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any], place: str | None = None
+    ) -> Any:
         if code.llm:  # evaluate the call's arguments only; the prompt is sent from the loop
             ns = {**ns, "llm": deferred_llm}
-        if where(code, ns, self._async_callees) == "loop":
+        if (place or where(code, ns, self._async_callees)) == "loop":
             value = eval(code.code, ns)
         else:
             info["thread"] = True
             value = await self._in_thread(eval, code.code, ns)
         if isinstance(value, LLMCall):
             return await self._call_llm(label, value, info)
-        if inspect.isawaitable(value):
+        if is_awaitable(value):
             value = await value
         return value
 
@@ -456,7 +818,7 @@ class Execution:
 
         def on_text(text: str) -> None:  # the answer so far, shown while it streams in
             shown["answer"] = text
-            self.emit(ev.TEXT, label, detail=shown)
+            self.emit(ev.TEXT, label, detail=dict(shown))  # a snapshot: the dict grows
 
         try:
             response = await answer(provider_for(model), request, on_text)
@@ -472,6 +834,15 @@ class Execution:
             cost=cost(response.model or model, response.prompt_tokens, response.completion_tokens),
         )
         return response.value
+
+    @contextlib.asynccontextmanager
+    async def _slots(self, step: Step) -> AsyncIterator[None]:
+        claim = _Claim(step.name, self._chain(step.name))
+        await self._acquire(claim)
+        try:
+            yield
+        finally:
+            self._release(claim)
 
     async def _map(self, step: Step, ns: dict[str, Any]) -> list[Any]:
         code = self.code[step.name]

@@ -26,10 +26,15 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for work that no submit has claimed yet
         self._threads: list[threading.Thread] = []
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
+            if self._closed:  # late work (a step let go by a cancel): a thread of its own, that ends
+                thread = threading.Thread(target=self._one, args=(future, fn, args), daemon=True)
+                thread.start()
+                return future
             if self._idle:
                 self._idle -= 1  # claim an idle thread for this item
             else:
@@ -46,22 +51,32 @@ class WorkerPool:
             item = self._queue.get()
             if item is _STOP:
                 return
-            future, fn, args = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    result = fn(*args)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
-            del item, future, fn, args
+            self._one(*item)
+            del item
             with self._lock:
                 self._idle += 1
 
+    @staticmethod
+    def _one(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
     def shutdown(self, wait: bool) -> None:
         """Stop every thread once it is idle; with ``wait``, join them."""
-        for _ in self._threads:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
             self._queue.put(_STOP)
         if wait:
-            for thread in self._threads:
-                thread.join()
+            self.join()
+
+    def join(self) -> None:
+        """Wait for every thread to exit (after :meth:`shutdown`)."""
+        for thread in self._threads:
+            thread.join()

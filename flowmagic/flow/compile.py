@@ -50,6 +50,27 @@ class CompiledFlow:
         """Every step after the steps it reads (see :func:`topological`), computed once per flow."""
         return topological(self.steps)
 
+    @cached_property
+    def declared(self) -> list[str]:
+        """The steps in the order the cell declares them."""
+        return sorted(self.steps, key=lambda n: self.steps[n].index)
+
+    @cached_property
+    def children(self) -> dict[str, tuple[str, ...]]:
+        """The steps that read each step, in declaration order."""
+        found: dict[str, list[str]] = {n: [] for n in self.steps}
+        for n in self.declared:
+            for d in self.steps[n].deps:
+                found[d].append(n)
+        return {n: tuple(c) for n, c in found.items()}
+
+    @cached_property
+    def simple(self) -> frozenset[str]:
+        """Steps run in one attempt without a deadline: plain calls, no ``@retries`` or ``@timeout``."""
+        return frozenset(
+            n for n, s in self.steps.items() if s.kind == "call" and s.options.timeout is None and not s.options.retries
+        )
+
 
 def compile_nodes(nodes: list[Node]) -> CompiledFlow:
     return _Compiler().run(nodes)
