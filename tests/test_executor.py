@@ -84,6 +84,15 @@ def test_four_sleeping_branches_overlap_and_sequential_does_not() -> None:
     assert [n for n in sorted(names, key=lambda n: seq.steps[n].started or 0)] == names
 
 
+def test_sequential_runs_a_diamond_one_step_at_a_time_in_order() -> None:
+    text = "a = nap()\nparallel:\n    b = nap(a)\n    c = nap(a)\nd = nap(b, c)\n"
+    run, events = recorded(make(text, nap=sleeper(0.02), sequential=True))
+    assert run.status == "succeeded"
+    starts = [e.step for e in events if e.kind == ev.STARTED]
+    assert starts == ["a", "b", "c", "d"]
+    assert max_overlap(run, ["a", "b", "c", "d"]) == 1
+
+
 def test_default_workers_do_not_serialize_a_16_way_fan_out() -> None:
     text = "".join(f"s{i} = nap()\n" for i in range(16))
     run = make(text, nap=sleeper(0.2)).run()

@@ -373,14 +373,14 @@ class Execution:
         """Record a value; return the children it made ready."""
         self.values[name] = value
         self._settle(name, ev.FINISHED, value=value, detail=info or None)
-        if self.cancel_reason is not None or self.settings.sequential:
+        if self.cancel_reason is not None:
             return []
         ready = []
         for child in self.children[name]:
             self.remaining[child] -= 1
             if self.remaining[child] == 0 and self.state[child] == "pending":
                 ready.append(child)
-        return ready
+        return [] if self.settings.sequential else ready  # --sequential starts each step itself
 
     def _failed(self, name: str, error: BaseException, info: dict[str, Any] | None = None) -> None:
         self._settle(name, ev.FAILED, error=error, detail=info or None)
