@@ -3,6 +3,7 @@
 flowmagic run examples/soundtrack.flow --set topic="space cats"
 flowmagic check examples/soundtrack.flow
 flowmagic graph examples/soundtrack.flow -o soundtrack.svg
+flowmagic export examples/soundtrack.flow -o soundtrack.json
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def _report(error: FlowError, path: str) -> int:
         text = f"{error.msg}\n  {where}\n{caret_lines(error.text or '', (error.offset or 1) - 1)}"
     else:
         text = text.replace('File "<flow>"', f'File "{path}"')
+        if "to read its parameters from" in text:  # an export that needs the functions' signatures
+            text = text.replace("parameters from", "parameters from: pass its file with --tools FILE.py", 1)
         if "is not defined" in text:
             text = text.replace(" or a variable.", " or a tool (pass it with --set NAME=VALUE or --tools FILE.py).", 1)
     print(f"{type(error).__name__}: {text}", file=sys.stderr)
@@ -114,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     graph_p = sub.add_parser("graph", help="draw a flow file's DAG without running it")
     graph_p.add_argument("file")
     graph_p.add_argument("-o", "--output", metavar="OUT", help="an .svg, .html or .dot file (default: FILE.svg)")
+    export_p = sub.add_parser("export", help="write a flow file as an Agent Spec document (JSON or YAML)")
+    export_p.add_argument("file")
+    export_p.add_argument("-o", "--output", metavar="OUT", help="a .json, .yaml or .yml file, or - (default FILE.json)")
+    export_p.add_argument("--format", choices=["json", "yaml"], default=None, help="default: from OUT's extension")
+    export_p.add_argument(
+        "--tools", action="append", default=[], metavar="MODULE.py", help="the functions the flow calls (typed tools)"
+    )
+    export_p.add_argument("--model", default=None, help="model written for llm() steps (default: as configured)")
     args = parser.parse_args(argv)
 
     from .flow.flow import Flow
@@ -127,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "graph":
             return _graph(Flow.from_source(text, name=name), args.output or str(Path(args.file).with_suffix(".svg")))
+        if args.command == "export":
+            flow = Flow.from_source(text, name=name, namespace=_tools(args.tools), model=args.model)
+            return _export(flow, args.output or str(Path(args.file).with_suffix(".json")), args.format)
         namespace = _tools(args.tools)
         flow = Flow.from_source(
             text,
@@ -179,6 +193,25 @@ def _graph(flow: Any, output: str) -> int:
     except OSError as exc:
         raise SystemExit(f"flowmagic: cannot write {output!r}: {exc.strerror}") from None
     print(f"wrote {output} ({len(flow.steps)} steps)")
+    return 0
+
+
+def _export(flow: Any, output: str, format: str | None) -> int:
+    from .interop.agentspec import format_of
+
+    try:
+        chosen = format or format_of(output, default="json" if output == "-" else None)
+    except ValueError as exc:
+        raise SystemExit(f"flowmagic: {exc}") from None
+    text = flow.to_agentspec(chosen)  # an AgentSpecError names the step it cannot express
+    if output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"flowmagic: cannot write {output!r}: {exc.strerror}") from None
+    print(f"wrote {output} (Agent Spec {chosen}, {len(flow.steps)} steps)")
     return 0
 
 

@@ -1,7 +1,11 @@
-"""The %flow line magics in a real IPython shell: rerun, history, diff, show, config."""
+"""The %flow line magics in a real IPython shell: rerun, cancel, history, diff, show, config."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -86,6 +90,10 @@ def test_show_displays_the_last_run(movie: InteractiveShell, capsys: Any) -> Non
         ("config workers=0", "workers must be a whole number of at least 1"),
         ("config workers", "'workers' is not SETTING=VALUE"),
         ("diff movie 'unclosed", "No closing quotation"),
+        ("cancl movie", "no command 'cancl'. Did you mean 'cancel'?"),
+        ("cancel", "needs the name of a flow"),
+        ("cancel movi", "no flow named 'movi' in this notebook. Did you mean 'movie'?"),
+        ("cancel movie now", "takes one flow name"),
     ],
 )
 def test_mistakes_are_usage_errors_that_say_what_to_type(movie: InteractiveShell, text: str, message: str) -> None:
@@ -121,7 +129,7 @@ def test_config_shows_and_changes_settings_but_never_the_key(
 def test_help_lists_every_command(shell: InteractiveShell, capsys: Any) -> None:
     line(shell, "")
     out = capsys.readouterr().out
-    for command in ("rerun", "history", "diff", "show", "config"):
+    for command in ("rerun", "cancel", "history", "diff", "show", "config"):
         assert f"%flow {command}" in out
     line(shell, "diff -h")
     assert capsys.readouterr().out.startswith("%flow diff NAME [A B]")
@@ -145,3 +153,121 @@ def test_changes_name_edits_additions_removals_and_model(movie: InteractiveShell
     movie.run_cell_magic("flow", "movie --model echo-1", renamed)
     last = default_history.get("movie", -1)
     assert changes(first, last) == ["edited: review", "added: crew", "removed: cast", "model offline -> echo-1"]
+
+
+# -- %flow cancel: a --background run ----------------------------------------------------------
+BACKGROUND = """
+first = 1 + 1
+parallel:
+    waiting = asleep(30)
+    held = hold(first)
+after = [waiting, held]
+"""
+
+
+@pytest.fixture
+def gated(shell: InteractiveShell) -> Iterator[InteractiveShell]:
+    """``asleep`` (a coroutine) and ``hold`` (a thread blocked until the test ends) in the namespace."""
+    gate = threading.Event()
+
+    def hold(x: int) -> int:
+        gate.wait(10)
+        return x
+
+    shell.user_ns.update(asleep=asyncio.sleep, hold=hold)
+    try:
+        yield shell
+    finally:
+        gate.set()  # the abandoned thread returns and exits
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def printed(capsys: Any) -> list[str]:
+    return list(capsys.readouterr().out.splitlines())
+
+
+def started(shell: InteractiveShell, name: str, *steps: str) -> Any:
+    """Run the BACKGROUND cell as ``name`` and return its flow once ``steps`` are running."""
+    shell.run_cell_magic("flow", f"{name} --background", BACKGROUND)
+    flow = shell.user_ns[name]
+    wait_for(lambda: all(flow.last.steps[s].status == "running" for s in steps))
+    return flow
+
+
+def test_cancel_stops_a_background_run_and_keeps_what_finished(gated: InteractiveShell, capsys: Any) -> None:
+    flow = started(gated, "later", "waiting", "held")
+    capsys.readouterr()
+    begun = time.monotonic()
+    line(gated, "cancel later")
+    assert time.monotonic() - begun < 2
+    # (the run's own summary may print too, from its thread)
+    assert "flow 'later' cancelled: 1 finished step(s) kept in later.last" in printed(capsys)
+    run = flow.last
+    assert run.status == "cancelled" and run.outputs == {"first": 2} and run["first"] == 2
+    assert {n: r.status for n, r in run.steps.items()} == {
+        "first": "succeeded",
+        "waiting": "cancelled",
+        "held": "cancelled",
+        "after": "cancelled",
+    }
+    line(gated, "cancel later")  # nothing is running any more: said plainly, not an error
+    message = "nothing to cancel: flow 'later' has no run going on in the background (its last run cancelled)"
+    assert message in printed(capsys)
+
+
+def test_cancel_from_python_says_whether_a_run_was_going_on(gated: InteractiveShell, capsys: Any) -> None:
+    flow = started(gated, "later", "waiting")
+    assert flow.cancel() is True and flow.last.status == "cancelled"  # settled when cancel returns
+    assert flow.cancel() is False
+    gated.run_cell_magic("flow", "once", "a = 1")  # a run in the cell, over: nothing to cancel
+    assert gated.user_ns["once"].cancel() is False
+    gated.run_cell_magic("flow", "drawn --dry-run", "a = 1")
+    capsys.readouterr()
+    line(gated, "cancel once")
+    line(gated, "cancel drawn")
+    out = printed(capsys)
+    assert "nothing to cancel: flow 'once' has no run going on in the background (its last run succeeded)" in out
+    assert "nothing to cancel: flow 'drawn' has no run going on in the background (it has not run yet)" in out
+
+
+def stuck_for(seconds: float) -> Callable[[], Any]:
+    async def stuck() -> int:
+        time.sleep(seconds)  # a blocking call inside async def: the run's loop cannot act on a cancel meanwhile
+        return 1
+
+    return stuck
+
+
+def test_cancel_says_so_when_a_step_holds_the_event_loop(shell: InteractiveShell, capsys: Any) -> None:
+    shell.user_ns.update(stuck=stuck_for(3), asleep=asyncio.sleep)
+    shell.run_cell_magic("flow", "jammed --background", "parallel:\n    a = stuck()\n    b = asleep(30)\n")
+    flow = shell.user_ns["jammed"]
+    wait_for(lambda: flow.last.steps["a"].status == "running")
+    capsys.readouterr()
+    line(shell, "cancel jammed")
+    assert "flow 'jammed' was asked to stop; its run is running (see jammed.last)" in printed(capsys)
+    wait_for(lambda: flow.last.status != "running")
+    # the step already inside its call finished; the cancel then stopped the rest
+    assert flow.last.status == "cancelled" and flow.last["a"] == 1
+    assert flow.last.steps["b"].status == "cancelled"
+
+
+def test_cancel_ends_the_run_when_it_lands_as_a_step_queues_the_next(shell: InteractiveShell, capsys: Any) -> None:
+    shell.user_ns["stuck"] = stuck_for(0.5)
+    shell.run_cell_magic("flow", "jammed --background", "a = stuck()\nb = a + 1\n")
+    flow = shell.user_ns["jammed"]
+    try:
+        wait_for(lambda: flow.last.steps["a"].status == "running")
+        capsys.readouterr()
+        line(shell, "cancel jammed")  # reaches the loop right after 'a' ends and queues 'b'
+        assert "flow 'jammed' cancelled: 1 finished step(s) kept in jammed.last" in printed(capsys)
+        assert flow.last["a"] == 1 and flow.last.steps["b"].status == "cancelled"
+    finally:
+        if not flow._handle.done():  # the hung run: stop its loop so no thread outlives the test
+            flow._handle._runner.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -82,6 +82,46 @@ class Flow(BaseModel):
         flow._compiled = compiled
         flow._namespace = namespace
         return flow
+
+    @classmethod
+    def from_agentspec(
+        cls,
+        text: str,
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+        model: str | None = None,
+        name: str | None = None,
+        **settings: Any,
+    ) -> Flow:
+        """Load an Agent Spec flow (JSON or YAML, e.g. exported by WayFlow) as a runnable flow.
+
+        Tools come only from ``tools`` (name -> function); nothing in the file is run as
+        code. ``model`` replaces the file's LLM configurations (e.g. ``"offline"``).
+        ``flow.source`` is the flow as ``%%flow`` text. See :mod:`flowmagic.interop.agentspec`.
+
+        >>> text = Flow.from_source("answer = llm('Hi {name}')").to_agentspec()
+        >>> Flow.from_agentspec(text, model="offline").source
+        "answer = llm('Hi {name}')\\n"
+        """
+        from ..interop.agentspec import import_source
+
+        source, namespace, file_name = import_source(text, tools, model)
+        return cls.from_source(source, name=name or file_name, namespace=namespace, model=model, **settings)
+
+    def to_agentspec(self, format: Literal["json", "yaml"] = "json") -> str:
+        """This flow as an Agent Spec document (JSON or YAML text) that WayFlow can run.
+
+        Calls of functions become tools typed from their hints, ``llm`` steps LLM nodes
+        (never with an API key), groups and independent branches parallel nodes. A step
+        Agent Spec cannot express raises ``AgentSpecError`` naming it.
+
+        >>> import json
+        >>> document = json.loads(Flow.from_source("answer = llm('Hi {name}')").to_agentspec())
+        >>> [node["component_type"] for node in document["$referenced_components"].values()]
+        ['StartNode', 'LlmNode', 'EndNode']
+        """
+        from ..interop.agentspec import export_text
+
+        return export_text(self, format, self._namespace)
 
     # -- what it is ---------------------------------------------------------------
     @property
@@ -293,10 +333,20 @@ class Flow(BaseModel):
         self._handle = RunHandle(execution, on_done=on_done)
         return self._handle
 
-    def cancel(self) -> None:
-        """Cancel the background run started by :meth:`start`, if one is going on."""
-        if self._handle is not None:
-            self._handle.cancel("cancelled by the user")
+    def cancel(self) -> bool:
+        """Cancel the background run (:meth:`start`, ``--background``); keep what finished.
+
+        Waits a moment for the run to settle, so ``flow.last.status`` is then
+        ``"cancelled"``. Returns False when no background run was going on.
+        """
+        from ..engine.runner import CANCEL_GRACE
+
+        handle = self._handle
+        if handle is None or handle.done():
+            return False
+        handle.cancel("cancelled by the user")
+        handle.wait(CANCEL_GRACE)
+        return True
 
     def __repr__(self) -> str:
         groups = len(self.groups)

@@ -1,4 +1,4 @@
-"""``%flow COMMAND ...``: the line magics around a flow's runs (rerun, history, diff, show, config).
+"""``%flow COMMAND ...``: the line magics around a flow's runs (rerun, cancel, history, diff, show, config).
 
 Each command checks its words and raises ``UsageError`` with its usage line;
 ``%flow help`` (or ``%flow``) lists them.
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 USAGE = {
     "rerun": "%flow rerun NAME STEP [STEP ...]",
+    "cancel": "%flow cancel NAME",
     "history": "%flow history NAME",
     "diff": "%flow diff NAME [A B]",
     "show": "%flow show NAME",
@@ -34,6 +35,7 @@ USAGE = {
 }
 HELP = {
     "rerun": "run STEP and everything that depends on it again, even if cached; reuse the rest",
+    "cancel": "stop NAME's --background run; what finished stays in NAME.last (interrupt the kernel for a cell's run)",
     "history": "the recent runs of NAME: when, status, wall time, steps run and cached, what changed",
     "diff": "outputs that differ between runs A and B of NAME (numbers from %flow history; default: the last two)",
     "show": "the DAG and timeline of NAME's last run (the DAG alone if it has not run)",
@@ -93,6 +95,23 @@ def rerun(magics: FlowMagics, args: list[str]) -> None:
         raise _usage("rerun", f"%flow rerun {args[0]} needs the step to run again, one of: {steps}")
     execution = flow.execution(rerun=args[1:])  # an unknown step raises UnknownStepError, shown in short
     magics.run_and_show(flow, execution)
+
+
+def cancel(magics: FlowMagics, args: list[str]) -> None:
+    flow = _flow(magics, "cancel", args)
+    if len(args) > 1:
+        raise _usage("cancel", f"%flow cancel takes one flow name, not {len(args)} words")
+    if not flow.cancel():
+        last = "it has not run yet" if flow.last is None else f"its last run {flow.last.status}"
+        print(f"nothing to cancel: flow '{flow.name}' has no run going on in the background ({last})")
+        return
+    run = flow.last
+    assert run is not None  # a background run is recorded as the flow's last run
+    if run.status == "cancelled":
+        kept = sum(r.status == "succeeded" for r in run.top_steps)
+        print(f"flow '{flow.name}' cancelled: {kept} finished step(s) kept in {flow.name}.last")
+    else:  # it ended on its own meanwhile, or its loop is busy and it settles later
+        print(f"flow '{flow.name}' was asked to stop; its run is {run.status} (see {flow.name}.last)")
 
 
 def history(magics: FlowMagics, args: list[str]) -> None:
@@ -187,9 +206,9 @@ def _config_rows(magics: FlowMagics) -> list[list[str]]:
 
 COMMANDS: dict[str, Callable[[FlowMagics, list[str]], Any]] = {
     "rerun": rerun,
+    "cancel": cancel,
     "history": history,
     "diff": diff,
     "show": show,
     "config": config,
 }
-

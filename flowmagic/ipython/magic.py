@@ -64,6 +64,13 @@ class FlowMagics(Magics):
         help="Run one variant per combination of inputs or settings, side by side, e.g. "
         "--grid model=offline,gpt-4o-mini temperature=0,0.7; then compare outputs in a table.",
     )
+    @argument(
+        "--export",
+        metavar="PATH",
+        default=None,
+        help="Also write the flow as an Agent Spec document (PATH ending .json, .yaml or .yml), "
+        "then run it as usual; with --dry-run, only write it.",
+    )
     @line_cell_magic
     def flow(self, line: str, cell: str | None = None) -> Any:
         """Run a flow: steps are ``name = expression`` lines; ``parallel:`` groups run side by side.
@@ -76,9 +83,13 @@ class FlowMagics(Magics):
                 song       = llm("A song title for a movie called {title}?")
                 characters = llm("Two main characters for a movie called {title}?")
 
+        ``--export flow.json`` (or ``.yaml``) also writes the flow as Agent Spec, for WayFlow
+        and other runtimes, then runs it; ``--export flow.json --dry-run`` only writes it.
+
         As a line magic, ``%flow COMMAND``:
 
             %flow rerun NAME STEP [STEP ...]   run STEP and what depends on it again, even if cached
+            %flow cancel NAME                  stop NAME's --background run, keeping what finished
             %flow history NAME                 the runs of NAME: when, status, wall time, what changed
             %flow diff NAME [A B]              outputs that differ between runs A and B (default: the last two)
             %flow show NAME                    the DAG and timeline of NAME's last run
@@ -97,6 +108,8 @@ class FlowMagics(Magics):
         user_ns = self.shell.user_ns
         # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
         flow = Flow.from_source("\n" + cell, name=name, namespace=user_ns, **settings)
+        if args.export:
+            _export(flow, args.export, quiet=args.quiet)
         if args.grid and not args.dry_run:
             user_ns[name] = self._run_grid(flow, args)
             return None
@@ -171,6 +184,24 @@ class FlowMagics(Magics):
             "timeout": args.timeout,
             "cache": not args.no_cache,
         }
+
+
+def _export(flow: Flow, path: str, quiet: bool) -> None:
+    """``--export PATH``: write the flow as Agent Spec; a step it cannot express is an error naming it."""
+    from ..interop.agentspec import format_of
+
+    try:
+        format = format_of(path)
+    except ValueError as exc:
+        raise UsageError(f"--export: {exc}") from None
+    text = flow.to_agentspec(format)
+    target = Path(path).expanduser()
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--export: cannot write {path!r}: {exc.strerror}") from None
+    if not quiet:
+        print(f"wrote {path} (Agent Spec {format}, {len(flow.steps)} steps)")
 
 
 class _Display:
