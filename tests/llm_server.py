@@ -14,6 +14,7 @@ Example::
         ...
         server.fail_next(status=429, retry_after=0.1)  # the next request is rate limited
         server.fail_next(drop=True, after_chunks=2)    # the next stream breaks after two chunks
+        server.fail_next(slow=0.5, status=200, match="[a]")  # the next prompt starting "[a]" waits 0.5 s
         assert server.requests[0].body["model"] == "gpt-4o-mini"
 
 As a pytest fixture::
@@ -27,6 +28,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,20 +44,32 @@ CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 
 @dataclass
 class RecordedRequest:
-    """One request the server received (``body`` is None when it was not JSON)."""
+    """One request the server received (``body`` is None when it was not JSON).
+
+    ``at`` is when its body had arrived (``time.monotonic()``): gaps between
+    requests show how long a client waited before retrying.
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    at: float = 0.0
+
+    @property
+    def prompt(self) -> str:
+        """The last user message ("" when there is none)."""
+        return last_prompt(self.body)
 
 
 @dataclass
 class Fault:
-    """How to spoil one response: an error status, a malformed body or a dropped connection.
+    """How to spoil one response: an error status, a malformed body, a dropped connection, a wait.
 
     ``after_chunks`` (streamed requests only): stream that many answer chunks
-    first, then spoil the rest of the stream.
+    first, then spoil the rest of the stream. ``slow``: wait that many seconds
+    first (then answer normally when ``status`` is 200). ``match``: strike only
+    a request whose last user message starts with it.
     """
 
     status: int = 500
@@ -65,6 +79,19 @@ class Fault:
     message: str = "simulated failure"
     headers: dict[str, str] = field(default_factory=dict)
     after_chunks: int | None = None
+    slow: float | None = None
+    match: str | None = None
+
+    @property
+    def harmless(self) -> bool:
+        """Only a wait: the answer itself is the normal one."""
+        return self.status == 200 and not (self.drop or self.malformed)
+
+
+def last_prompt(body: dict[str, Any] | None) -> str:
+    """The content of the last user message of a chat request body ("" when there is none)."""
+    user = [m for m in (body or {}).get("messages", []) if m.get("role") == "user"]
+    return str(user[-1].get("content", "")) if user else ""
 
 
 def _words(body: dict[str, Any]) -> int:
@@ -132,6 +159,7 @@ class LLMServer:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()  # wakes handlers that wait (delay, slow faults)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -147,12 +175,21 @@ class LLMServer:
         message: str = "simulated failure",
         times: int = 1,
         after_chunks: int | None = None,
+        slow: float | None = None,
+        match: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Queue a fault for the next ``times`` chat requests.
 
         ``status`` with an OpenAI-shaped error body (and a ``Retry-After`` header
         when ``retry_after`` is given); ``malformed=True``: a 200 whose body is not
-        JSON; ``drop=True``: close the connection without any response.
+        JSON; ``drop=True``: close the connection without any response, before
+        any byte of it. ``slow=S``: wait S seconds first (``stop()`` cuts the wait
+        short); with ``status=200`` the answer after the wait is the normal one.
+        ``match``: the fault waits for a request whose last user message starts
+        with it (requests that do not match pass it by), so concurrent steps
+        can each get their own faults. ``headers`` go with an error status's response
+        (e.g. ``{"retry-after-ms": "50"}``).
 
         With ``after_chunks=N`` a streamed request gets N answer chunks first, then:
         ``drop`` closes the connection mid-stream, ``malformed`` sends an event that
@@ -169,9 +206,17 @@ class LLMServer:
                     drop=drop,
                     message=message,
                     after_chunks=after_chunks,
+                    slow=slow,
+                    match=match,
+                    headers=dict(headers or {}),
                 )
                 for _ in range(times)
             )
+
+    def requests_for(self, prefix: str) -> list[RecordedRequest]:
+        """The chat requests whose last user message starts with ``prefix``, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.path in CHAT_PATHS and r.prompt.startswith(prefix)]
 
     @property
     def base_url(self) -> str:
@@ -193,7 +238,8 @@ class LLMServer:
 
     def start(self) -> LLMServer:
         handler = type("Handler", (_Handler,), {"server_state": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._stopping.clear()
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         # Track handler threads so server_close() joins them: nothing outlives stop().
         self._httpd.daemon_threads = False
         self._httpd.block_on_close = True
@@ -207,6 +253,7 @@ class LLMServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
+        self._stopping.set()
         self._httpd.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -229,9 +276,13 @@ class LLMServer:
 
     # -- used by the handler -------------------------------------------------------
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, body: dict[str, Any] | None) -> Fault | None:
+        prompt = last_prompt(body)
         with self._lock:
-            return self._faults.pop(0) if self._faults else None
+            for i, fault in enumerate(self._faults):
+                if fault.match is None or prompt.startswith(fault.match):
+                    return self._faults.pop(i)
+            return None
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
@@ -245,6 +296,13 @@ def llm_server_fixture() -> Iterator[LLMServer]:
     """Generator for ``pytest.fixture``: a started server, stopped after the test."""
     with LLMServer() as server:
         yield server
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that gave up (a step's timeout, a dropped stream) is expected here, not news
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -270,13 +328,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         with state._lock:
-            state.requests.append(RecordedRequest("POST", self.path, dict(self.headers.items()), body))
+            state.requests.append(
+                RecordedRequest("POST", self.path, dict(self.headers.items()), body, at=time.monotonic())
+            )
         if self.path not in CHAT_PATHS:
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return
         if state.delay:
-            time.sleep(state.delay)
-        fault = state._next_fault()
+            state._stopping.wait(state.delay)
+        fault = state._next_fault(body)
+        if fault is not None and fault.slow:
+            state._stopping.wait(fault.slow)
+        if fault is not None and fault.harmless:
+            fault = None
         streamed = body is not None and body.get("stream") is True
         if fault is not None and streamed and fault.after_chunks is not None:
             pass  # strikes in the middle of the stream, in _send_stream
@@ -288,6 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         elif fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            headers.update(fault.headers)
             kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
             self._send_json(fault.status, {"error": {"message": fault.message, "type": kind, "code": kind}}, headers)
             return

@@ -11,6 +11,7 @@ import builtins
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import CoroutineType
 from typing import Any
 
 from ..dsl.names import PLACEHOLDERS_ARG, TEMPLATES_ARG
@@ -44,8 +45,9 @@ def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callabl
 
 
 def is_awaitable(value: Any) -> bool:
-    """``inspect.isawaitable``, quick for the plain values most steps return."""
-    return type(value) not in _PLAIN and inspect.isawaitable(value)
+    """``inspect.isawaitable``, quick for coroutines and the plain values most steps return."""
+    kind = type(value)
+    return kind is CoroutineType or (kind not in _PLAIN and inspect.isawaitable(value))
 
 
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})

@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import itertools
 import random
 import threading
 import time
@@ -60,6 +61,16 @@ class ObserverWarning(UserWarning):
     """An observer raised; it was removed so the run could go on."""
 
 
+def retry_delay(error: BaseException, backoff: float, attempt: int) -> float:
+    """Seconds to wait after failed attempt ``attempt``: exponential backoff with jitter, and never
+    sooner than the ``retry_after`` the error asks for (a server's Retry-After), jittered above it."""
+    delay: float = backoff * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.5)
+    asked = getattr(error, "retry_after", None)
+    if isinstance(asked, (int, float)) and asked > 0:
+        delay = max(delay, float(asked) * random.uniform(1.0, 1.2))
+    return delay
+
+
 class _Limit:
     """One concurrency limit (the run's workers, or a group's): free slots and a line of claims."""
 
@@ -78,12 +89,15 @@ class _Claim:
     for a step that waits on the event loop; a claim without one runs on a worker thread.
     """
 
-    __slots__ = ("begun", "dead", "future", "held", "info", "limits", "ns", "step")
+    __slots__ = ("begun", "dead", "future", "held", "info", "limits", "ns", "on_loop", "step")
 
-    def __init__(self, step: str, limits: tuple[_Limit, ...], ns: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, step: str, limits: tuple[_Limit, ...], ns: dict[str, Any] | None = None, on_loop: bool = False
+    ) -> None:
         self.step = step
         self.limits = limits
         self.ns = ns
+        self.on_loop = on_loop  # the step runs as a task on the loop, not on a worker thread
         self.held = 0
         self.dead = False  # given up (cancelled) while in a line
         self.begun = False  # a direct step: STARTED is recorded and the thread counted
@@ -93,10 +107,6 @@ class _Claim:
     @property
     def granted(self) -> bool:
         return self.held == len(self.limits)
-
-
-#: a loop step ready to begin: its name, and its namespace and place if already worked out
-_Queued = tuple[str, "dict[str, Any] | None", "str | None"]
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -162,12 +172,9 @@ class Execution:
         self.model = resolve_model(settings.model)
         self.run = Run(
             flow=name,
-            steps={
-                n: StepRecord(name=n, kind=s.kind, group=s.group, branch=s.branch, deps=s.deps)
-                for n, s in self.steps.items()
-            },
+            steps={n: StepRecord(n, kind, group=g, branch=b, deps=d) for n, kind, g, b, d in flow.records},
             model=self.model,
-            sources={n: s.source for n, s in self.steps.items()},
+            sources=flow.sources,
             settings=settings.model_dump(exclude_defaults=True, exclude={"model"}),
         )
         # the cache: keys are known up front; ``force`` steps run anyway and store what they get
@@ -186,7 +193,7 @@ class Execution:
         # the scheduling state below is shared by the loop and the worker threads, under ``_lock``
         self._lock = threading.Lock()
         self.state = dict.fromkeys(self.steps, "pending")  # pending -> queued -> final
-        self.remaining = {n: len(s.deps) for n, s in self.steps.items()}
+        self.remaining = dict(flow.indegree)
         self.declared = flow.declared
         self.children = flow.children
         # a step may run straight on a worker thread (no loop round trip) when it needs nothing
@@ -195,8 +202,7 @@ class Execution:
         self.unfinished = len(self.steps)
         self.cancel_reason: str | None = None
         self.failed_stop = False
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self._task_steps: dict[asyncio.Task[Any], list[str]] = {}  # the steps each task ran or will run
+        self.tasks: dict[str, asyncio.Task[Any]] = {}  # the task that runs (or ran) each loop step
         self.threads: set[concurrent.futures.Future[Any]] = set()  # loop steps now on a worker thread
         self.on_threads: set[str] = set()  # direct steps whose code is running now
         self._outbox: list[ev.Event] = []  # events for the observers, delivered on the loop
@@ -218,16 +224,32 @@ class Execution:
         """Add an observer before the run starts."""
         self.observers.append(observer)
 
-    def emit(self, kind: str, step: str | None = None, **kw: Any) -> None:
+    def emit(
+        self,
+        kind: str,
+        step: str | None = None,
+        attempt: int = 0,
+        error: BaseException | None = None,
+        value: Any = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         """Record an event now; the observers get it on the loop, in order (at once if this is the loop)."""
         with self._lock:
-            self._record(kind, step, **kw)
+            self._record(kind, step, attempt, error, value, detail)
         if self.observers and threading.get_ident() == self._loop_thread:
             self._deliver()
 
-    def _record(self, kind: str, step: str | None = None, **kw: Any) -> None:
+    def _record(
+        self,
+        kind: str,
+        step: str | None = None,
+        attempt: int = 0,
+        error: BaseException | None = None,
+        value: Any = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         """:meth:`emit`, for a caller that holds ``_lock``."""
-        event = ev.Event(kind, step, time.time(), **kw)
+        event = ev.Event(kind, step, time.time(), attempt, error, value, detail)
         self.recorder(event)
         if self.observers:
             self._outbox.append(event)
@@ -339,10 +361,10 @@ class Execution:
         self.cancel_reason = reason
         if self.loop is None:  # not started: ``execute`` cancels it at once
             return
-        # a step without a task is pending, waiting for a slot or running on a thread: settle it
-        # now (a thread cannot be stopped: what it returns is dropped); tasks settle themselves
+        # every unfinished step is cancelled now; what a thread returns later is dropped (a thread
+        # cannot be stopped), and the tasks are cancelled on the loop
         for name in self.declared:
-            if self.state[name] != "final" and name not in self.tasks:
+            if self.state[name] != "final":
                 self._settle(name, ev.CANCELLED, detail={"reason": reason})
         self._soon(self._cancel_tasks)
 
@@ -357,14 +379,23 @@ class Execution:
                 break
             if self.state[name] == "pending" and self.remaining[name] == 0:
                 self._launch([name])
-                await asyncio.wait([self.tasks[name]])  # a cancelled task raises here: not ours to raise
+                task = self.tasks.get(name)  # none for a cached step
+                if task is not None:
+                    await asyncio.wait([task])  # (awaiting a cancelled task would raise its cancel here)
 
     # -- bookkeeping (under ``_lock``) ---------------------------------------------
-    def _settle(self, name: str, kind: str, **kw: Any) -> None:
+    def _settle(
+        self,
+        name: str,
+        kind: str,
+        error: BaseException | None = None,
+        value: Any = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         if self.state[name] == "final":
             return
         self.state[name] = "final"
-        self._record(kind, name, **kw)
+        self._record(kind, name, 0, error, value, detail)
         self.unfinished -= 1
         if self.unfinished == 0 and self._done is not None:
             self._soon(self._done.set)
@@ -419,44 +450,47 @@ class Execution:
         return self.inputs[name]
 
     # -- starting steps (any thread, without ``_lock``) ------------------------------
-    def _launch(self, names: list[str], keep: str | None = None) -> Any:
+    def _launch(self, names: list[str], keep: str | None = None) -> _Claim | None:
         """Start steps whose dependencies are done.
 
         A cached step succeeds at once (and may make more steps ready); a direct step claims
         its slots for a worker thread; any other becomes a task on the loop. The caller may
         ``keep`` one to run itself next, instead of handing it on: a worker thread that just
-        finished a step keeps a granted ``"thread"`` claim, a loop step keeps a ``"loop"`` step.
+        finished a step keeps a granted ``"thread"`` claim, a loop step's task a ``"loop"`` one.
+        The claims are queued under one hold of the lock, however many there are.
         """
         todo = deque(names)
-        kept: Any = None
+        kept: _Claim | None = None
         while todo:
-            name = todo.popleft()
-            started = self._start(name, begin=keep == "thread" and kept is None)
-            if isinstance(started, list):
-                todo.extend(started)
-            elif isinstance(started, _Claim):
-                if keep == "thread" and kept is None:
-                    kept = started
-                else:
-                    self._submit(started)
-            elif started is not None:
-                if keep == "loop" and kept is None:
-                    kept = started
-                    task = asyncio.current_task()
-                    assert task is not None
-                    self.tasks[name] = task
-                    self._task_steps[task].append(name)
-                elif threading.get_ident() == self._loop_thread:
-                    self._task(*started)
-                else:
-                    self._soon(self._task, *started)
+            claims = []
+            while todo:
+                prepared = self._prepare(todo.popleft())
+                if isinstance(prepared, list):
+                    todo.extend(prepared)
+                elif prepared is not None:
+                    claims.append(prepared)
+            granted = []
+            with self._lock:
+                for claim in claims:
+                    if self.state[claim.step] != "pending":
+                        continue
+                    self.state[claim.step] = "queued"
+                    if self.observers:  # the record itself has no use for it
+                        self._record(ev.QUEUED, claim.step)
+                    if not _take(claim):
+                        continue  # it waits in line; a finishing step hands it the slot
+                    if kept is None and keep == ("loop" if claim.on_loop else "thread"):
+                        kept = claim
+                        if not claim.on_loop:
+                            self._begin(claim)
+                    else:
+                        granted.append(claim)
+            for claim in granted:
+                self._submit(claim)
         return kept
 
-    def _start(self, name: str, begin: bool = False) -> list[str] | _Claim | _Queued | None:
-        """Start one step: the children a cache hit made ready, a granted claim, a loop step or None.
-
-        With ``begin``, a claim granted at once is also begun (the caller runs it next).
-        """
+    def _prepare(self, name: str) -> list[str] | _Claim | None:
+        """Get a ready step going: the children a cache hit made ready, its claim, or None (it failed)."""
         key = self.keys.get(name)
         if key is not None and name not in self.force:
             assert self.cache is not None
@@ -468,79 +502,65 @@ class Execution:
                         return None
                     return self._succeeded(name, value, {**kept, "cached": True})
         ns: dict[str, Any] | None = None
-        place: str | None = None
+        info: dict[str, Any] = {}  # what the step's llm calls tell its record
+        on_loop = True
         if name in self.direct:
             code = self.code[name]
-            info: dict[str, Any] = {}
             try:
                 ns = namespace(code.reads, self._lookup, lambda: self._blocking_llm(name, info))
-                place = where(code.expr, ns, self._async_callees)
+                on_loop = where(code.expr, ns, self._async_callees) == "loop"
             except Exception as exc:
                 with self._lock:
                     if self.state[name] == "pending":
                         self._failed(name, exc)
                 return None
-            if place == "thread":
-                claim = _Claim(name, self._chain(name), ns)
-                claim.info = info
-                with self._lock:
-                    if self.state[name] != "pending":
-                        return None
-                    self.state[name] = "queued"
-                    if self.observers:  # the record has no use for it
-                        self._record(ev.QUEUED, name)
-                    if not _take(claim):
-                        return None
-                    if begin:
-                        self._begin(claim)
-                    return claim
-        with self._lock:
-            if self.state[name] != "pending":
-                return None
-            self.state[name] = "queued"
-            if self.observers:
-                self._record(ev.QUEUED, name)
-        return (name, ns, place)
+        # a map takes its slots per element, in its task
+        claim = _Claim(name, () if self.steps[name].kind == "map" else self._chain(name), ns, on_loop)
+        claim.info = info
+        return claim
 
-    def _task(self, name: str, ns: dict[str, Any] | None, place: str | None) -> None:
-        """On the loop: run a queued step as a task."""
+    def _task(self, claim: _Claim) -> None:
+        """On the loop: run a granted loop step as a task."""
         assert self.loop is not None
-        if self.state[name] != "final":
-            task = self.tasks[name] = self.loop.create_task(self._steps(name, ns, place))
-            self._task_steps[task] = [name]
-            task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        # a task cancelled before it reached a step's handler (before its first step began, or
-        # between the steps it ran one after another) leaves that step unsettled: settle it here
-        names = self._task_steps.pop(task)
-        if task.cancelled():
+        name = claim.step
+        if self.state[name] == "final":  # cancelled while it waited: pass its slots on
             with self._lock:
-                for name in names:
-                    self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
+                granted = _give(claim)
+            self._granted(granted, inline=False)
+            return
+        self.tasks[name] = self.loop.create_task(self._steps(claim))
 
     def _submit(self, claim: _Claim) -> None:
         assert self._pool is not None
-        if claim.future is not None:  # a loop step waiting for its slots
+        if claim.future is not None:  # a task waiting for its slots
             self._soon(_resolve, claim.future)
+        elif claim.on_loop:
+            if threading.get_ident() == self._loop_thread:
+                self._task(claim)
+            else:
+                self._soon(self._task, claim)
         else:
             self._pool.submit(self._direct, claim)
 
     def _granted(self, claims: list[_Claim], inline: bool) -> _Claim | None:
         keep: _Claim | None = None
         for claim in claims:
-            if inline and keep is None and claim.future is None:
+            if inline and keep is None and claim.future is None and not claim.on_loop:
                 keep = claim
             else:
                 self._submit(claim)
         return keep
 
-    def _keep(self, claims: list[_Claim]) -> _Claim | None:
-        """Under ``_lock``: take a thread claim out of ``claims`` to run on this thread, begun."""
+    def _keep(self, claims: list[_Claim], on_loop: bool = False) -> _Claim | None:
+        """Under ``_lock``: take a claim out of ``claims`` for the caller to run next.
+
+        A worker thread keeps a direct step's claim (begun here); a task keeps a loop step's.
+        """
         for i, claim in enumerate(claims):
-            if claim.future is None:
+            if claim.future is None and claim.on_loop == on_loop:
                 del claims[i]
-                self._begin(claim)
+                if not on_loop:
+                    self._begin(claim)
                 return claim
         return None
 
@@ -648,41 +668,47 @@ class Execution:
             granted = _give(claim)
         self._granted(granted, inline=False)
 
-    async def _steps(self, name: str, ns: dict[str, Any] | None, place: str | None) -> None:
+    async def _steps(self, claim: _Claim | None) -> None:
         """A loop step, then each ready step it keeps to run next in the same task."""
-        queued: _Queued | None = (name, ns, place)
-        while queued is not None:
-            queued = await self._step(*queued)
+        task = asyncio.current_task()
+        assert task is not None
+        while claim is not None:
+            claim = await self._step(claim, task)
 
-    async def _step(self, name: str, ns: dict[str, Any] | None, place: str | None) -> _Queued | None:
+    async def _step(self, claim: _Claim, task: asyncio.Task[Any]) -> _Claim | None:
+        """Run a loop step that holds its slots; return the next one this task keeps, if any."""
+        name = claim.step
         if self.state[name] == "final":  # cancelled before it began
+            with self._lock:
+                granted = _give(claim)
+            self._granted(granted, inline=False)
             return None
         step = self.steps[name]
         code = self.code[name]
-        info: dict[str, Any] = {}
-        claim = None
+        info = claim.info
+        ns = claim.ns
         try:
             if ns is None:
                 ns = namespace(code.reads, self._lookup, lambda: self._blocking_llm(name, info))
             if step.kind == "map":
                 value = await self._map(step, ns)
             else:
-                claim = _Claim(name, self._chain(name))
-                await self._acquire(claim)
-                if name in self.direct:  # one attempt, no deadline: no need for the loop of attempts
+                if name in self.direct:  # one attempt, no deadline, and (its place was "loop") evaluated here
                     self.emit(ev.STARTED, name, attempt=1)
-                    value = await self._evaluate(name, code.expr, ns, info, place)
+                    value = eval(code.expr.code, ns)
+                    if is_awaitable(value):
+                        value = await value
                 else:
                     value = await self._attempts(name, step, code.expr, ns, info)
         except asyncio.CancelledError:
             with self._lock:
-                granted = _give(claim) if claim else []
+                granted = _give(claim)
                 self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
             self._granted(granted, inline=False)
             return None
         except Exception as exc:
             with self._lock:
-                granted = _give(claim) if claim else []
+                granted = _give(claim)
                 self._failed(name, exc, info)
             self._granted(granted, inline=False)
             return None
@@ -694,10 +720,17 @@ class Execution:
             if note:
                 self.run.steps[name].cache_note = note
         with self._lock:
-            granted = _give(claim) if claim else []
+            granted = _give(claim)
             ready = self._succeeded(name, value, info)
+            after = self._keep(granted, on_loop=True)  # the step that takes over this slot goes on here
         self._granted(granted, inline=False)
-        return self._launch(ready, keep="loop")  # type: ignore[no-any-return]
+        if after is None:
+            after = self._launch(ready, keep="loop")
+        else:
+            self._launch(ready)
+        if after is not None:
+            self.tasks[after.step] = task
+        return after
 
     async def _attempts(
         self, label: str, step: Step, code: Code, ns: dict[str, Any], info: dict[str, Any], detail: Any = None
@@ -720,8 +753,7 @@ class Execution:
             if attempt > opts.retries or self.cancel_reason is not None:
                 raise error
             self.emit(ev.RETRIED, label, attempt=attempt, error=error, detail=detail)
-            delay = getattr(error, "retry_after", None) or opts.backoff * 2 ** (attempt - 1)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            await asyncio.sleep(retry_delay(error, opts.backoff, attempt))
 
     async def _with_timeout(
         self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any], timeout: float
@@ -740,12 +772,10 @@ class Execution:
         error = work.exception()
         return (True, work.result()) if error is None else (False, error)
 
-    async def _evaluate(
-        self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any], place: str | None = None
-    ) -> Any:
+    async def _evaluate(self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
         if code.llm:  # evaluate the call's arguments only; the prompt is sent from the loop
             ns = {**ns, "llm": deferred_llm}
-        if (place or where(code, ns, self._async_callees)) == "loop":
+        if where(code, ns, self._async_callees) == "loop":
             value = eval(code.code, ns)
         else:
             info["thread"] = True
@@ -849,10 +879,13 @@ class Execution:
         assert code.bindings is not None
         async with self._slots(step):
             self.emit(ev.STARTED, step.name, attempt=1)
-            bindings = await self._evaluate(step.name, code.bindings, ns, {})
+            lazy = await self._evaluate(step.name, code.bindings, ns, {})
+            # one past the limit and no further: an endless or huge iterable is an error, not a hang
+            bindings = await self._in_thread(list, itertools.islice(lazy, MAX_MAP_ELEMENTS + 1))
         if len(bindings) > MAX_MAP_ELEMENTS:
             raise ValueError(
-                f"'{step.name}' would expand to {len(bindings):,} elements; the limit is {MAX_MAP_ELEMENTS:,}"
+                f"'{step.name}' would expand to more than {MAX_MAP_ELEMENTS:,} elements; "
+                f"the limit is {MAX_MAP_ELEMENTS:,}"
             )
         self.emit(ev.EXPANDED, step.name, detail={"count": len(bindings)})
         elements = [

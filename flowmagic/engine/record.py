@@ -234,6 +234,29 @@ class Recorder:
         self.run = run
 
     def __call__(self, event: ev.Event) -> None:
+        kind = event.kind
+        record = self.run.steps.get(event.step) if event.step is not None else None
+        if kind == ev.STARTED and record is not None:  # the common events first
+            record.status = "running"
+            record.attempts = event.attempt
+            if record.started is None:
+                record.started = event.time
+        elif kind == ev.FINISHED and record is not None:
+            record.status = "succeeded"
+            record.finished = event.time
+            if record.map is None:
+                self.run.outputs[record.name] = event.value
+            extra = event.detail
+            if extra:
+                if "llm" in extra:
+                    record.llm = extra["llm"]
+                if extra.get("cached"):
+                    record.cached = True
+                    record.started = event.time
+        else:
+            self._other(event, record)
+
+    def _other(self, event: ev.Event, record: StepRecord | None) -> None:
         run = self.run
         kind = event.kind
         if kind == ev.RUN_STARTED:
@@ -246,7 +269,6 @@ class Recorder:
             run.reason = detail.get("reason")
             return
         assert event.step is not None
-        record = run.steps.get(event.step)
         if record is None:  # a map element, announced by its first event
             detail = event.detail or {}
             parent = run.steps[detail["map"]]
@@ -258,25 +280,11 @@ class Recorder:
                 map=parent.name,
             )
             run.steps[event.step] = record
+            if kind in (ev.STARTED, ev.FINISHED):
+                self(event)
+                return
         if kind == ev.EXPANDED:
             record.elements = int((event.detail or {}).get("count", 0))
-        elif kind == ev.STARTED:
-            record.status = "running"
-            record.attempts = event.attempt
-            if record.started is None:
-                record.started = event.time
-        elif kind == ev.FINISHED:
-            record.status = "succeeded"
-            record.finished = event.time
-            if record.map is None:
-                run.outputs[event.step] = event.value
-            extra = event.detail
-            if extra:
-                if "llm" in extra:
-                    record.llm = extra["llm"]
-                if extra.get("cached"):
-                    record.cached = True
-                    record.started = event.time
         elif kind == ev.TEXT:
             record.llm = event.detail
         elif kind == ev.FAILED:

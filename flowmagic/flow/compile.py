@@ -65,6 +65,21 @@ class CompiledFlow:
         return {n: tuple(c) for n, c in found.items()}
 
     @cached_property
+    def indegree(self) -> dict[str, int]:
+        """How many steps each step reads (copy it: a run counts it down)."""
+        return {n: len(s.deps) for n, s in self.steps.items()}
+
+    @cached_property
+    def sources(self) -> dict[str, str]:
+        """Each step's source line (shared by the runs' records: do not change it)."""
+        return {n: s.source for n, s in self.steps.items()}
+
+    @cached_property
+    def records(self) -> list[tuple[str, str, str | None, str | None, tuple[str, ...]]]:
+        """What a run's record of each step starts from: name, kind, group, branch, deps."""
+        return [(n, s.kind, s.group, s.branch, s.deps) for n, s in self.steps.items()]
+
+    @cached_property
     def simple(self) -> frozenset[str]:
         """Steps run in one attempt without a deadline: plain calls, no ``@retries`` or ``@timeout``."""
         return frozenset(
@@ -227,7 +242,8 @@ class _Compiler:
             targets = tuple(seen)
             element = expr.elt
             loop_vars = ast.Tuple(elts=[ast.Name(id=t, ctx=ast.Load()) for t in targets], ctx=ast.Load())
-            binding_expr = ast.ListComp(elt=loop_vars, generators=expr.generators)
+            # lazy: the executor takes at most one element past its limit from the loops
+            binding_expr = ast.GeneratorExp(elt=loop_vars, generators=expr.generators)
             ast.copy_location(binding_expr, expr)
             ast.fix_missing_locations(binding_expr)
             bindings = _compile_expr(binding_expr)

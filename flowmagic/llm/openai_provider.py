@@ -1,16 +1,32 @@
 """A provider for OpenAI and any OpenAI-compatible server (Ollama, vLLM, LM Studio...).
 
 The ``openai`` SDK is imported when the first provider is built, never at import time.
+
+Two layers retry, each on its own terms:
+
+- The SDK retries one request: rate limits (429), 408, 409, server errors (5xx)
+  and dropped connections, ``max_retries`` times (2 by default). It waits what
+  the server's Retry-After asks (up to 60 s), else an exponential backoff from
+  0.5 s, with jitter. Other errors (401, 400...) are not retried there.
+- A step's ``@retries(N)`` then runs the whole step again, for any error (a
+  timeout, an answer that does not fit its schema, what the SDK gave up on).
+  An error answer's Retry-After travels on :class:`LLMStatusError`
+  (``retry_after``), so the step waits at least that long too.
+
+So an ``llm`` step with ``@retries(N)`` sends at most ``(N + 1) * (max_retries + 1)`` requests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import functools
 import json
+import math
 import os
 import re
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -26,6 +42,44 @@ if TYPE_CHECKING:
 PLACEHOLDER_API_KEY = "not-needed"
 
 _FENCE_RE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+class LLMStatusError(LLMError):
+    """The server answered with an error status (after the SDK's own retries).
+
+    ``status`` is the HTTP status; ``retry_after`` the seconds its Retry-After
+    (or retry-after-ms) header asked the client to wait, None without one. A
+    step's ``@retries`` waits at least that long before its next attempt.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a response's ``retry-after-ms`` or ``Retry-After`` header asks for (seconds or an HTTP date).
+
+    >>> retry_after({"retry-after": "1.5"}), retry_after({"retry-after-ms": "250"}), retry_after({})
+    (1.5, 0.25, None)
+    """
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            try:  # Retry-After may be a date
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+            except (TypeError, ValueError, OverflowError):
+                continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    return None
 
 
 def _schema_name(schema: type[Any]) -> str:
@@ -111,7 +165,11 @@ class OpenAIProvider:
     ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and
     ``OPENAI_BASE_URL``. With a base URL but no key, a placeholder key is sent,
     which local servers accept. The SDK retries rate limits, server errors and
-    dropped connections itself (``max_retries`` times, honouring Retry-After).
+    dropped connections itself (``max_retries`` times, honouring Retry-After);
+    an error status it gives up on is an :class:`LLMStatusError` carrying the
+    last Retry-After for the step's own ``@retries`` (see the module docstring).
+    Errors never quote the API key and do not keep the SDK's exception (whose
+    request holds the Authorization header) as their context.
     The client belongs to the event loop it is first used on; call
     :meth:`aclose` on that loop.
 
@@ -157,16 +215,25 @@ class OpenAIProvider:
         return text.replace(self._secret, "***") if self._secret else text
 
     def _failure(self, model: str, exc: Exception) -> LLMError:
-        # The SDK's exception text may quote the request; ours is redacted.
+        # The SDK's exception text may quote the request; ours is redacted. Callers raise it
+        # outside their ``except`` block, so it does not keep the SDK's exception as context.
         if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON (broken proxy or server)
             return LLMError(self._redact(f"{model}: the server's response is not JSON: {exc}"))
-        return LLMError(self._redact(f"{model}: {type(exc).__name__}: {exc}"))
+        message = self._redact(f"{model}: {type(exc).__name__}: {exc}")
+        response = getattr(exc, "response", None)
+        status = getattr(exc, "status_code", None)
+        if response is not None and isinstance(status, int):
+            return LLMStatusError(message, status=status, retry_after=retry_after(response.headers))
+        return LLMError(message)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
+        failure: LLMError | None = None
         try:
             response = await self._client.chat.completions.create(**_params(request))
         except _api_errors() as exc:
-            raise self._failure(request.model, exc) from None
+            failure = self._failure(request.model, exc)
+        if failure is not None:
+            raise failure
         if not response.choices:
             raise LLMError(f"{request.model}: the server returned no choices")
         choice = response.choices[0]
@@ -218,13 +285,16 @@ class OpenAIProvider:
 
     async def _chunks(self, model: str, params: dict[str, Any]) -> AsyncGenerator[ChatCompletionChunk, None]:
         """The stream's chunks, with its errors turned into :class:`LLMError` (``on_text``'s are not)."""
+        failure: LLMError | None = None
         try:
             chunks = await self._client.chat.completions.create(**params)
             async with chunks:  # closes the response if the caller stops early
                 async for chunk in chunks:
                     yield chunk
         except _api_errors() as exc:
-            raise self._failure(model, exc) from None
+            failure = self._failure(model, exc)
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
         await self._client.close()
