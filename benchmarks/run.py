@@ -1,8 +1,15 @@
-"""``python -m benchmarks.run [--quick] [--repeat N] [--json OUT]``
+"""``python -m benchmarks.run [--quick] [--peers | --no-peers] [--repeat N] [--json OUT]``
 
 Compares flowmagic with a plain thread-pool scheduler and a plain asyncio
 scheduler (:mod:`benchmarks.baselines`) on the same DAGs
-(:mod:`benchmarks.workloads`), and prints a markdown table of medians.
+(:mod:`benchmarks.workloads`), and, in the same table, with its peers
+(LangGraph, WayFlow, LLMFlows, Dask: :mod:`benchmarks.peers`), and prints a
+markdown table of medians.
+
+The full run measures the peers, each in its own virtual environment under
+``benchmarks/.peers-venv/`` (created on first use) and in its own processes;
+``--no-peers`` leaves them out. ``--quick`` is the CI smoke run: small sizes,
+one repeat, no peers unless ``--peers`` is given too.
 
 Every number is ``time.perf_counter()`` around one whole run call:
 
@@ -34,7 +41,10 @@ import flowmagic
 from flowmagic import Flow
 
 from .baselines import Node, run_asyncio, run_threadpool
-from .workloads import ASYNC_NS, SYNC_NS, Workload, all_workloads, anoop, noop
+from .llm_server import LLMServerProcess
+from .peers import runner
+from .peers.env import CAVEATS, COLUMNS, KIND
+from .workloads import ASYNC_NS, SYNC_NS, Workload, all_workloads, anoop, noop, slow_fast, wide_fan_out
 
 WORKERS = 32
 SYSTEMS = ("flowmagic", "flowmagic async", "thread-pool", "asyncio")
@@ -195,36 +205,86 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), sep, *(line(r) for r in rows)])
 
 
+DECIMALS = {"makespan": 3, "per_step": 1, "gap_ms": 1, "total_s": 3, "peak_mb": 1, "ms": 1}
+
+
 def _fmt(metric: str, v: float) -> str:
-    return f"{v:.3f}" if metric == "makespan" else f"{v:.1f}"
+    return f"{v:.{DECIMALS.get(metric, 3)}f}"
+
+
+def _cell(metric: str, v: float | str | None) -> str:
+    """A number, "-" for not measured, or a word saying why there is no number."""
+    if v is None:
+        return "-"
+    return v if isinstance(v, str) else _fmt(metric, v)
 
 
 def _metric_label(r: dict[str, Any]) -> str:
     if r["metric"] == "makespan":
         return f"makespan / {r['scale']:g} s"
-    return "µs per step"
+    return {
+        "per_step": "µs per step",
+        "gap_ms": "ms from fast's end to its start",
+        "total_s": "s, build + run",
+        "peak_mb": "MB peak, tracemalloc",
+        "ms": "ms, median",
+    }[r["metric"]]
 
 
-def results_table(results: list[dict[str, Any]]) -> str:
+def _ratio(r: dict[str, Any], a: str, b: str) -> str:
+    """a / b, when both are numbers and a ratio means something (not for the ms gaps near 0)."""
+    v = r["value"]
+    x, y = v.get(a), v.get(b)
+    if r["metric"] == "gap_ms" or not isinstance(x, float | int) or not isinstance(y, float | int) or y == 0:
+        return "-"
+    return f"{x / y:.2f}"
+
+
+def _best_peer(r: dict[str, Any], columns: tuple[str, ...], kind: str) -> tuple[str, float] | None:
+    """The lowest number among the peer columns of one kind ("sync" or "async"), caveated cells left out."""
+    numbers = [
+        (c, v)
+        for c in columns
+        if KIND[c] == kind and (c, r["key"]) not in CAVEATS and isinstance(v := r["value"].get(c), float | int)
+    ]
+    return min(numbers, key=lambda cv: cv[1]) if numbers else None
+
+
+#: flowmagic's column compared with each kind of peer: sync steps with sync steps, async with async.
+VERSUS = (("flowmagic", "sync"), ("flowmagic async", "async"))
+
+
+def _versus(r: dict[str, Any], peers: tuple[str, ...], system: str, kind: str) -> str:
+    best, mine = _best_peer(r, peers, kind), r["value"].get(system)
+    if best is None or not best[1] or r["metric"] == "gap_ms" or not isinstance(mine, float | int):
+        return "-"
+    return f"{mine / best[1]:.2f}"
+
+
+def results_table(results: list[dict[str, Any]], peers: tuple[str, ...] = ()) -> str:
     header = [
         "workload",
         "metric",
         *SYSTEMS,
+        *peers,
         "flowmagic ÷ thread-pool",
         "flowmagic ÷ asyncio",
         "flowmagic async ÷ asyncio",
+        *([f"{system} ÷ best {kind} peer" for system, kind in VERSUS] if peers else []),
     ]
     rows = []
     for r in results:
-        v = r["value"]
+        cells = [_cell(r["metric"], r["value"].get(s)) for s in SYSTEMS]
+        cells += [_cell(r["metric"], r["value"].get(c)) + ("*" if (c, r["key"]) in CAVEATS else "") for c in peers]
         rows.append(
             [
                 r["title"],
                 _metric_label(r),
-                *(_fmt(r["metric"], v[s]) for s in SYSTEMS),
-                f"{v['flowmagic'] / v['thread-pool']:.2f}",
-                f"{v['flowmagic'] / v['asyncio']:.2f}",
-                f"{v['flowmagic async'] / v['asyncio']:.2f}",
+                *cells,
+                _ratio(r, "flowmagic", "thread-pool"),
+                _ratio(r, "flowmagic", "asyncio"),
+                _ratio(r, "flowmagic async", "asyncio"),
+                *([_versus(r, peers, system, kind) for system, kind in VERSUS] if peers else []),
             ]
         )
     return _table(header, rows)
@@ -280,17 +340,138 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+# -- the rows added for the side-by-side table, and the peers -------------------------
+
+#: Table order: the sleep shapes, then the no-op rows, then the rest.
+ROW_ORDER = (
+    "fanout",
+    "fanout16",
+    "soundtrack",
+    "soundtrack_map",
+    "slowfast",
+    "wide",
+    "chain",
+    "llm",
+    "map_time",
+    "map_memory",
+    "import",
+    "load_ext",
+)
+
+
+def measure_rows(server: LLMServerProcess, repeat: int, quick: bool) -> list[dict[str, Any]]:
+    """The slow/fast gap, the LLM fan-out, the big map and the start-up rows (flowmagic, baselines)."""
+    from . import bigmap, llm, slowfast, startup
+
+    rows = [slowfast.measure(repeat, WORKERS), llm.measure(server, repeat, quick)]
+    rows += bigmap.measure(min(repeat, 3), WORKERS, quick)
+    rows += startup.measure(3 if quick else 7)
+    return rows
+
+
+def peer_tasks(workloads: list[Workload], server: LLMServerProcess, repeat: int, quick: bool) -> list[dict[str, Any]]:
+    """The same workloads for the peers (the critics-as-a-map row is flowmagic's spelling of soundtrack)."""
+    from . import bigmap, llm
+
+    tasks = [runner.dag_task(w) for w in workloads if w.key != "soundtrack_map"]
+    calls, workers = llm.sizes(quick)
+    tasks.append(runner.llm_task(server.base_url, calls, workers, llm.MODEL, llm.API_KEY))
+    tasks.append({**runner.map_task(bigmap.size(quick)), "repeat": min(repeat, 3)})
+    return tasks
+
+
+def peers_report(outcomes: list[runner.Outcome], rows: list[dict[str, Any]]) -> str:
+    table = _table(
+        ["peer column", "version", "environment", "import, ms"],
+        [
+            [o.column, o.version or "-", o.status, f"{o.import_ms:.0f}" if o.import_ms is not None else "-"]
+            for o in outcomes
+        ],
+    )
+    titles = {r["key"]: r["title"] for r in rows}
+    titles["map"] = next((r["title"] for r in rows if r["key"] == "map_time"), "map")
+    notes = [n for o in outcomes for n in runner.notes(o, titles)]
+    notes += [f"{column}, {titles.get(key, key)} (*): {text}" for (column, key), text in CAVEATS.items()]
+    lines = [table, ""]
+    if notes:
+        lines += ["Notes:", "", *(f"- {n}" for n in notes), ""]
+    lines.append(
+        "Each peer runs in its own environment (benchmarks/.peers-venv/) and its own processes; "
+        "how each workload maps onto each peer: BENCHMARKS.md and benchmarks/peers/."
+    )
+    return "\n".join(lines)
+
+
+def more_targets(rows: list[dict[str, Any]], peers: tuple[str, ...]) -> list[str]:
+    """The issue's targets for the added rows, and flowmagic against the best peer on every row."""
+    from . import bigmap, llm, slowfast, startup
+
+    def line(text: str, ok: bool) -> str:
+        return f"- {text}: {'met' if ok else 'MISSED'}"
+
+    by_key = {r["key"]: r for r in rows}
+    out = []
+    gap = by_key["slowfast"]["value"]
+    for s in ("flowmagic", "flowmagic async"):
+        out.append(
+            line(
+                f"slow/fast, {s}: starts {gap[s]:.1f} ms after its dependency (target <= {slowfast.TARGET_MS:g} ms)",
+                gap[s] <= slowfast.TARGET_MS,
+            )
+        )
+    fm_llm = by_key["llm"]["value"]["flowmagic"]
+    out.append(line(f"llm fan-out, flowmagic: {fm_llm:.3f}x ideal (target <= {llm.TARGET:.2f})", fm_llm <= llm.TARGET))
+    total = by_key["map_time"]["value"]["flowmagic"]
+    out.append(
+        line(
+            f"{by_key['map_time']['title']}, flowmagic: {total:.3f} s (target < {bigmap.TARGET_S:g} s)",
+            total < bigmap.TARGET_S,
+        )
+    )
+    load = by_key["load_ext"]["value"]["flowmagic"]
+    out.append(
+        line(
+            f"%load_ext flowmagic: {load:.0f} ms (target < {startup.LOAD_EXT_TARGET_MS:.0f} ms)",
+            load < startup.LOAD_EXT_TARGET_MS,
+        )
+    )
+    for r in rows if peers else []:
+        for system, kind in VERSUS:
+            best, mine = _best_peer(r, peers, kind), r["value"].get(system)
+            if best is None or not isinstance(mine, float | int) or r["metric"] == "gap_ms":
+                continue  # the gaps have their own target: sub-millisecond differences are noise
+            out.append(
+                line(
+                    f"{r['title']}: {system} {_fmt(r['metric'], mine)} vs best {kind} peer {best[0]} "
+                    f"{_fmt(r['metric'], best[1])} (target: lower)",
+                    mine < best[1],
+                )
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes (100 steps) and 1 repeat, for CI smoke")
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes and 1 repeat, for CI smoke; no peers unless --peers"
+    )
     p.add_argument(
         "--repeat", type=int, default=None, help="repeats per system and workload (default 5; 1 with --quick)"
     )
     p.add_argument("--json", metavar="OUT", help="also write every sample and the machine to this JSON file")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--peers",
+        action="store_true",
+        default=None,
+        help="measure the peers too (the default in a full run; creates their environments on first use)",
+    )
+    which.add_argument("--no-peers", dest="peers", action="store_false", help="leave the peers out of a full run")
     args = p.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 5)
     if repeat < 1:
         p.error("--repeat must be >= 1")
+    with_peers = args.peers if args.peers is not None else not args.quick
 
     started = time.perf_counter()
     info = machine()
@@ -309,22 +490,53 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     warm_up()
+    workloads = all_workloads(args.quick)
+    workloads.insert(1, wide_fan_out())
     results = []
-    for w in all_workloads(args.quick):
+    for w in workloads:
         warmup = 1 if w.metric == "per_step" else 0
         results.append(measure(w, repeat, warmup))
     oh = overhead(max(5, repeat * 10))
     from . import cache, view  # the live view: loads ipywidgets
+    from .llm import DELAY_S
 
     view_cost = view.measure(repeat, n=200 if args.quick else 1000)
     cache_cost = cache.measure(repeat)
 
-    print(results_table(results))
+    outcomes: list[runner.Outcome] = []
+    with LLMServerProcess(DELAY_S) as server:
+        rows = measure_rows(server, repeat, args.quick)
+        if with_peers:
+            tasks = peer_tasks([*workloads, slow_fast()], server, repeat, args.quick)
+            outcomes = runner.measure(
+                tasks,
+                repeat,
+                import_samples=3 if args.quick else 7,
+                task_timeout=120 if args.quick else 900,
+                log=lambda text: print(text, file=sys.stderr, flush=True),
+            )
+    table = sorted([*results, *rows], key=lambda r: ROW_ORDER.index(r["key"]))
+    for o in outcomes:
+        for r in table:
+            r["value"][o.column] = runner.cell_value(o, r["key"], r["metric"], r["scale"])
+    peers = COLUMNS if with_peers else ()
+
+    print(results_table(table, peers))
     print()
     print(
-        "makespan rows: median wall time / critical path (1.000 is ideal). "
-        "µs rows: median wall time / step count (fixed per-run overhead not subtracted)."
+        "makespan rows: median wall time / critical path (1.000 is ideal); the llm row: over "
+        "ceil(calls / workers) x 0.2 s. µs rows: median wall time / step count (fixed per-run overhead "
+        "not subtracted). slow/fast: ms from the fast branch's end to the start of the step that needs "
+        "only it. map rows: from the item list to the results, building included; peak of traced "
+        "allocations in a separate run. import rows: fresh processes. '-': not applicable."
     )
+    print()
+    print("## Peers")
+    print()
+    if with_peers:
+        print(peers_report(outcomes, table))
+    else:
+        print("peers: not measured in --quick (run with --peers)" if args.quick else "peers: not measured (--no-peers)")
     print()
     print("## Spread")
     print()
@@ -362,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("## Targets")
     print()
-    print("\n".join(targets(results)))
+    print("\n".join(targets(results) + more_targets(table, peers)))
     elapsed = time.perf_counter() - started
     print()
     print(f"benchmark took {elapsed:.1f} s; load average at end: {_load()}")
@@ -376,6 +588,17 @@ def main(argv: list[str] | None = None) -> int:
                     "quick": args.quick,
                     "workers": WORKERS,
                     "results": results,
+                    "rows": rows,
+                    "peers": [
+                        {
+                            "column": o.column,
+                            "status": o.status,
+                            "version": o.version,
+                            "import_ms": o.import_ms,
+                            "results": o.results,
+                        }
+                        for o in outcomes
+                    ],
                     "overhead": oh,
                     "view": view_cost,
                     "cache": cache_cost,

@@ -208,3 +208,73 @@ def chain(n: int = 1000) -> Workload:
 def all_workloads(quick: bool = False) -> list[Workload]:
     n = 100 if quick else 1000
     return [fan_out(), soundtrack(), soundtrack_map(), wide(n), chain(n)]
+
+
+# -- workloads added for the side-by-side table -------------------------------------
+
+
+def wide_fan_out(width: int = 16, seconds: float = 0.2) -> Workload:
+    """A fan-out wider than a small default worker cap (Python's thread pool: CPUs + 4)."""
+    w = fan_out(width, seconds)
+    w.key = f"fanout{width}"
+    return w
+
+
+#: (started, finished) per step name, written by :func:`stamp` / :func:`astamp`.
+STAMPS: dict[str, tuple[float, float]] = {}
+
+
+def stamp(name: str, seconds: float, *parents: Any) -> float:
+    """:func:`work` that notes when it started and finished (``time.perf_counter``)."""
+    started = time.perf_counter()
+    if seconds:
+        time.sleep(seconds)
+    STAMPS[name] = (started, time.perf_counter())
+    return seconds
+
+
+async def astamp(name: str, seconds: float, *parents: Any) -> float:
+    started = time.perf_counter()
+    if seconds:
+        await asyncio.sleep(seconds)
+    STAMPS[name] = (started, time.perf_counter())
+    return seconds
+
+
+def stamped_graph(w: Workload, asynchronous: bool) -> Graph:
+    """The baselines' graph of ``w`` with every step run through :func:`stamp` / :func:`astamp`."""
+    fn = astamp if asynchronous else stamp
+    return {s.name: Node(fn, (s.name, s.seconds or 0.0), s.deps) for s in w.specs}
+
+
+def slow_fast(slow: float = 0.5, fast: float = 0.1) -> Workload:
+    """A slow branch beside a fast one; ``uses_fast`` needs only the fast branch.
+
+    The metric is ``uses_fast``'s start minus ``fast``'s end, in ms (read off
+    :data:`STAMPS`): near 0 when a step starts as soon as its own dependencies
+    are done, about ``slow - fast`` when steps run in lock-step rounds.
+    ``extra["branches"]`` says how a person would group it into branches (for
+    systems that express parallelism only as branches of a parallel step).
+    """
+    specs = [
+        Spec("slow", slow),
+        Spec("fast", fast),
+        Spec("uses_fast", fast, ("fast",)),
+        Spec("both", None, ("slow", "uses_fast")),
+    ]
+    text = (
+        "parallel:\n"
+        f'    slow = stamp("slow", {slow!r})\n'
+        f'    fast = stamp("fast", {fast!r})\n'
+        f'uses_fast = stamp("uses_fast", {fast!r}, fast)\n'
+        'both = stamp("both", 0, slow, uses_fast)\n'
+    )
+    return Workload(
+        key="slowfast",
+        title=f"slow branch {slow:g} s beside fast {fast:g} s + a step on the fast one",
+        specs=specs,
+        metric="gap_ms",
+        scale=1.0,
+        dsl_override=text,
+        extra={"gap": ("fast", "uses_fast"), "branches": [[["slow"], ["fast", "uses_fast"]], [["both"]]]},
+    )

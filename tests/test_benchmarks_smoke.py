@@ -1,6 +1,9 @@
 """Smoke test: ``python -m benchmarks.run --quick`` runs and prints every row.
 
-No performance thresholds here: speed is judged by the benchmark itself.
+No performance thresholds here: speed is judged by the benchmark itself. The
+quick run never measures the peers (that needs ``--peers`` and their own
+environments); the peers' "not installed" path is checked with the adapter's
+imports failing in this environment.
 """
 
 from __future__ import annotations
@@ -18,12 +21,26 @@ ROOT = Path(__file__).resolve().parent.parent
 #: A phrase identifying each workload's row in the results table.
 WORKLOADS = {
     "fan-out": "fan-out 4 x 0.2 s",
+    "fan-out 16": "fan-out 16 x 0.2 s",
     "soundtrack (steps)": "critic steps",
     "soundtrack (map)": "critics as a map",
+    "slow/fast": "slow branch",
     "wide": "independent no-op steps",
     "chain": "chain of",
+    "llm": "llm calls",
+    "map time": "no-op items: total time",
+    "map memory": "no-op items: peak memory",
+    "import": "import in a fresh process",
+    "load_ext": "%load_ext flowmagic",
 }
 SYSTEMS = ("flowmagic", "flowmagic async", "thread-pool", "asyncio")
+PEER_COLUMNS = ("LangGraph", "WayFlow", "LLMFlows async", "LLMFlows blocking", "Dask")
+#: The systems each added row has a number for ("-" elsewhere); the others have all of SYSTEMS.
+MEASURED = {
+    "llm": ("flowmagic", "thread-pool", "asyncio"),  # llm steps always run on flowmagic's event loop
+    "import": ("flowmagic", "thread-pool", "asyncio"),
+    "load_ext": ("flowmagic",),
+}
 
 
 def _cells(line: str) -> list[str]:
@@ -61,24 +78,50 @@ def test_header_names_the_machine(quick_run: tuple[subprocess.CompletedProcess[s
     assert any("CPUs" in line and "Python" in line and "flowmagic" in line for line in head), proc.stdout
 
 
-@pytest.mark.parametrize("workload", list(WORKLOADS))
-def test_row_for_each_workload(quick_run: tuple[subprocess.CompletedProcess[str], Path], workload: str) -> None:
-    proc, _ = quick_run
-    lines = proc.stdout.splitlines()
+def _main_table(stdout: str) -> tuple[list[str], list[list[str]]]:
+    lines = stdout.splitlines()
     header_index = next(i for i, line in enumerate(lines) if line.startswith("| workload ") and "metric" in line)
-    header = _cells(lines[header_index])
     rows = []
     for line in lines[header_index + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(_cells(line))
+    return _cells(lines[header_index]), rows
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_row_for_each_workload(quick_run: tuple[subprocess.CompletedProcess[str], Path], workload: str) -> None:
+    proc, _ = quick_run
+    header, rows = _main_table(proc.stdout)
     matching = [r for r in rows if WORKLOADS[workload] in r[0]]
     assert len(matching) == 1, f"no single row for {workload!r} in:\n{proc.stdout}"
     row = dict(zip(header, matching[0], strict=True))
+    measured = MEASURED.get(workload, SYSTEMS)
     for system in SYSTEMS:
-        assert _is_number(row[system]), f"{workload} / {system}: {row[system]!r} is not a number"
-    ratios = [v for k, v in row.items() if "÷" in k]
-    assert ratios and all(_is_number(v) for v in ratios), row
+        if system in measured:
+            assert _is_number(row[system]), f"{workload} / {system}: {row[system]!r} is not a number"
+        else:
+            assert row[system] == "-", f"{workload} / {system}: {row[system]!r} should be '-'"
+    if workload in ("fan-out", "soundtrack (steps)", "wide", "chain", "map time"):
+        ratios = [v for k, v in row.items() if "÷" in k]
+        assert ratios and all(_is_number(v) for v in ratios), row
+
+
+def test_quick_run_leaves_the_peers_out(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, out = quick_run
+    header, _ = _main_table(proc.stdout)
+    assert not set(PEER_COLUMNS) & set(header), header
+    assert "peers: not measured in --quick (run with --peers)" in proc.stdout
+    assert "peers: creating" not in proc.stderr
+    assert json.loads(out.read_text())["peers"] == []
+
+
+def test_slow_fast_gap_is_measured_from_the_steps(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    # a step cannot start before the step it depends on has ended: a negative gap would be a broken probe
+    _, out = quick_run
+    row = next(r for r in json.loads(out.read_text())["rows"] if r["key"] == "slowfast")
+    for system in SYSTEMS:
+        assert len(row["samples"][system]) == 1 and row["samples"][system][0] >= 0, row
 
 
 def test_overhead_is_printed(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -95,9 +138,22 @@ def test_json_output(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -
     assert proc.returncode == 0
     data = json.loads(out.read_text())
     assert data["quick"] is True
-    assert {r["key"] for r in data["results"]} == {"fanout", "soundtrack", "soundtrack_map", "wide", "chain"}
+    assert {r["key"] for r in data["results"]} == {
+        "fanout",
+        "fanout16",
+        "soundtrack",
+        "soundtrack_map",
+        "wide",
+        "chain",
+    }
     for r in data["results"]:
         assert set(r["value"]) == set(SYSTEMS)
+    rows = {r["key"]: r for r in data["rows"]}
+    assert set(rows) == {"slowfast", "llm", "map_time", "map_memory", "import", "load_ext"}
+    assert (rows["llm"]["calls"], rows["llm"]["workers"]) == (20, 8)
+    assert rows["llm"]["scale"] == pytest.approx(math.ceil(20 / 8) * 0.2)
+    assert rows["map_time"]["items"] == rows["map_memory"]["items"] == 1_000
+    assert all(v > 0 for v in rows["map_memory"]["value"].values())
 
 
 def test_cached_rerun_row(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -107,3 +163,20 @@ def test_cached_rerun_row(quick_run: tuple[subprocess.CompletedProcess[str], Pat
     assert cache["steps"] == 100
     assert cache["cached_s"] > 0 and cache["uncached_noop_s"] > 0
     assert f"cached rerun {cache['cached_s'] * 1e3:.1f} ms" in proc.stdout
+
+
+def test_a_peer_that_does_not_import_is_a_not_installed_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    # this environment has flowmagic, not LangGraph: the worker's import of the adapter fails
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.peers import runner
+    from benchmarks.peers.env import COLUMNS, PEERS
+
+    assert COLUMNS == PEER_COLUMNS
+    peer = next(p for p in PEERS if p.key == "langgraph_peer")
+    monkeypatch.setattr(runner, "python", lambda _peer: Path(sys.executable))
+    outcome = runner.Outcome("LangGraph", peer, "invoke")
+    runner.run_column(outcome, [{"kind": "map", "key": "map", "items": 10}], repeat=1, task_timeout=60)
+    assert outcome.status.startswith("not installed: import failed: ModuleNotFoundError"), outcome.status
+    assert "langgraph" in outcome.status and outcome.results == {}
+    assert runner.cell_value(outcome, "map_time", "total_s", 1.0) == "not installed"
+    assert runner.notes(outcome, {}) == [f"LangGraph: {outcome.status}"]

@@ -1,12 +1,21 @@
 """The executor: where steps are scheduled.
 
-One coordinator on an event loop owns all scheduling state (as in ``graphlib``,
-nothing else mutates it). A step is queued the moment its last dependency
-succeeds, so there are no lock-step rounds. Sync code runs on a thread pool,
-coroutines and ``llm`` calls on the loop. Concurrency is bounded by one global
-semaphore and one per ``parallel (workers=N)`` group. Everything observable is
-an :class:`~flowmagic.engine.events.Event` sent to the observers; the executor
-does not know who they are.
+A step is queued the moment its last dependency succeeds, so there are no
+lock-step rounds. Sync code runs on worker threads, coroutines and ``llm`` calls
+on an event loop. Concurrency is bounded by the run's ``workers`` and each
+``parallel (workers=N)`` group's: a step claims a slot of each (:class:`_Claim`),
+and a finishing step hands its slot straight to the next one in line.
+
+Nothing is handed between threads that need not be. A plain sync call (no
+``@retries``, ``@timeout``, map or ``llm``) runs on a worker thread, and the thread
+that finishes it starts the steps it made ready itself, running one of them next,
+so a chain of sync steps stays on one thread; a loop step's task likewise goes on
+with the next loop step. The scheduling state is therefore shared by the loop and
+the worker threads, under one lock held only for bookkeeping, never around user code.
+
+Everything observable is an :class:`~flowmagic.engine.events.Event`: the run's
+record is updated as it happens, and the observers get every event on the loop's
+thread, in order; the executor does not know who they are.
 """
 
 from __future__ import annotations
