@@ -40,6 +40,7 @@ from pyagentspec.llms import OpenAiConfig
 from pyagentspec.property import ListProperty, StringProperty
 from pyagentspec.serialization import AgentSpecDeserializer, AgentSpecSerializer
 from pyagentspec.tools import ServerTool
+from test_design_examples import MARKETING as MARKETING_CELL
 
 from flowmagic import Flow, Run
 from flowmagic.interop.agentspec import AgentSpecError
@@ -50,17 +51,7 @@ WAYFLOW = "wayflowcore>=26.3,<27"
 LOOKUP_SECONDS = 0.2
 
 # -- the marketing example of DESIGN.md, with typed tools ----------------------------------------
-MARKETING = '''
-parallel lookup:
-    current_time   = get_current_time()
-    user_info      = get_user_information(username)
-    user_purchases = get_user_last_purchases(username)
-    items_on_sale  = get_items_on_sale()
-
-@retries(3) @timeout(30)
-message = llm("""You are a marketing expert. Welcome {user_info} ...
-Time: {current_time}. Purchases: {user_purchases}. On sale: {items_on_sale}.""")
-'''
+MARKETING = "\n" + MARKETING_CELL.split("\n", 1)[1]  # DESIGN.md's cell; its %%flow line left blank
 
 TOOLS_SOURCE = '''
 import time
