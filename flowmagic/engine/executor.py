@@ -535,7 +535,7 @@ class Execution:
         if self.state[name] == "final":  # cancelled while it waited: pass its slots on
             with self._lock:
                 granted = _give(claim)
-            self._granted(granted, inline=False)
+            self._granted(granted)
             return
         self.tasks[name] = self.loop.create_task(self._steps(claim))
 
@@ -551,14 +551,10 @@ class Execution:
         else:
             self._pool.submit(self._direct, claim)
 
-    def _granted(self, claims: list[_Claim], inline: bool) -> _Claim | None:
-        keep: _Claim | None = None
+    def _granted(self, claims: list[_Claim]) -> None:
+        """Start the claims a finishing step's slots were handed to."""
         for claim in claims:
-            if inline and keep is None and claim.future is None and not claim.on_loop:
-                keep = claim
-            else:
-                self._submit(claim)
-        return keep
+            self._submit(claim)
 
     def _keep(self, claims: list[_Claim], on_loop: bool = False) -> _Claim | None:
         """Under ``_lock``: take a claim out of ``claims`` for the caller to run next.
@@ -600,7 +596,7 @@ class Execution:
             with self._lock:
                 granted = _give(claim)
                 keep = self._keep(granted)
-            self._granted(granted, inline=False)
+            self._granted(granted)
             return keep
         assert claim.ns is not None
         claim.info["thread"] = True
@@ -629,7 +625,7 @@ class Execution:
                 else:
                     self._failed(name, error, claim.info)
             keep = self._keep(granted)
-        self._granted(granted, inline=False)
+        self._granted(granted)
         more = self._launch(ready, keep=None if keep else "thread")
         return keep or more
 
@@ -675,7 +671,7 @@ class Execution:
         with self._lock:
             claim.dead = True
             granted = _give(claim)
-        self._granted(granted, inline=False)
+        self._granted(granted)
 
     async def _steps(self, claim: _Claim | None) -> None:
         """A loop step, then each ready step it keeps to run next in the same task."""
@@ -690,7 +686,7 @@ class Execution:
         if self.state[name] == "final":  # cancelled before it began
             with self._lock:
                 granted = _give(claim)
-            self._granted(granted, inline=False)
+            self._granted(granted)
             return None
         step = self.steps[name]
         code = self.code[name]
@@ -713,13 +709,13 @@ class Execution:
             with self._lock:
                 granted = _give(claim)
                 self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
-            self._granted(granted, inline=False)
+            self._granted(granted)
             return None
         except Exception as exc:
             with self._lock:
                 granted = _give(claim)
                 self._failed(name, exc, info)
-            self._granted(granted, inline=False)
+            self._granted(granted)
             return None
         key = self.keys.get(name)
         if key is not None:
@@ -732,7 +728,7 @@ class Execution:
             granted = _give(claim)
             ready = self._succeeded(name, value, info)
             after = self._keep(granted, on_loop=True)  # the step that takes over this slot goes on here
-        self._granted(granted, inline=False)
+        self._granted(granted)
         if after is None:
             after = self._launch(ready, keep="loop")
         else:
