@@ -177,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if run.status == "succeeded" else 1
 
 
+def _write(output: str, text: str) -> None:
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"flowmagic: cannot write {output!r}: {exc.strerror}") from None
+
+
 def _graph(flow: Any, output: str) -> int:
     suffix = Path(output).suffix.lower()
     if suffix == ".dot":
@@ -188,10 +195,7 @@ def _graph(flow: Any, output: str) -> int:
         text = painter(flow.shape).paint({}) if suffix == ".svg" else flow_html(flow.shape, title)
     else:
         raise SystemExit(f"flowmagic: graph writes .svg, .html or .dot files, not {output!r}")
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise SystemExit(f"flowmagic: cannot write {output!r}: {exc.strerror}") from None
+    _write(output, text)
     print(f"wrote {output} ({len(flow.steps)} steps)")
     return 0
 
@@ -207,10 +211,7 @@ def _export(flow: Any, output: str, format: str | None) -> int:
     if output == "-":
         sys.stdout.write(text)
         return 0
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise SystemExit(f"flowmagic: cannot write {output!r}: {exc.strerror}") from None
+    _write(output, text)
     print(f"wrote {output} (Agent Spec {chosen}, {len(flow.steps)} steps)")
     return 0
 

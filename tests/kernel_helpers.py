@@ -323,6 +323,17 @@ class Kernel:
         raise AssertionError(f"no value printed for {expr!r}: {result.text!r}")
 
 
+def interrupt_now(kernel: Kernel, result: Result) -> float:
+    """Interrupt the kernel; the seconds until ``result``'s execute_reply arrives."""
+    sent = time.monotonic()
+    kernel.km.interrupt_kernel()
+    kernel.wait_reply(result, timeout=20)
+    assert result.reply_time is not None
+    waited = result.reply_time - sent
+    kernel.finish(result, timeout=10)
+    return waited
+
+
 @contextmanager
 def kernel_session(root: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[Kernel]:
     km, kc = start_kernel(root, extra_env)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernel_helpers import Kernel, Result, kernel_session
+from kernel_helpers import Kernel, Result, interrupt_now, kernel_session
 
 RUNS = int(os.environ.get("FLOWMAGIC_INTERRUPT_RUNS", "20"))
 BUDGET = 2.0  # seconds from an interrupt (or a cancel) to the cell's reply
@@ -156,17 +156,6 @@ def wait_for_marks(kernel: Kernel, result: Result | None, run: Any, names: tuple
 
     kernel.wait_until(ready, 30.0, f"steps {', '.join(names)} of run {run} to start")
     assert result is None or result.reply is None, f"the cell ended before the interrupt:\n{result.text}"
-
-
-def interrupt_now(kernel: Kernel, result: Result) -> float:
-    """Interrupt the kernel; the seconds until ``result``'s execute_reply arrives."""
-    sent = time.monotonic()
-    kernel.km.interrupt_kernel()
-    kernel.wait_reply(result, timeout=20)
-    assert result.reply_time is not None
-    waited = result.reply_time - sent
-    kernel.finish(result, timeout=10)
-    return waited
 
 
 def assert_back_to_baseline(kernel: Kernel) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernel_helpers import Kernel, Output, Result, kernel_session
+from kernel_helpers import Kernel, Output, Result, interrupt_now, kernel_session
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -242,13 +242,7 @@ def interrupt(kernel: Kernel, code: str, after: float = 0.5) -> tuple[Result, fl
     result = kernel.send(code)
     kernel.wait_busy(result)
     time.sleep(max(0.0, result.busy_time + after - time.monotonic()))  # type: ignore[operator]
-    sent = time.monotonic()
-    kernel.km.interrupt_kernel()
-    kernel.wait_reply(result, timeout=20)
-    assert result.reply_time is not None
-    waited = result.reply_time - sent
-    kernel.finish(result, timeout=10)
-    return result, waited
+    return result, interrupt_now(kernel, result)
 
 
 def test_no_threads_leak_after_a_normal_or_an_interrupted_run(kernel: Kernel) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import itertools
 import random
@@ -30,7 +31,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from ..flow.compile import Code, CompiledFlow
@@ -94,8 +95,9 @@ class _Claim:
     """A step's way through its limits, taken in a fixed order (outermost group first, the run's last).
 
     It holds ``limits[:held]``; where a limit is full it waits in that limit's line,
-    holding what it has, until a finishing step hands it the slot. ``future`` is set
-    for a step that waits on the event loop; a claim without one runs on a worker thread.
+    holding what it has, until a finishing step hands it the slot. A granted claim runs
+    on a worker thread (a direct step) or ``on_loop`` as a task; ``future`` is set while
+    a task already running waits for its slots (a map's elements).
     """
 
     __slots__ = ("begun", "dead", "future", "held", "info", "limits", "ns", "on_loop", "step")
@@ -112,10 +114,6 @@ class _Claim:
         self.begun = False  # a direct step: STARTED is recorded and the thread counted
         self.future: asyncio.Future[None] | None = None
         self.info: dict[str, Any] = {}
-
-    @property
-    def granted(self) -> bool:
-        return self.held == len(self.limits)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -341,7 +339,7 @@ class Execution:
             self.abandoned += sum(1 for f in self.threads if not f.done()) + len(self.on_threads)
             assert self._pool is not None
             # idle threads exit now; a thread still inside abandoned user code exits when that returns
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown()
             if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
                 status = "failed"
             elif self.cancel_reason is not None:
@@ -529,15 +527,9 @@ class Execution:
         return claim
 
     def _task(self, claim: _Claim) -> None:
-        """On the loop: run a granted loop step as a task."""
+        """On the loop: run a granted loop step as a task (which lets it go if a cancel came first)."""
         assert self.loop is not None
-        name = claim.step
-        if self.state[name] == "final":  # cancelled while it waited: pass its slots on
-            with self._lock:
-                granted = _give(claim)
-            self._granted(granted)
-            return
-        self.tasks[name] = self.loop.create_task(self._steps(claim))
+        self.tasks[claim.step] = self.loop.create_task(self._steps(claim))
 
     def _submit(self, claim: _Claim) -> None:
         assert self._pool is not None
@@ -673,6 +665,14 @@ class Execution:
             granted = _give(claim)
         self._granted(granted)
 
+    def _let_go(self, claim: _Claim, settle: Callable[[], object] | None = None) -> None:
+        """Hand ``claim``'s slots on to the next in line, settling its step under the same hold."""
+        with self._lock:
+            granted = _give(claim)
+            if settle is not None:
+                settle()
+        self._granted(granted)
+
     async def _steps(self, claim: _Claim | None) -> None:
         """A loop step, then each ready step it keeps to run next in the same task."""
         task = asyncio.current_task()
@@ -684,9 +684,7 @@ class Execution:
         """Run a loop step that holds its slots; return the next one this task keeps, if any."""
         name = claim.step
         if self.state[name] == "final":  # cancelled before it began
-            with self._lock:
-                granted = _give(claim)
-            self._granted(granted)
+            self._let_go(claim)
             return None
         step = self.steps[name]
         code = self.code[name]
@@ -706,16 +704,11 @@ class Execution:
                 else:
                     value = await self._attempts(name, step, code.expr, ns, info)
         except asyncio.CancelledError:
-            with self._lock:
-                granted = _give(claim)
-                self._settle(name, ev.CANCELLED, detail={"reason": self.cancel_reason or "cancelled"})
-            self._granted(granted)
+            reason = {"reason": self.cancel_reason or "cancelled"}
+            self._let_go(claim, functools.partial(self._settle, name, ev.CANCELLED, detail=reason))
             return None
         except Exception as exc:
-            with self._lock:
-                granted = _give(claim)
-                self._failed(name, exc, info)
-            self._granted(granted)
+            self._let_go(claim, functools.partial(self._failed, name, exc, info))
             return None
         key = self.keys.get(name)
         if key is not None:

@@ -66,15 +66,13 @@ class WorkerPool:
             else:
                 future.set_result(result)
 
-    def shutdown(self, wait: bool) -> None:
-        """Stop every thread once it is idle; with ``wait``, join them."""
+    def shutdown(self) -> None:
+        """Stop every thread once it is idle (:meth:`join` waits for that)."""
         with self._lock:
             self._closed = True
             threads = list(self._threads)
         for _ in threads:
             self._queue.put(_STOP)
-        if wait:
-            self.join()
 
     def join(self) -> None:
         """Wait for every thread to exit (after :meth:`shutdown`)."""
