@@ -21,6 +21,7 @@ thread, in order; the executor does not know who they are.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextlib
 import functools
@@ -29,6 +30,7 @@ import itertools
 import random
 import threading
 import time
+import uuid
 import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -44,6 +46,7 @@ from . import events as ev
 from .cache import MISS, StepCache, step_keys
 from .evaluate import LLMCall, deferred_llm, is_awaitable, namespace, where
 from .record import Recorder, Run, StepRecord
+from .remote import NotSendableError, Remote, check, evaluate, pack
 from .workers import WorkerPool
 
 #: A map larger than this is refused with an error rather than flooding the machine.
@@ -168,6 +171,8 @@ class Execution:
         observers: Sequence[ev.Observer] = (),
         cache: StepCache | None = None,
         force: frozenset[str] = frozenset(),
+        remote: Remote | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.name = name
         self.steps: dict[str, Step] = flow.steps
@@ -203,14 +208,17 @@ class Execution:
         self.remaining = dict(flow.indegree)
         self.declared = flow.declared
         self.children = flow.children
+        # sync steps run on the cluster, if there is one, instead of on the kernel's threads
+        self.remote = remote
         # a step may run straight on a worker thread (no loop round trip) when it needs nothing
         # the loop gives: no llm call, map, timeout or retry, and the run is not sequential
-        self.direct = frozenset() if settings.sequential else flow.simple
+        self.direct = frozenset() if settings.sequential or remote is not None else flow.simple
         self.unfinished = len(self.steps)
         self.cancel_reason: str | None = None
         self.failed_stop = False
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # the task that runs (or ran) each loop step
         self.threads: set[concurrent.futures.Future[Any]] = set()  # loop steps now on a worker thread
+        self.sent: set[concurrent.futures.Future[Any]] = set()  # steps now on the cluster
         self.on_threads: set[str] = set()  # direct steps whose code is running now
         self._outbox: list[ev.Event] = []  # events for the observers, delivered on the loop
         self._delivery_scheduled = False
@@ -221,7 +229,8 @@ class Execution:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._done: asyncio.Event | None = None
-        self._pool: WorkerPool | None = None
+        self._pool = pool  # the caller's (a batch's rows share one), or the run's own
+        self._own_pool = pool is None
         self._limits: dict[str | None, _Limit] = {}
         self._chains: dict[str | None, tuple[_Limit, ...]] = {}  # by the step's group
         self._async_callees: dict[Any, bool] = {}
@@ -301,12 +310,15 @@ class Execution:
         for gname, group in self.groups.items():
             if group.workers:
                 self._limits[gname] = _Limit(group.workers)
-        self._pool = WorkerPool(self.name)
+        if self._pool is None:
+            self._pool = WorkerPool(self.name)
         with self._lock:
             self._record(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
             if self.cancel_reason is not None:  # cancelled before it started
                 reason, self.cancel_reason = self.cancel_reason, None
                 self._cancel_locked(reason)
+            if self.remote is not None and self.cancel_reason is None:
+                self._check_sendable()
         try:
             if self.settings.sequential:
                 await self._sequential()
@@ -339,7 +351,8 @@ class Execution:
             self.abandoned += sum(1 for f in self.threads if not f.done()) + len(self.on_threads)
             assert self._pool is not None
             # idle threads exit now; a thread still inside abandoned user code exits when that returns
-            self._pool.shutdown()
+            if self._own_pool:
+                self._pool.shutdown()
             if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
                 status = "failed"
             elif self.cancel_reason is not None:
@@ -351,11 +364,39 @@ class Execution:
                 detail={"status": status, "reason": self.cancel_reason, "abandoned_threads": self.abandoned},
             )
         self._deliver()
-        if not self.abandoned:
+        if not self.abandoned and self._own_pool:
             self._pool.join()
 
     def _statuses(self) -> list[str]:
         return [r.status for r in self.run.steps.values()]
+
+    def _check_sendable(self) -> None:
+        """Under ``_lock``, before anything is sent: every input a step sends to the cluster must pickle.
+
+        Otherwise that step fails with a :class:`~flowmagic.engine.remote.NotSendableError` naming
+        it and the run stops at once. (Values made by steps are checked as each is sent.)
+        """
+        checked: set[str] = set()
+        for name in self.declared:
+            code = self.code[name]
+            if self.steps[name].kind == "llm" or "llm" in code.reads:
+                continue  # llm steps stay on the kernel's loop
+            inputs = {r: self.inputs[r] for r in code.reads if r in self.inputs and r not in self.values}
+            try:
+                if where(code.expr, {"__builtins__": vars(builtins), **inputs}, self._async_callees) == "loop":
+                    continue
+            except Exception:
+                pass  # its callee is a step's value: it is checked when sent
+            try:
+                for read, value in inputs.items():
+                    if read not in checked:
+                        check(name, read, value)
+                        checked.add(read)
+            except NotSendableError as exc:
+                self._failed(name, exc)
+                self.failed_stop = True
+                self._cancel_locked(f"step '{name}' cannot be sent to the cluster")
+                return
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Cancel the run from any thread; finished results are kept."""
@@ -770,11 +811,16 @@ class Execution:
         error = work.exception()
         return (True, work.result()) if error is None else (False, error)
 
-    async def _evaluate(self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any]) -> Any:
+    async def _evaluate(
+        self, label: str, code: Code, ns: dict[str, Any], info: dict[str, Any], send: bool = True
+    ) -> Any:
         if code.llm:  # evaluate the call's arguments only; the prompt is sent from the loop
             ns = {**ns, "llm": deferred_llm}
         if where(code, ns, self._async_callees) == "loop":
             value = eval(code.code, ns)
+        elif self.remote is not None and send and "llm" not in ns:
+            info["cluster"] = self.remote.address
+            value = await self._send(label, code, ns)
         else:
             info["thread"] = True
             value = await self._in_thread(eval, code.code, ns)
@@ -791,6 +837,18 @@ class Execution:
         self.threads.add(work)
         result = self.loop.create_future()
         work.add_done_callback(lambda done: self._post(result, done))
+        return result
+
+    def _send(self, label: str, code: Code, ns: dict[str, Any]) -> asyncio.Future[Any]:
+        """Run ``code`` on the cluster; a cancel (of the run, or by ``@timeout``) cancels it there too."""
+        assert self.loop is not None and self.remote is not None
+        remote = self.remote
+        payload = pack(label, code.code, ns)  # NotSendableError, naming the step, before anything is sent
+        work = remote.submit(f"{self.name}-{label}-{uuid.uuid4().hex[:8]}", evaluate, payload)
+        self.sent.add(work)
+        result = self.loop.create_future()
+        work.add_done_callback(lambda done: self._post(result, done))
+        result.add_done_callback(lambda r: remote.cancel([work]) if r.cancelled() and not work.done() else None)
         return result
 
     def _post(self, result: asyncio.Future[Any], work: concurrent.futures.Future[Any]) -> None:
@@ -810,6 +868,7 @@ class Execution:
             self._drain_scheduled = False
         for result, work in inbox:
             self.threads.discard(work)
+            self.sent.discard(work)
             if result.cancelled():
                 continue
             error = work.exception()
@@ -877,7 +936,7 @@ class Execution:
         assert code.bindings is not None
         async with self._slots(step):
             self.emit(ev.STARTED, step.name, attempt=1)
-            lazy = await self._evaluate(step.name, code.bindings, ns, {})
+            lazy = await self._evaluate(step.name, code.bindings, ns, {}, send=False)
             # one past the limit and no further: an endless or huge iterable is an error, not a hang
             bindings = await self._in_thread(list, itertools.islice(lazy, MAX_MAP_ELEMENTS + 1))
         if len(bindings) > MAX_MAP_ELEMENTS:

@@ -21,6 +21,7 @@ import inspect
 import os
 import pickle
 import types
+import weakref
 from typing import Any
 
 #: Distinguishes identity fingerprints of this process from any other's.
@@ -149,9 +150,10 @@ class _Writer:
         self.tag("function")
         self.tag(f"{fn.__module__}.{fn.__qualname__}")
         code = fn.__code__
-        try:
-            self.tag(inspect.getsource(fn))
-        except (OSError, TypeError):  # no source (e.g. exec'd text): the bytecode, without line numbers
+        source = _source(fn)
+        if source is not None:
+            self.tag(source)
+        else:  # no source (e.g. exec'd text): the bytecode, without line numbers
             self.code(code)
         self.value(fn.__defaults__, depth, lenient=True)
         self.value(fn.__kwdefaults__, depth, lenient=True)
@@ -191,6 +193,25 @@ class _Writer:
             raise Unfingerprintable(f"a {module}.{kind.__qualname__} cannot be pickled ({exc})") from None
         self.named(kind)
         self.write(data)
+
+
+#: A function's source by its code object: the same code object always has the same source, and
+#: reading it (tokenizing the file) is most of what fingerprinting a run's inputs costs.
+_sources: weakref.WeakKeyDictionary[types.CodeType, str | None] = weakref.WeakKeyDictionary()
+
+
+def _source(fn: types.FunctionType) -> str | None:
+    code = fn.__code__
+    try:
+        return _sources[code]
+    except KeyError:
+        pass
+    try:
+        source: str | None = inspect.getsource(fn)
+    except (OSError, TypeError):
+        source = None
+    _sources[code] = source
+    return source
 
 
 def _global_names(code: types.CodeType) -> set[str]:

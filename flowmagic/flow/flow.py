@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -14,6 +15,7 @@ from .compile import CompiledFlow, compile_nodes
 from .model import Group, RunSettings, Step
 
 if TYPE_CHECKING:
+    from ..engine.batch import Batch, RowResult
     from ..engine.events import Observer
     from ..engine.executor import Execution
     from ..engine.record import Run
@@ -54,6 +56,7 @@ class Flow(BaseModel):
     _handle: RunHandle | None = PrivateAttr(default=None)
     _shape: Shape | None = PrivateAttr(default=None)
     _variants: Variants | None = PrivateAttr(default=None)
+    _batch_result: Batch | None = PrivateAttr(default=None)
 
     @classmethod
     def from_source(
@@ -233,6 +236,7 @@ class Flow(BaseModel):
 
         ``rerun`` steps and their descendants run even when cached.
         """
+        from ..backends import remote_for
         from ..engine.cache import default_cache
         from ..engine.executor import Execution
         from ..engine.history import default_history
@@ -240,8 +244,10 @@ class Flow(BaseModel):
         run_settings = self.settings.changed(**settings) if settings else self.settings
         force = frozenset(self.descendants(*rerun)) if rerun else frozenset()
         resolved = self.resolve_inputs(inputs or {})
+        remote = remote_for(run_settings.executor)
         execution = Execution(
-            self.name, self._compiled, resolved, run_settings, observers, cache=default_cache, force=force
+            self.name, self._compiled, resolved, run_settings, observers, cache=default_cache, force=force,
+            remote=remote,
         )
         execution.run.shape = self.shape
         self._last = execution.run
@@ -269,19 +275,91 @@ class Flow(BaseModel):
 
         return run_blocking(self.execution(inputs, rerun=steps))
 
-    def map(self, variants: Iterable[Mapping[str, Any]], **inputs: Any) -> Variants:
+    def map(
+        self,
+        variants: Iterable[Mapping[str, Any]],
+        *,
+        executor: str | None = None,
+        in_flight: int | None = None,
+        chunk: int | None = None,
+        progress: bool | None = None,
+        **inputs: Any,
+    ) -> Any:
         """Run the flow once per variant, all at once, and return the runs (``.table()`` compares them).
 
         A variant is a dict of inputs and :class:`RunSettings` fields, e.g.
         ``flow.map([{"topic": "cats"}, {"topic": "dogs", "model": "gpt-4o-mini"}])``;
         ``inputs`` apply to every variant. ``flowmagic.grid({"model": [...], "temperature": [...]})``
         builds every combination.
+
+        With ``executor`` (``"threads"``, ``"dask"`` or ``"dask://HOST:PORT"``) it is a *batch*
+        instead, for many rows of inputs: at most ``in_flight`` runs (on a cluster: chunks of
+        ``chunk`` rows) at once, a progress bar in a notebook, and a :class:`~flowmagic.engine.batch.Batch`
+        of each row's final values, or its error, in row order. A failed row never stops the
+        rest. :meth:`imap` streams the same rows as they finish.
         """
+        if executor is not None:
+            return self._batch(variants, executor, in_flight, chunk, progress, inputs)
         from ..engine.runner import run_all_blocking
 
         result, executions = self.prepare_variants(variants, inputs)
         run_all_blocking(executions)  # an interrupt cancels them all; result keeps what finished
         return result
+
+    def imap(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        executor: str = "threads",
+        in_flight: int | None = None,
+        chunk: int | None = None,
+        **inputs: Any,
+    ) -> Generator[RowResult, None, None]:
+        """Run the flow once per row of inputs and yield each row's :class:`RowResult` in row order,
+        as soon as it (and every row before it) is done. Nothing runs until the first ``next()``;
+        every row is checked, and on a cluster pickled, before anything is sent."""
+        from ..backends import remote_for
+        from ..engine.batch import rows_of, stream
+
+        checked = rows_of(self, list(rows), inputs)
+        self.settings.changed(executor=executor)
+        return stream(self, checked, remote_for(executor), in_flight, chunk)
+
+    def _batch(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        executor: str,
+        in_flight: int | None,
+        chunk: int | None,
+        progress: bool | None,
+        inputs: Mapping[str, Any],
+    ) -> Batch:
+        from ..engine.batch import Batch
+
+        rows = list(rows)
+        results = self.imap(rows, executor=executor, in_flight=in_flight, chunk=chunk, **inputs)
+        batch = self._batch_result = Batch(self.name, len(rows), executor, self.final_steps)
+        show = None
+        if progress is not False:
+            from ..view.batch import live_progress
+
+            show = live_progress(batch)
+        try:
+            for result in results:
+                batch.add(result)
+                if show is not None:
+                    show()
+        finally:
+            batch.finished = time.time()
+            results.close()  # an interrupt: what has not finished is cancelled
+            if show is not None:
+                show(final=True)
+        return batch
+
+    @property
+    def batch(self) -> Batch | None:
+        """The rows of the last batch (``flow.map(rows, executor=...)``), filled in as they finish."""
+        return self._batch_result
 
     def prepare_variants(
         self, variants: Iterable[Mapping[str, Any]], inputs: Mapping[str, Any] | None = None

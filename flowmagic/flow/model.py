@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_EXECUTOR = re.compile(r"threads|dask|dask://[^\s/:]+:\d+")
 
 
 class StepOptions(BaseModel):
@@ -81,6 +84,15 @@ class RunSettings(BaseModel):
     timeout: float | None = Field(None, gt=0)
     cache: bool = True
     temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own
+    # where sync steps run: "threads" (the kernel's), "dask" (a local cluster) or "dask://HOST:PORT"
+    executor: str = "threads"
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        if not _EXECUTOR.fullmatch(value):
+            raise ValueError("the executor is 'threads', 'dask' or 'dask://HOST:PORT' (e.g. dask://127.0.0.1:8786)")
+        return value
 
     def changed(self, **settings: object) -> RunSettings:
         """A copy with some fields changed, validated (``model_copy`` would not check them).

@@ -39,9 +39,9 @@ HELP = {
     "history": "the recent runs of NAME: when, status, wall time, steps run and cached, what changed",
     "diff": "outputs that differ between runs A and B of NAME (numbers from %flow history; default: the last two)",
     "show": "the DAG and timeline of NAME's last run (the DAG alone if it has not run)",
-    "config": "the model, server, workers and cache; SETTING=VALUE changes one, as %config FlowMagics.SETTING does",
+    "config": "the model, server, workers, cache and executor; SETTING=VALUE changes one (as %config FlowMagics does)",
 }
-SETTINGS = ("model", "workers", "on_error", "cache_dir")
+SETTINGS = ("model", "workers", "on_error", "cache_dir", "executor")
 
 
 def run_line(magics: FlowMagics, line: str) -> Any:
@@ -201,6 +201,7 @@ def _config_rows(magics: FlowMagics) -> list[list[str]]:
         ["on_error", magics.on_error],
         ["cache", cache],
         ["cache_dir", magics.cache_dir or "- (memory only)"],
+        ["executor", magics.executor],
     ]
 
 

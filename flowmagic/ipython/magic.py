@@ -14,12 +14,13 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display, update_display
-from traitlets import Enum, Int, Unicode, observe
+from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 
 from ..engine.cache import default_cache
 from ..engine.runner import FlowInterrupted, run_all_blocking, run_blocking
 from ..errors import did_you_mean
 from ..flow.flow import Flow
+from ..flow.model import RunSettings
 from ..flow.variants import grid, parse_axes
 from .status import Text, TextStatus, progress_line, variants_line
 
@@ -36,10 +37,24 @@ class FlowMagics(Magics):
     on_error = Enum(
         ["continue", "stop"], "continue", help="After a failed step: 'continue' the rest, or 'stop' and cancel it."
     ).tag(config=True)
+    executor = Unicode(
+        "threads",
+        help="Where sync steps run: 'threads' (this kernel), 'dask' (a local cluster of worker processes, "
+        "started once) or 'dask://HOST:PORT' (an existing Dask scheduler).",
+    ).tag(config=True)
     cache_dir = Unicode(
         "",
         help="Also keep cached step results in this directory, so they survive a kernel restart. Empty: memory only.",
     ).tag(config=True)
+
+    @validate("executor")
+    def _valid_executor(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        try:
+            RunSettings().changed(executor=value)
+        except ValueError:
+            raise TraitError(f"executor must be 'threads', 'dask' or 'dask://HOST:PORT', not {value!r}") from None
+        return value
 
     @observe("cache_dir")
     def _cache_dir_changed(self, change: Any) -> None:
@@ -56,6 +71,11 @@ class FlowMagics(Magics):
     @argument("--quiet", action="store_true", help="Show nothing; the run is still at NAME.last.")
     @argument("--on-error", choices=["continue", "stop"], default=None, help="After a failed step: continue or stop.")
     @argument("--timeout", type=float, default=None, help="Cancel the run after this many seconds.")
+    @argument(
+        "--executor",
+        default=None,
+        help="Where sync steps run: threads, dask (a local cluster) or dask://HOST:PORT (default: FlowMagics.executor)",
+    )
     @argument(
         "--grid",
         nargs="+",
@@ -176,6 +196,11 @@ class FlowMagics(Magics):
             raise UsageError("--timeout must be a number of seconds above 0")
         if args.background and args.dry_run:
             raise UsageError("--dry-run draws the flow without running it; it cannot also run in the --background")
+        executor = args.executor or self.executor
+        try:
+            RunSettings().changed(executor=executor)
+        except ValueError as exc:
+            raise UsageError(f"--executor: {str(exc).partition('Value error, ')[2] or exc}") from None
         return {
             "workers": workers,
             "model": args.model or self.model or None,
@@ -183,6 +208,7 @@ class FlowMagics(Magics):
             "on_error": args.on_error or self.on_error,
             "timeout": args.timeout,
             "cache": not args.no_cache,
+            "executor": executor,
         }
 
 

@@ -1,0 +1,140 @@
+"""Run steps on a Dask distributed cluster.
+
+``"dask"`` starts a :class:`distributed.LocalCluster` of worker processes (one
+thread each, one per core) the first time a flow asks for it, and every later
+run in the kernel reuses it; ``"dask://HOST:PORT"`` connects to a scheduler that
+is already running. Either way the client stays open, so its dashboard does too
+(``flowmagic.backends.dask.client().dashboard_link``).
+
+Each step is one Dask task: :func:`flowmagic.engine.remote.evaluate` on the
+step's payload (a batch sends its rows by the chunk instead). Dask runs a task
+again when its worker dies, up to ``distributed.scheduler.allowed-failures``
+times; then the step fails with ``KilledWorker``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_lock = threading.Lock()
+_connected: dict[str, DaskRemote] = {}
+
+
+class _Sent(concurrent.futures.Future[Any]):
+    """The kernel's side of a task on the cluster."""
+
+    def __init__(self, task: Any) -> None:
+        super().__init__()
+        self.task = task
+
+
+class DaskRemote:
+    """A :class:`~flowmagic.engine.remote.Remote` on a ``distributed.Client``."""
+
+    def __init__(self, client: Any, address: str) -> None:
+        self.client = client
+        self.address = address
+
+    @property
+    def slots(self) -> int:
+        return max(1, int(sum(self.client.nthreads().values())))
+
+    def submit(self, key: str, fn: Callable[[bytes], Any], payload: bytes) -> concurrent.futures.Future[Any]:
+        task = self.client.submit(fn, payload, key=key, pure=False)
+        done = _Sent(task)
+
+        def settle(finished: Any) -> None:  # on one of the client's threads
+            try:
+                value = finished.result()
+            except BaseException as exc:
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(value)
+
+        task.add_done_callback(settle)
+        return done
+
+    def cancel(self, futures: list[concurrent.futures.Future[Any]]) -> None:
+        tasks = [f.task for f in futures if isinstance(f, _Sent) and not f.done()]
+        if tasks:
+            self.client.cancel(tasks, asynchronous=False)
+            for future in futures:
+                if not future.done():
+                    future.set_exception(concurrent.futures.CancelledError("cancelled on the cluster"))
+
+    def close(self) -> None:
+        cluster = getattr(self.client, "cluster", None)
+        self.client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def connect(executor: str) -> DaskRemote:
+    """The :class:`DaskRemote` for ``"dask"`` or ``"dask://HOST:PORT"``, made once per kernel."""
+    with _lock:
+        remote = _connected.get(executor)
+        if remote is not None and remote.client.status == "running":
+            return remote
+        remote = _connected[executor] = _start(executor)
+        return remote
+
+
+def _start(executor: str) -> DaskRemote:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ImportError(
+            f"--executor {executor} needs Dask distributed: pip install 'flowmagic[dask]'"
+        ) from None
+    if executor == "dask":
+        cluster = LocalCluster(
+            n_workers=max(2, os.cpu_count() or 2),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=_dashboard_address(),
+            silence_logs=logging.CRITICAL,  # a failed step is the run's to report,
+        )
+        return DaskRemote(Client(cluster), cluster.scheduler_address)
+    if not executor.startswith("dask://"):
+        raise ValueError(f"executor must be 'threads', 'dask' or 'dask://HOST:PORT', not {executor!r}")
+    address = "tcp://" + executor.removeprefix("dask://")
+    try:
+        client = Client(address, timeout=10)
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    return DaskRemote(client, address)
+
+
+def client(executor: str = "dask") -> Any:
+    """The ``distributed.Client`` behind ``executor`` (started if need be): its dashboard, its workers."""
+    return connect(executor).client
+
+
+def close_all() -> None:
+    """Close every client (and the local cluster) this kernel started."""
+    with _lock:
+        remotes = list(_connected.values())
+        _connected.clear()
+    for remote in remotes:
+        remote.close()
+
+
+def _dashboard_address() -> str:
+    """Dask's usual :8787 when it is free, else any free port (``client().dashboard_link`` tells).
+
+    (Dask's own fallback for a port in use warns in every notebook that starts a cluster.)
+    """
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", 8787))
+        except OSError:
+            return ":0"
+    return ":8787"

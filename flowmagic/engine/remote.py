@@ -1,0 +1,96 @@
+"""What crosses the wire when a step runs on a cluster, and the contract a cluster backend keeps.
+
+A step sent away travels as one payload: its compiled expression and the values
+of exactly the names it reads, pickled with ``cloudpickle`` (so functions defined
+in a notebook travel by value). Pickling happens here, in the kernel, before
+anything is sent, so a value that cannot travel is a :class:`NotSendableError`
+naming the step and the name, not a failure somewhere on a worker.
+
+A backend (:mod:`flowmagic.backends.dask`) only has to run a function of this
+package (:func:`evaluate`, or a batch's chunk) on a payload somewhere and hand
+back a ``concurrent.futures.Future``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import concurrent.futures
+from collections.abc import Callable, Mapping
+from types import CodeType
+from typing import Any, Protocol
+
+_BUILTINS = vars(builtins)
+
+
+class NotSendableError(TypeError):
+    """A step's code or a value it reads cannot be pickled, so it cannot run on the cluster."""
+
+
+class Remote(Protocol):
+    """Where steps run when they are not run on the kernel's threads."""
+
+    address: str
+
+    @property
+    def slots(self) -> int:
+        """How many tasks the cluster runs at once (its worker threads)."""
+
+    def submit(self, key: str, fn: Callable[[bytes], Any], payload: bytes) -> concurrent.futures.Future[Any]:
+        """Run ``fn(payload)`` somewhere (:func:`evaluate`, say); ``key`` names it on the cluster's dashboard."""
+
+    def cancel(self, futures: list[concurrent.futures.Future[Any]]) -> None:
+        """Stop work submitted here that has not finished (forget it if it has started)."""
+
+
+class Payload(bytes):
+    """A packed step: bytes that do not print themselves (a worker's log shows the size, not the values)."""
+
+    def __repr__(self) -> str:
+        return f"<flowmagic payload: {len(self):,} bytes>"
+
+
+def _dumps(value: Any) -> bytes:
+    import cloudpickle  # the cluster backends bring it; only needed once a step is sent
+
+    data: bytes = cloudpickle.dumps(value, protocol=5)
+    return data
+
+
+def check(step: str, name: str, value: Any) -> None:
+    """Raise :class:`NotSendableError` if ``value`` (read by ``step`` as ``name``) cannot be pickled."""
+    try:
+        _dumps(value)
+    except Exception as exc:
+        raise _not_sendable(step, name, value, exc) from None
+
+
+def dumps(value: Any) -> Payload:
+    """``value`` pickled for the wire (a batch's rows, say); raises what pickling raises."""
+    return Payload(_dumps(value))
+
+
+def pack(step: str, code: CodeType, values: Mapping[str, Any]) -> bytes:
+    """The payload for ``step``: its expression and the values it reads (``__builtins__`` left out)."""
+    reads = {k: v for k, v in values.items() if k != "__builtins__"}
+    try:
+        return Payload(_dumps((code, reads)))
+    except Exception as exc:
+        for name, value in reads.items():  # which one? name it
+            check(step, name, value)
+        raise _not_sendable(step, "its code", None, exc) from None
+
+
+def evaluate(payload: bytes) -> Any:
+    """On a worker: run a packed step and return its value."""
+    import pickle
+
+    code, reads = pickle.loads(payload)
+    return eval(code, {"__builtins__": _BUILTINS, **reads})
+
+
+def _not_sendable(step: str, name: str, value: Any, exc: BaseException) -> NotSendableError:
+    what = f"'{name}' (a {type(value).__module__}.{type(value).__qualname__})" if value is not None else name
+    return NotSendableError(
+        f"step '{step}' cannot run on the cluster: {what} cannot be pickled ({type(exc).__name__}: {exc}). "
+        "Define it in the notebook or a module the workers can import, or run this flow with --executor threads."
+    )
