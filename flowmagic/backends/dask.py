@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -95,13 +96,15 @@ def _start(executor: str) -> DaskRemote:
             f"--executor {executor} needs Dask distributed: pip install 'flowmagic[dask]'"
         ) from None
     if executor == "dask":
-        cluster = LocalCluster(
-            n_workers=max(2, os.cpu_count() or 2),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=_dashboard_address(),
-            silence_logs=logging.CRITICAL,  # a failed step is the run's to report,
-        )
+        with warnings.catch_warnings():  # another kernel may take :8787 after the check: Dask then picks a port
+            warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            cluster = LocalCluster(
+                n_workers=max(2, os.cpu_count() or 2),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=_dashboard_address(),
+                silence_logs=logging.CRITICAL,  # a failed step is the run's to report
+            )
         return DaskRemote(Client(cluster), cluster.scheduler_address)
     if not executor.startswith("dask://"):
         raise ValueError(f"executor must be 'threads', 'dask' or 'dask://HOST:PORT', not {executor!r}")

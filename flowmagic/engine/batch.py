@@ -121,7 +121,8 @@ class Batch:
         shown = [*self.results[:10], *[r for r in self.results[10:] if not r.ok][:10]]
         body = []
         for r in shown:
-            cells = [str(r.index), *(_short(r.values.get(s, "")) for s in self.final_steps), r.error or ""]
+            values = [_short(r.values[s]) if s in r.values else "" for s in self.final_steps]
+            cells = [str(r.index), *values, r.error or ""]
             body.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
         more = f"<p>{len(self.results) - len(shown):,} more rows in .results</p>" if len(shown) < self.done else ""
         return (
@@ -199,15 +200,16 @@ def stream(
 ) -> Generator[RowResult, None, None]:
     """Every row's :class:`RowResult`, in row order, as soon as it and the rows before it are done.
 
-    Closing the iterator early (an interrupt, a ``break``) cancels what has not finished.
+    Closing the iterator early (an interrupt, a ``break``) cancels what has not finished. On a
+    cluster every row is pickled here, before this returns: a value that cannot travel raises
+    :class:`NotSendableError` now, not at the first ``next()``.
     """
     if remote is None:
-        yield from _on_threads(flow, rows, in_flight or flow.settings.workers)
-    else:
-        yield from _on_cluster(flow, rows, remote, in_flight, chunk)
+        return _on_threads(flow, rows, in_flight or flow.settings.workers)
+    return _on_cluster(flow, rows, remote, in_flight, chunk)
 
 
-def _on_threads(flow: Flow, rows: list[dict[str, Any]], in_flight: int) -> Iterator[RowResult]:
+def _on_threads(flow: Flow, rows: list[dict[str, Any]], in_flight: int) -> Generator[RowResult, None, None]:
     from .runner import LoopThread
 
     results: queue.SimpleQueue[RowResult | BaseException | None] = queue.SimpleQueue()
@@ -257,7 +259,8 @@ def _in_order(results: Iterator[RowResult], total: int) -> Iterator[RowResult]:
 # -- on a cluster ---------------------------------------------------------------------
 def _on_cluster(
     flow: Flow, rows: list[dict[str, Any]], remote: Remote, in_flight: int | None, chunk: int | None
-) -> Iterator[RowResult]:
+) -> Generator[RowResult, None, None]:
+    """Pickle every chunk (raising :class:`NotSendableError` before anything is sent), then send them."""
     slots = remote.slots
     size = chunk or max(1, min(MAX_CHUNK, math.ceil(len(rows) / (slots * 8))))
     limit = in_flight or 2 * slots
@@ -269,13 +272,25 @@ def _on_cluster(
             chunks.append((part, dumps(part)))
         except Exception as exc:
             raise _unsendable_row(flow, part, exc) from None
+    return _send_chunks(flow.name, remote, shared, chunks, limit, len(rows))
+
+
+def _send_chunks(
+    name: str,
+    remote: Remote,
+    shared: bytes,
+    chunks: Sequence[tuple[list[tuple[int, dict[str, Any]]], bytes]],
+    limit: int,
+    total: int,
+) -> Generator[RowResult, None, None]:
+    """Send the pickled chunks, at most ``limit`` at once, and yield their rows in row order."""
     token = uuid.uuid4().hex[:8]
     pending = iter(chunks)
     running: dict[concurrent.futures.Future[Any], list[tuple[int, dict[str, Any]]]] = {}
 
     def send_more() -> None:
         for part, payload in itertools.islice(pending, limit - len(running)):
-            key = f"{flow.name}-rows-{part[0][0]}-{token}"
+            key = f"{name}-rows-{part[0][0]}-{token}"
             running[remote.submit(key, run_chunk, dumps((shared, payload)))] = part
 
     def finished() -> Iterator[RowResult]:
@@ -294,7 +309,7 @@ def _on_cluster(
             send_more()
 
     try:
-        yield from _in_order(finished(), len(rows))
+        yield from _in_order(finished(), total)
     finally:
         if running:
             remote.cancel(list(running))

@@ -80,17 +80,24 @@ def pack(step: str, code: CodeType, values: Mapping[str, Any]) -> bytes:
         raise _not_sendable(step, "its code", None, exc) from None
 
 
-def evaluate(payload: bytes) -> Any:
-    """On a worker: run a packed step and return its value."""
+def evaluate(payload: bytes) -> tuple[float, Any]:
+    """On a worker: run a packed step; return when it began (the worker's clock) and its value.
+
+    The start matters: a step may wait on the cluster for a free worker, and that wait is
+    not the step's time.
+    """
     import pickle
+    import time
 
     code, reads = pickle.loads(payload)
-    return eval(code, {"__builtins__": _BUILTINS, **reads})
+    began = time.time()
+    return began, eval(code, {"__builtins__": _BUILTINS, **reads})
 
 
 def _not_sendable(step: str, name: str, value: Any, exc: BaseException) -> NotSendableError:
     what = f"'{name}' (a {type(value).__module__}.{type(value).__qualname__})" if value is not None else name
     return NotSendableError(
         f"step '{step}' cannot run on the cluster: {what} cannot be pickled ({type(exc).__name__}: {exc}). "
-        "Define it in the notebook or a module the workers can import, or run this flow with --executor threads."
+        "A lock, an open file or a connection cannot travel: make it inside the function that uses it, "
+        "or run on threads."
     )
