@@ -46,3 +46,13 @@ def test_drawing_a_run_as_static_svg_needs_no_ipython_or_widgets() -> None:
     )
     loaded = modules_after(code)
     assert not loaded & {"IPython", "ipywidgets", "openai"}, loaded & {"IPython", "ipywidgets", "openai"}
+
+
+def test_running_a_flow_on_threads_never_loads_dask() -> None:
+    code = (
+        "from flowmagic import Flow\n"
+        "run = Flow.from_source('a = 1\\nparallel:\\n    b = abs(a)\\n    c = abs(-a)').run()\n"
+        "assert run.status == 'succeeded' and run['c'] == 1, run\n"
+    )
+    loaded = modules_after(code)
+    assert not loaded & {"dask", "distributed", "cloudpickle"}, loaded & {"dask", "distributed", "cloudpickle"}

@@ -51,14 +51,20 @@ class DaskRemote:
         done = _Sent(task)
 
         def settle(finished: Any) -> None:  # on one of the client's threads
+            if done.done():
+                return
+            if finished.status == "error":
+                # not finished.result(): raising here would chain this frame, which holds the task, onto
+                # the exception the client keeps for the key, and the key would never be released
+                error = finished.exception()
+                done.set_exception(error.with_traceback(finished.traceback()))
+                return
             try:
                 value = finished.result()
-            except BaseException as exc:
-                if not done.done():
-                    done.set_exception(exc)
+            except BaseException as exc:  # cancelled
+                done.set_exception(exc)
             else:
-                if not done.done():
-                    done.set_result(value)
+                done.set_result(value)
 
         task.add_done_callback(settle)
         return done

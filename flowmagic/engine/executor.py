@@ -820,7 +820,7 @@ class Execution:
             value = eval(code.code, ns)
         elif self.remote is not None and send and "llm" not in ns:
             info["cluster"] = self.remote.address
-            info["started"], value = await self._send(label, code, ns)
+            info["ran"], value = await self._send(label, code, ns)
         else:
             info["thread"] = True
             value = await self._in_thread(eval, code.code, ns)

@@ -253,10 +253,10 @@ class Recorder:
                 if extra.get("cached"):
                     record.cached = True
                     record.started = event.time
-                elif "started" in extra:  # when a cluster worker began it, after any wait for a free one
-                    began = extra["started"]
-                    if record.started is not None and record.started < began < event.time:
-                        record.started = began
+                elif "ran" in extra:  # when a cluster worker ran it: not its wait for a free one
+                    began, ended = extra["ran"]
+                    if record.started is not None and record.started <= began <= ended <= event.time:
+                        record.started, record.finished = began, ended
         else:
             self._other(event, record)
 

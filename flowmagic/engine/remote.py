@@ -80,18 +80,19 @@ def pack(step: str, code: CodeType, values: Mapping[str, Any]) -> bytes:
         raise _not_sendable(step, "its code", None, exc) from None
 
 
-def evaluate(payload: bytes) -> tuple[float, Any]:
-    """On a worker: run a packed step; return when it began (the worker's clock) and its value.
+def evaluate(payload: bytes) -> tuple[tuple[float, float], Any]:
+    """On a worker: run a packed step; return when it began and ended (the worker's clock), and its value.
 
-    The start matters: a step may wait on the cluster for a free worker, and that wait is
-    not the step's time.
+    A step may wait on the cluster for a free worker, and its value takes a while to come
+    back: neither is the step's time.
     """
     import pickle
     import time
 
     code, reads = pickle.loads(payload)
     began = time.time()
-    return began, eval(code, {"__builtins__": _BUILTINS, **reads})
+    value = eval(code, {"__builtins__": _BUILTINS, **reads})
+    return (began, time.time()), value
 
 
 def _not_sendable(step: str, name: str, value: Any, exc: BaseException) -> NotSendableError:

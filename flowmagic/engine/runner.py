@@ -125,10 +125,10 @@ class RunHandle:
 
     def __init__(self, execution: Execution, on_done: Callable[[Run], None] | None = None) -> None:
         self.execution = execution
+        self._on_done = on_done  # before the callback: a quick run may finish at once
         self._runner = LoopThread(execution.name)
         self._future = self._runner.submit(execution.execute())
         self._future.add_done_callback(self._finished)
-        self._on_done = on_done
 
     def _finished(self, future: concurrent.futures.Future[Any]) -> None:
         self._runner.stop(join=None)

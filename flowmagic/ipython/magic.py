@@ -113,7 +113,7 @@ class FlowMagics(Magics):
             %flow history NAME                 the runs of NAME: when, status, wall time, what changed
             %flow diff NAME [A B]              outputs that differ between runs A and B (default: the last two)
             %flow show NAME                    the DAG and timeline of NAME's last run
-            %flow config [SETTING=VALUE ...]   the model, server, workers and cache; or change them
+            %flow config [SETTING=VALUE ...]   the model, server, workers, cache, executor; or change them
         """
         if cell is None:
             from .lines import run_line
