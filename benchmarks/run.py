@@ -4,7 +4,9 @@ Compares flowmagic with a plain thread-pool scheduler and a plain asyncio
 scheduler (:mod:`benchmarks.baselines`) on the same DAGs
 (:mod:`benchmarks.workloads`), and, in the same table, with its peers
 (LangGraph, WayFlow, LLMFlows, Dask: :mod:`benchmarks.peers`), and prints a
-markdown table of medians.
+markdown table of medians. The Dask executor (a local cluster of worker
+processes) has its own table, beside a serial loop and a process pool
+(:mod:`benchmarks.dask_batch`).
 
 The full run measures the peers, each in its own virtual environment under
 ``benchmarks/.peers-venv/`` (created on first use) and in its own processes;
@@ -515,6 +517,14 @@ def main(argv: list[str] | None = None) -> int:
                 task_timeout=120 if args.quick else 900,
                 log=lambda text: print(text, file=sys.stderr, flush=True),
             )
+    from flowmagic.backends.dask import close_all
+
+    from . import dask_batch
+
+    try:  # last: its worker processes never run beside the other rows
+        dask_cost = dask_batch.measure(repeat, args.quick)
+    finally:
+        close_all()
     table = sorted([*results, *rows], key=lambda r: ROW_ORDER.index(r["key"]))
     for o in outcomes:
         for r in table:
@@ -572,6 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(cache.report(cache_cost))
     print()
+    print("## The Dask executor: batches and steps on a local cluster of worker processes")
+    print()
+    print(dask_batch.report(dask_cost))
+    print()
     print("## Targets")
     print()
     print("\n".join(targets(results) + more_targets(table, peers)))
@@ -602,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
                     "overhead": oh,
                     "view": view_cost,
                     "cache": cache_cost,
+                    "dask": dask_cost,
                     "elapsed_s": elapsed,
                 },
                 f,

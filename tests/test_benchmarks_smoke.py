@@ -3,7 +3,8 @@
 No performance thresholds here: speed is judged by the benchmark itself. The
 quick run never measures the peers (that needs ``--peers`` and their own
 environments); the peers' "not installed" path is checked with the adapter's
-imports failing in this environment.
+imports failing in this environment. The Dask executor's rows start a real local
+cluster (Dask distributed is a test dependency).
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ MEASURED = {
     "llm": ("flowmagic", "thread-pool", "asyncio"),  # llm steps always run on flowmagic's event loop
     "import": ("flowmagic", "thread-pool", "asyncio"),
     "load_ext": ("flowmagic",),
+}
+
+
+#: The Dask executor's table: a phrase for each row, and the systems it has a number for ("-" elsewhere).
+DASK_SYSTEMS = ("flowmagic threads", "flowmagic dask", "serial loop", "process pool", "Dask, hand-written")
+DASK_ROWS = {
+    "200-row batch of a CPU-bound step": DASK_SYSTEMS,
+    "500-row batch of a no-op step": DASK_SYSTEMS,
+    "100 independent no-op steps, one run": ("flowmagic threads", "flowmagic dask", "Dask, hand-written"),
 }
 
 
@@ -105,6 +115,72 @@ def test_row_for_each_workload(quick_run: tuple[subprocess.CompletedProcess[str]
     if workload in ("fan-out", "soundtrack (steps)", "wide", "chain", "map time"):
         ratios = [v for k, v in row.items() if "÷" in k]
         assert ratios and all(_is_number(v) for v in ratios), row
+
+
+def _dask_table(stdout: str) -> tuple[list[str], list[list[str]]]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("## The Dask executor"))
+    header_index = next(i for i in range(start, len(lines)) if lines[i].startswith("| workload | metric |"))
+    rows = []
+    for line in lines[header_index + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(_cells(line))
+    return _cells(lines[header_index]), rows
+
+
+@pytest.mark.parametrize("phrase", list(DASK_ROWS))
+def test_dask_executor_rows(quick_run: tuple[subprocess.CompletedProcess[str], Path], phrase: str) -> None:
+    proc, _ = quick_run
+    header, rows = _dask_table(proc.stdout)
+    matching = [r for r in rows if phrase in r[0]]
+    assert len(matching) == 1, f"no single Dask row for {phrase!r} in:\n{proc.stdout}"
+    row = dict(zip(header, matching[0], strict=True))
+    for system in DASK_SYSTEMS:
+        if system in DASK_ROWS[phrase]:
+            assert _is_number(row[system]) and float(row[system]) > 0, f"{phrase} / {system}: {row[system]!r}"
+        else:
+            assert row[system] == "-", f"{phrase} / {system}: {row[system]!r} should be '-'"
+    assert _is_number(row["flowmagic threads ÷ flowmagic dask"]), row
+    assert _is_number(row["flowmagic dask ÷ Dask, hand-written"]), row
+
+
+def test_dask_executor_json(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the CPU-bound batch's checksum is crunch() summed over the rows, computed here independently
+    proc, out = quick_run
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.dask_batch import crunch
+
+    dask = json.loads(out.read_text())["dask"]
+    assert dask["slots"] >= 2 and dask["startup_s"] > 0 and dask["first_batch_s"] > 0, dask
+    rows = {r["key"]: r for r in dask["rows"]}
+    assert set(rows) == {"dask_cpu", "dask_rows", "dask_steps"}
+    assert (rows["dask_cpu"]["items"], rows["dask_rows"]["items"]) == (200, 500)
+    assert rows["dask_cpu"]["checksum"] == sum(crunch(i) for i in range(200))
+    assert rows["dask_rows"]["checksum"] == sum(range(1, 501))
+    assert set(rows["dask_cpu"]["value"]) == set(DASK_SYSTEMS)
+    assert all(len(v) == 1 for v in rows["dask_steps"]["samples"].values())
+    assert "Cluster: LocalCluster" in proc.stdout and "start-up" in proc.stdout
+
+
+def test_a_wrong_batch_result_posts_no_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a system whose values differ from the serial loop's fails the row instead of timing it
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import dask_batch
+
+    class NoCluster:
+        def run(self, fn: object) -> dict[str, float]:
+            return {}
+
+    good = {"serial loop": lambda: [1, 2, 3], "flowmagic dask": lambda: [1, 2, 3]}
+    row = dask_batch.measure_batch("k", "t", "per_row", good, 3, 1, NoCluster())
+    assert row["checksum"] == 6 and set(row["value"]) == set(good)
+    for wrong in ([1, 2, 4], [1, 2]):
+        fns = {"serial loop": lambda: [1, 2, 3], "flowmagic dask": lambda wrong=wrong: wrong}
+        with pytest.raises(RuntimeError, match="flowmagic dask"):
+            dask_batch.measure_batch("k", "t", "per_row", fns, 3, 1, NoCluster())
 
 
 def test_quick_run_leaves_the_peers_out(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:

@@ -161,22 +161,26 @@ def rows_of(flow: Flow, rows: Sequence[Mapping[str, Any]], inputs: Mapping[str, 
 async def run_rows(
     flow: Flow, rows: Sequence[tuple[int, dict[str, Any]]], in_flight: int, on_result: Callable[[RowResult], None]
 ) -> None:
-    """Run the flow once per ``(index, inputs)`` row, ``in_flight`` at once, sharing one thread pool."""
+    """Run the flow once per ``(index, inputs)`` row, ``in_flight`` at once, sharing one thread pool.
+
+    ``in_flight`` runners each take the next row as they finish one, so a large batch
+    makes no task per row up front.
+    """
     from .executor import Execution
 
     settings = flow.settings.changed(executor="threads", cache=False)
     pool = WorkerPool(f"{flow.name}-rows")
-    limit = asyncio.Semaphore(in_flight)
     final = flow.final_steps
+    todo = iter(rows)  # shared by the runners
 
-    async def one(index: int, row: dict[str, Any]) -> None:
-        async with limit:
+    async def runner() -> None:
+        for index, row in todo:
             execution = Execution(flow.name, flow._compiled, flow.resolve_inputs(row), settings, pool=pool)
             run = await execution.execute()
-        on_result(_result(index, run, final))
+            on_result(_result(index, run, final))
 
     try:
-        await asyncio.gather(*(one(index, row) for index, row in rows))
+        await asyncio.gather(*(runner() for _ in range(max(1, min(in_flight, len(rows))))))
     finally:
         pool.shutdown()
 
