@@ -137,3 +137,25 @@ def test_an_answer_streams_into_the_step_detail_while_the_cell_runs(kernel: Kern
     ]
     # the detail of the selected (last) step is redrawn with more of the answer as it arrives
     assert len(set(partial)) >= 2, f"{len(partial)} partial answers seen"
+
+
+def test_a_batch_shows_a_progress_bar_that_moves_while_the_cell_runs(kernel: Kernel) -> None:
+    code = textwrap.dedent(
+        """
+        import time
+        from flowmagic import Flow
+        rows_flow = Flow.from_source("y = time.sleep(0.01) or x", name="rows", namespace={"time": time})
+        batch = rows_flow.map([{"x": i} for i in range(100)], executor="threads", in_flight=2)
+        batch.status, len(batch.values)
+        """
+    )
+    result = kernel.ok(code)
+    displays = [o for o in result.of_kind("display_data") if "application/vnd.jupyter.widget-view+json" in o.data]
+    assert len(displays) == 1, "one progress display for the batch"
+    states = [o.data.get("state") or {} for o in result.of_kind("comm_msg")]
+    counts = [s["value"] for s in states if isinstance(s.get("value"), int)]
+    lines = [s["value"] for s in states if isinstance(s.get("value"), str)]
+    # 100 rows of 10 ms two at a time take 0.5 s: the bar is redrawn along the way, then full
+    assert len(set(counts)) >= 3 and counts == sorted(counts) and counts[-1] == 100, counts
+    assert "100 of 100 rows" in lines[-1] and "(succeeded)" in lines[-1], lines[-1]
+    assert "('succeeded', 100)" in result.text

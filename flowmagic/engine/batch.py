@@ -111,7 +111,7 @@ class Batch:
 
     def progress(self) -> str:
         failed = f", {self.failures:,} failed" if self.failures else ""
-        return f"{self.flow}: {self.done:,} of {self.total:,} rows{failed} in {self.seconds:.1f} s on {self.executor}"
+        return f"{self.done:,} of {self.total:,} rows{failed} in {self.seconds:.1f} s on {self.executor}"
 
     def __repr__(self) -> str:
         return f"<Batch {self.flow!r} {self.status}: {self.progress()}>"
@@ -126,7 +126,7 @@ class Batch:
             body.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
         more = f"<p>{len(self.results) - len(shown):,} more rows in .results</p>" if len(shown) < self.done else ""
         return (
-            f"<div class='fm-batch'><p>{escape(self.progress())} ({escape(self.status)})</p>"
+            f"<div class='fm-batch'><p>{escape(self.flow)}: {escape(self.progress())} ({escape(self.status)})</p>"
             f"<table><tr>{head}</tr>{''.join(body)}</table>{more}</div>"
         )
 

@@ -246,8 +246,7 @@ class Flow(BaseModel):
         resolved = self.resolve_inputs(inputs or {})
         remote = remote_for(run_settings.executor)
         execution = Execution(
-            self.name, self._compiled, resolved, run_settings, observers, cache=default_cache, force=force,
-            remote=remote,
+            self.name, self._compiled, resolved, run_settings, observers, default_cache, force, remote
         )
         execution.run.shape = self.shape
         self._last = execution.run
@@ -321,8 +320,11 @@ class Flow(BaseModel):
         from ..backends import remote_for
         from ..engine.batch import rows_of, stream
 
+        for option, number in (("in_flight", in_flight), ("chunk", chunk)):
+            if number is not None and (not isinstance(number, int) or number < 1):
+                raise ValueError(f"{option} must be a whole number of at least 1, not {number!r}")
+        self.settings.changed(executor=executor)  # an unknown executor is refused here
         checked = rows_of(self, list(rows), inputs)
-        self.settings.changed(executor=executor)
         return stream(self, checked, remote_for(executor), in_flight, chunk)
 
     def _batch(
