@@ -97,6 +97,11 @@ def die(path, *after):
 '''
 
 
+def cluster_flow(text: str, name: str, **values: Any) -> Flow:
+    """A flow of notebook functions that runs on the local cluster, uncached."""
+    return Flow.from_source(text, name=name, namespace=notebook(**values), executor="dask", cache=False)
+
+
 def notebook(**values: Any) -> dict[str, Any]:
     ns: dict[str, Any] = {"__name__": "__main__", "KERNEL": os.getpid()}
     exec(STEPS, ns)
@@ -170,12 +175,10 @@ def local() -> Iterator[Any]:
 
 
 def test_parallel_steps_run_side_by_side_in_two_worker_processes(local: Any, tmp_path: Path) -> None:
-    flow = Flow.from_source(
+    flow = cluster_flow(
         "parallel:\n    a = meet(folder, 'a', 'b')\n    b = meet(folder, 'b', 'a')\npids = (a[0], b[0])\n",
-        name="pids",
-        namespace=notebook(folder=str(tmp_path)),
-        executor="dask",
-        cache=False,
+        "pids",
+        folder=str(tmp_path),
     )
     run = flow.run()
     assert run.status == "succeeded", run.summary()
@@ -194,13 +197,7 @@ def test_parallel_steps_run_side_by_side_in_two_worker_processes(local: Any, tmp
 
 
 def test_a_step_failing_on_a_worker_fails_alone(local: Any) -> None:
-    flow = Flow.from_source(
-        "parallel:\n    bad = boom()\n    good = pid()\nafter = use(bad)\n",
-        name="isolated",
-        namespace=notebook(),
-        executor="dask",
-        cache=False,
-    )
+    flow = cluster_flow("parallel:\n    bad = boom()\n    good = pid()\nafter = use(bad)\n", "isolated")
     run = flow.run()
     assert run.status == "failed"
     bad = run.steps["bad"]
@@ -220,13 +217,7 @@ def test_a_step_queued_on_the_cluster_is_timed_from_when_a_worker_began_it(local
     # six steps on two one-thread workers: whatever the kernel sent at once, the recorded
     # intervals must show at most two steps running at any instant, as the workers ran them
     workers = len(worker_pids(local))
-    flow = Flow.from_source(
-        "parallel:\n" + "".join(f"    s{i} = nap(0.2)\n" for i in range(6)),
-        name="queued",
-        namespace=notebook(),
-        executor="dask",
-        cache=False,
-    )
+    flow = cluster_flow("parallel:\n" + "".join(f"    s{i} = nap(0.2)\n" for i in range(6)), "queued")
     run = flow.run()
     assert run.status == "succeeded"
     edges = sorted(
@@ -242,12 +233,8 @@ def test_a_step_queued_on_the_cluster_is_timed_from_when_a_worker_began_it(local
 
 def test_an_input_that_cannot_be_pickled_fails_its_step_before_anything_is_sent(local: Any, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    flow = Flow.from_source(
-        "touched = touch(marker)\nlocked = use(lock)\n",
-        name="nosend",
-        namespace=notebook(marker=str(marker), lock=threading.Lock()),
-        executor="dask",
-        cache=False,
+    flow = cluster_flow(
+        "touched = touch(marker)\nlocked = use(lock)\n", "nosend", marker=str(marker), lock=threading.Lock()
     )
     run = flow.run()
     assert run.status == "failed"
@@ -260,13 +247,7 @@ def test_an_input_that_cannot_be_pickled_fails_its_step_before_anything_is_sent(
 
 
 def test_a_value_made_on_the_loop_that_cannot_be_pickled_fails_the_step_reading_it(local: Any) -> None:
-    flow = Flow.from_source(
-        "lk = make_lock()\nchild = use(lk)\ngrandchild = use(child)\n",
-        name="madelock",
-        namespace=notebook(),
-        executor="dask",
-        cache=False,
-    )
+    flow = cluster_flow("lk = make_lock()\nchild = use(lk)\ngrandchild = use(child)\n", "madelock")
     run = flow.run()
     assert run.status == "failed"
     assert run.steps["lk"].status == "succeeded" and type(run["lk"]) is type(threading.Lock())
@@ -279,12 +260,8 @@ def test_a_value_made_on_the_loop_that_cannot_be_pickled_fails_the_step_reading_
 
 def test_cancel_stops_the_step_on_the_cluster(local: Any, tmp_path: Path) -> None:
     stop, started = tmp_path / "stop", tmp_path / "started"
-    flow = Flow.from_source(
-        "first = pid()\nslow = nap_until(stop, started, 30)\n",
-        name="sleeper",
-        namespace=notebook(stop=str(stop), started=str(started)),
-        executor="dask",
-        cache=False,
+    flow = cluster_flow(
+        "first = pid()\nslow = nap_until(stop, started, 30)\n", "sleeper", stop=str(stop), started=str(started)
     )
     try:
         flow.start()
