@@ -88,15 +88,20 @@ def test_header_names_the_machine(quick_run: tuple[subprocess.CompletedProcess[s
     assert any("CPUs" in line and "Python" in line and "flowmagic" in line for line in head), proc.stdout
 
 
-def _main_table(stdout: str) -> tuple[list[str], list[list[str]]]:
-    lines = stdout.splitlines()
-    header_index = next(i for i, line in enumerate(lines) if line.startswith("| workload ") and "metric" in line)
+def _table_at(lines: list[str], header_index: int) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of the Markdown table whose header is ``lines[header_index]``."""
     rows = []
     for line in lines[header_index + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(_cells(line))
     return _cells(lines[header_index]), rows
+
+
+def _main_table(stdout: str) -> tuple[list[str], list[list[str]]]:
+    lines = stdout.splitlines()
+    header_index = next(i for i, line in enumerate(lines) if line.startswith("| workload ") and "metric" in line)
+    return _table_at(lines, header_index)
 
 
 @pytest.mark.parametrize("workload", list(WORKLOADS))
@@ -121,12 +126,7 @@ def _dask_table(stdout: str) -> tuple[list[str], list[list[str]]]:
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("## The Dask executor"))
     header_index = next(i for i in range(start, len(lines)) if lines[i].startswith("| workload | metric |"))
-    rows = []
-    for line in lines[header_index + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append(_cells(line))
-    return _cells(lines[header_index]), rows
+    return _table_at(lines, header_index)
 
 
 @pytest.mark.parametrize("phrase", list(DASK_ROWS))

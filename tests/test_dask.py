@@ -97,9 +97,9 @@ def die(path, *after):
 '''
 
 
-def cluster_flow(text: str, name: str, **values: Any) -> Flow:
-    """A flow of notebook functions that runs on the local cluster, uncached."""
-    return Flow.from_source(text, name=name, namespace=notebook(**values), executor="dask", cache=False)
+def cluster_flow(text: str, name: str, executor: str = "dask", **values: Any) -> Flow:
+    """A flow of notebook functions that runs on a cluster (the local one by default), uncached."""
+    return Flow.from_source(text, name=name, namespace=notebook(**values), executor=executor, cache=False)
 
 
 def notebook(**values: Any) -> dict[str, Any]:
@@ -423,12 +423,11 @@ def separate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Separate]:
 
 
 def test_a_flow_runs_on_an_existing_scheduler(separate: Separate, tmp_path: Path) -> None:
-    flow = Flow.from_source(
+    flow = cluster_flow(
         "parallel:\n    a = meet(folder, 'a', 'b')\n    b = meet(folder, 'b', 'a')\n",
-        name="remote",
-        namespace=notebook(folder=str(tmp_path)),
-        executor=separate.executor,
-        cache=False,
+        "remote",
+        separate.executor,
+        folder=str(tmp_path),
     )
     run = flow.run()
     assert run.status == "succeeded", run.summary()
@@ -443,12 +442,12 @@ def test_a_step_whose_worker_dies_is_retried_elsewhere_and_finished_steps_are_ke
     separate: Separate, tmp_path: Path
 ) -> None:
     path, marker = tmp_path / "log", tmp_path / "marker"
-    flow = Flow.from_source(
+    flow = cluster_flow(
         "first = log(path, 'first')\nrises = die_once(marker, path, first)\nafter = log(path, 'after', rises)\n",
-        name="phoenix",
-        namespace=notebook(path=str(path), marker=str(marker)),
-        executor=separate.executor,
-        cache=False,
+        "phoenix",
+        separate.executor,
+        path=str(path),
+        marker=str(marker),
     )
     run = flow.run()
     assert run.status == "succeeded", run.summary()
@@ -465,14 +464,13 @@ def test_a_step_whose_worker_dies_is_retried_elsewhere_and_finished_steps_are_ke
 
 def test_a_step_that_always_kills_its_worker_fails_with_killed_worker(separate: Separate, tmp_path: Path) -> None:
     path = tmp_path / "log"
-    flow = Flow.from_source(
+    flow = cluster_flow(
         "first = log(path, 'first')\n"
         "parallel:\n    second = log(path, 'second', first)\n    doomed = die(path, first)\n"
         "after = log(path, 'after', doomed)\n",
-        name="doomed",
-        namespace=notebook(path=str(path)),
-        executor=separate.executor,
-        cache=False,
+        "doomed",
+        separate.executor,
+        path=str(path),
     )
     run = flow.run()
     assert run.status == "failed", run.summary()
@@ -489,11 +487,10 @@ def test_a_step_that_always_kills_its_worker_fails_with_killed_worker(separate: 
     # the nannies restart the killed workers, and the cluster runs flows again
     pids = separate.recovered()
     assert not pids & set(deaths)
-    again = Flow.from_source(
+    again = cluster_flow(
         "parallel:\n    a = meet(folder, 'a', 'b')\n    b = meet(folder, 'b', 'a')\n",
-        name="again",
-        namespace=notebook(folder=str(tmp_path)),
-        executor=separate.executor,
-        cache=False,
+        "again",
+        separate.executor,
+        folder=str(tmp_path),
     ).run()
     assert again.status == "succeeded" and {again["a"][0], again["b"][0]} == pids

@@ -50,9 +50,7 @@ class DaskRemote:
         task = self.client.submit(fn, payload, key=key, pure=False)
         done = _Sent(task)
 
-        def settle(finished: Any) -> None:  # on one of the client's threads
-            if done.done():
-                return
+        def settle(finished: Any) -> None:  # on one of the client's threads; the only place done is set
             if finished.status == "error":
                 # not finished.result(): raising here would chain this frame, which holds the task, onto
                 # the exception the client keeps for the key, and the key would never be released
@@ -71,11 +69,8 @@ class DaskRemote:
 
     def cancel(self, futures: list[concurrent.futures.Future[Any]]) -> None:
         tasks = [f.task for f in futures if isinstance(f, _Sent) and not f.done()]
-        if tasks:
+        if tasks:  # each cancelled task's settle() then ends its future with the cancel
             self.client.cancel(tasks, asynchronous=False)
-            for future in futures:
-                if not future.done():
-                    future.set_exception(concurrent.futures.CancelledError("cancelled on the cluster"))
 
     def close(self) -> None:
         cluster = getattr(self.client, "cluster", None)

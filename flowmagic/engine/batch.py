@@ -325,9 +325,13 @@ def _shared_payload(flow: Flow, rows: list[dict[str, Any]]) -> bytes:
     resolved = flow.resolve_inputs(rows[0] if rows else {})
     shared = {k: v for k, v in resolved.items() if k not in given and vars(builtins).get(k, None) is not v}
     for name, value in shared.items():
-        readers = [s for s, step in flow.steps.items() if name in step.inputs]
-        check(readers[0] if readers else flow.name, name, value)
+        check(_reader(flow, name), name, value)
     return dumps((flow.source, flow.name, flow.settings.model_dump(), shared))
+
+
+def _reader(flow: Flow, name: str) -> str:
+    """The first step that reads input ``name`` (the flow's name if none does)."""
+    return next((s for s, step in flow.steps.items() if name in step.inputs), flow.name)
 
 
 def _unsendable_row(flow: Flow, part: list[tuple[int, dict[str, Any]]], exc: BaseException) -> NotSendableError:
@@ -336,10 +340,9 @@ def _unsendable_row(flow: Flow, part: list[tuple[int, dict[str, Any]]], exc: Bas
             try:
                 check(flow.name, name, value)
             except NotSendableError:
-                readers = [s for s, step in flow.steps.items() if name in step.inputs]
                 return NotSendableError(
                     f"row {index}: input '{name}' (a {type(value).__name__}, read by step "
-                    f"'{readers[0] if readers else '?'}') cannot be pickled, so the batch cannot run on the "
+                    f"'{_reader(flow, name)}') cannot be pickled, so the batch cannot run on the "
                     f"cluster ({type(exc).__name__}: {exc}). Nothing was sent."
                 )
     return NotSendableError(f"the rows cannot be pickled ({type(exc).__name__}: {exc}); nothing was sent")

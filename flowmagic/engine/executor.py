@@ -218,7 +218,6 @@ class Execution:
         self.failed_stop = False
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # the task that runs (or ran) each loop step
         self.threads: set[concurrent.futures.Future[Any]] = set()  # loop steps now on a worker thread
-        self.sent: set[concurrent.futures.Future[Any]] = set()  # steps now on the cluster
         self.on_threads: set[str] = set()  # direct steps whose code is running now
         self._outbox: list[ev.Event] = []  # events for the observers, delivered on the loop
         self._delivery_scheduled = False
@@ -819,7 +818,6 @@ class Execution:
         if where(code, ns, self._async_callees) == "loop":
             value = eval(code.code, ns)
         elif self.remote is not None and send and "llm" not in ns:
-            info["cluster"] = self.remote.address
             info["ran"], value = await self._send(label, code, ns)
         else:
             info["thread"] = True
@@ -845,7 +843,6 @@ class Execution:
         remote = self.remote
         payload = pack(label, code.code, ns)  # NotSendableError, naming the step, before anything is sent
         work = remote.submit(f"{self.name}-{label}-{uuid.uuid4().hex[:8]}", evaluate, payload)
-        self.sent.add(work)
         result = self.loop.create_future()
         work.add_done_callback(lambda done: self._post(result, done))
         result.add_done_callback(lambda r: remote.cancel([work]) if r.cancelled() and not work.done() else None)
@@ -868,7 +865,6 @@ class Execution:
             self._drain_scheduled = False
         for result, work in inbox:
             self.threads.discard(work)
-            self.sent.discard(work)
             if result.cancelled():
                 continue
             error = work.exception()

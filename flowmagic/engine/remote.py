@@ -29,8 +29,6 @@ class NotSendableError(TypeError):
 class Remote(Protocol):
     """Where steps run when they are not run on the kernel's threads."""
 
-    address: str
-
     @property
     def slots(self) -> int:
         """How many tasks the cluster runs at once (its worker threads)."""
