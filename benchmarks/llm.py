@@ -7,13 +7,16 @@ calls with 32 workers take at least four rounds of 0.2 s, 0.8 s.
 * flowmagic: ``answers = [llm("Question {i}: ...") for i in range(100)]`` with
   ``model="gpt-4o-mini"``, ``workers=32``, ``cache=False``, and
   ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` pointing at the server, so the
-  official ``openai`` client does the calls (streamed). ``llm`` steps always
-  run on flowmagic's event loop, so there is no separate "flowmagic async" cell.
+  official ``openai`` client does the calls: its ``AsyncOpenAI`` on the aiohttp
+  transport, one client for every run (on flowmagic's network thread), whole
+  answers (no view watches, so nothing streams). ``llm`` steps always run on
+  event loops, so there is no separate "flowmagic async" cell.
 * thread-pool: :func:`~benchmarks.baselines.run_threadpool` over 100 nodes,
   each one ``chat.completions.create`` on a shared sync ``OpenAI`` client
   (made once), 32 workers.
-* asyncio: one ``AsyncOpenAI`` client per run (it belongs to the run's loop),
-  100 tasks behind an ``asyncio.Semaphore(32)``, ``asyncio.run``.
+* asyncio: one ``AsyncOpenAI`` client per run (it belongs to the run's loop,
+  on the SDK's default transport), 100 tasks behind an ``asyncio.Semaphore(32)``,
+  ``asyncio.run``.
 
 Every run is checked: all answers back, and exactly ``calls`` new requests at
 the server. One warm-up run per system first (it imports and connects).

@@ -43,6 +43,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: no 40 ms delayed-ACK stall between writes
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -47,7 +47,8 @@ class RecordedRequest:
     """One request the server received (``body`` is None when it was not JSON).
 
     ``at`` is when its body had arrived (``time.monotonic()``): gaps between
-    requests show how long a client waited before retrying.
+    requests show how long a client waited before retrying. ``port`` is the
+    client's port, one per connection: the same port again is a reused connection.
     """
 
     method: str
@@ -55,6 +56,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict[str, Any] | None
     at: float = 0.0
+    port: int = 0
 
     @property
     def prompt(self) -> str:
@@ -307,6 +309,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like real API servers
+    disable_nagle_algorithm = True  # like real servers: no 40 ms delayed-ACK stall after the head
     server_state: LLMServer
 
     def setup(self) -> None:
@@ -329,7 +332,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         with state._lock:
             state.requests.append(
-                RecordedRequest("POST", self.path, dict(self.headers.items()), body, at=time.monotonic())
+                RecordedRequest(
+                    "POST",
+                    self.path,
+                    dict(self.headers.items()),
+                    body,
+                    at=time.monotonic(),
+                    port=self.client_address[1],
+                )
             )
         if self.path not in CHAT_PATHS:
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})

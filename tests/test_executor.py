@@ -18,6 +18,7 @@ from flowmagic import Event, Flow, MapError, Run, StepFailed, StepTimeout
 from flowmagic.engine import events as ev
 from flowmagic.engine.executor import ObserverWarning
 from flowmagic.engine.runner import FlowInterrupted, RunHandle, run_blocking
+from flowmagic.llm import network
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,12 @@ def max_overlap(run: Run, names: list[str]) -> int:
 
 
 def flowmagic_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("flowmagic")]
+    """The runs' threads: the process's network loop and its resolvers outlive every run, by design."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("flowmagic") and not t.name.startswith(network.THREAD_NAME)
+    ]
 
 
 def wait_for_no_flowmagic_threads(timeout: float = 5.0) -> None:

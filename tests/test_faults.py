@@ -52,7 +52,7 @@ from flowmagic.engine import events as ev
 from flowmagic.engine.cache import default_cache
 from flowmagic.engine.history import default_history
 from flowmagic.engine.runner import run_blocking
-from flowmagic.llm import registry
+from flowmagic.llm import network, registry
 from flowmagic.llm.openai_provider import LLMStatusError, OpenAIProvider
 from flowmagic.llm.protocol import LLMError
 from flowmagic.view.detail import step_html
@@ -74,25 +74,19 @@ RUN_LIMIT = 60.0  # seconds: far more than any scenario takes (its waits add up 
 # -- the provider: the real client, the SDK's max_retries chosen per run ------------------
 
 
-@dataclass
-class Endpoint:
-    base_url: str = ""
-    sdk_retries: int = 2
-
-
-ENDPOINT = Endpoint()
+def use_endpoint(base_url: str, sdk_retries: int) -> None:
+    """Answer "faulty-" models from this server; registering again closes the last one's client."""
+    registry.register_provider(
+        "faulty-", lambda: OpenAIProvider(base_url=base_url, api_key=API_KEY, max_retries=sdk_retries)
+    )
 
 
 @pytest.fixture(autouse=True)
-def faulty_provider() -> Iterator[Endpoint]:
-    registry.register_provider(
-        "faulty-",
-        lambda: OpenAIProvider(base_url=ENDPOINT.base_url, api_key=API_KEY, max_retries=ENDPOINT.sdk_retries),
-    )
+def faulty_provider() -> Iterator[None]:
     try:
-        yield ENDPOINT
+        yield
     finally:
-        registry._FACTORIES.pop("faulty-")
+        registry.unregister_provider("faulty-")
 
 
 # -- what a run does: the plan --------------------------------------------------------------
@@ -434,7 +428,7 @@ def every_fault() -> Scenario:
 
 
 def one_run(scenario: Scenario, tally: Tally, capsys: pytest.CaptureFixture[str]) -> None:
-    ENDPOINT.sdk_retries = sdk_retries = scenario.sdk_retries
+    sdk_retries = scenario.sdk_retries
     plans, mode, where = scenario.plans, scenario.mode, scenario.where
     source = "".join(p.line() for p in plans)
     tools = Tools()
@@ -445,7 +439,7 @@ def one_run(scenario: Scenario, tally: Tally, capsys: pytest.CaptureFixture[str]
         settings["timeout"] = scenario.deadline
     events: list[Event] = []
     with LLMServer() as server:
-        ENDPOINT.base_url = server.base_url
+        use_endpoint(server.base_url, sdk_retries)
         for plan in plans:
             for req in plan.requests:
                 if req.kind in ("429", "500"):
@@ -620,7 +614,11 @@ def open_loops() -> int:
 
 
 def thread_names() -> Counter[str]:
-    return Counter(t.name for t in threading.enumerate())
+    """Threads but the process's network loop and its resolvers (at most 1 + RESOLVER_THREADS, checked)."""
+    names = Counter(t.name for t in threading.enumerate())
+    shared = sum(n for name, n in names.items() if name.startswith(network.THREAD_NAME))
+    assert shared <= 1 + network.RESOLVER_THREADS, names
+    return Counter({name: n for name, n in names.items() if not name.startswith(network.THREAD_NAME)})
 
 
 def settle(baseline: Counter[str], timeout: float = 5.0) -> Counter[str]:
@@ -686,10 +684,9 @@ def test_randomized_fault_runs_lose_nothing_and_leak_nothing(capsys: pytest.Capt
 
 
 @pytest.fixture
-def server(faulty_provider: Endpoint) -> Iterator[LLMServer]:
+def server() -> Iterator[LLMServer]:
     with LLMServer() as local:
-        faulty_provider.base_url = local.base_url
-        faulty_provider.sdk_retries = 0
+        use_endpoint(local.base_url, sdk_retries=0)
         yield local
 
 
@@ -705,7 +702,7 @@ def run_flow(source: str, **ns: Any) -> tuple[Run, list[Event]]:
         ({"status": 500, "message": "upstream broke"}, "InternalServerError: Error code: 500 - upstream broke"),
         ({"status": 429, "retry_after": 7}, "RateLimitError: Error code: 429"),
         ({"malformed": True}, "no choices"),
-        ({"drop": True}, "APIConnectionError: Connection error."),
+        ({"drop": True}, "Server disconnected"),  # the transport's cause is named: the SDK's own words vary
         ({"drop": True, "after_chunks": 2}, "APIConnectionError"),
         ({"malformed": True, "after_chunks": 2}, "not JSON"),
     ],
@@ -746,7 +743,7 @@ def test_a_slow_answer_within_the_timeout_arrives_and_one_past_it_times_out(serv
 def test_retry_after_is_honoured_by_the_sdk_and_by_the_steps_retries(server: LLMServer) -> None:
     # Needs the executor patch in the report (_retry_delay): the executor jitters the step's wait
     # down to half of the Retry-After it was given, so without it some of these waits are too short.
-    ENDPOINT.sdk_retries = 1
+    use_endpoint(server.base_url, sdk_retries=1)
     server.fail_next(429, retry_after=0.2, times=8)
     run, events = run_flow('@retries(3, backoff=0.01)\na = llm("hi")\n')
     seen = server.chat_requests

@@ -283,7 +283,7 @@ def test_registered_prefix_gets_its_own_provider() -> None:
     try:
         asyncio.run(main())
     finally:
-        registry._FACTORIES.pop("fake-")
+        registry.unregister_provider("fake-")
     assert len(made) == 1 and made[0].closed
 
 

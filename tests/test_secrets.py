@@ -69,7 +69,9 @@ def plant_failures(server: LLMServer) -> None:
     server.fail_next(401, message=f"Incorrect API key provided: {KEY}.", match="[401]", times=2)
     server.fail_next(500, retry_after=0.01, message=f"upstream refused the key {KEY}", match="[500]", times=6)
     server.fail_next(429, retry_after=0.01, message=f"rate limited for key {KEY}", match="[429]", times=6)
-    server.fail_next(drop=True, after_chunks=1, match="[drop]", times=2)  # mid-stream: the SDK does not retry
+    # no view watches in a plain shell, so answers come whole: dropped before any byte, and the SDK
+    # retries that twice, on each of the step's two attempts
+    server.fail_next(drop=True, match="[drop]", times=6)
 
 
 FLOW = """\

@@ -38,9 +38,9 @@ from typing import Any
 
 from ..flow.compile import Code, CompiledFlow
 from ..flow.model import RunSettings, Step
-from ..llm import provider_for, resolve_model
+from ..llm import ask, resolve_model
 from ..llm.prices import cost
-from ..llm.protocol import LLMError, LLMRequest, answer
+from ..llm.protocol import LLMError, LLMRequest
 from ..llm.template import render
 from . import events as ev
 from .cache import MISS, StepCache, step_keys
@@ -903,8 +903,8 @@ class Execution:
             shown["answer"] = text
             self.emit(ev.TEXT, label, detail=dict(shown))  # a snapshot: the dict grows
 
-        try:
-            response = await answer(provider_for(model), request, on_text)
+        try:  # streamed only when someone watches: a whole answer costs the client less
+            response = await ask(request, on_text if self.observers else None)
         except LLMError as exc:
             if exc.raw is not None:  # e.g. an answer that does not fit the schema: show it
                 shown["answer"] = exc.raw

@@ -6,7 +6,14 @@ Importing this package is cheap: the ``openai`` SDK is imported only when an
 
 from flowmagic.llm.prices import PRICES, Price, cost, set_price
 from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, Provider, StreamingProvider, answer
-from flowmagic.llm.registry import aclose_providers, provider_for, register_provider, resolve_model
+from flowmagic.llm.registry import (
+    aclose_providers,
+    ask,
+    provider_for,
+    register_provider,
+    resolve_model,
+    unregister_provider,
+)
 
 __all__ = [
     "PRICES",
@@ -18,9 +25,11 @@ __all__ = [
     "StreamingProvider",
     "aclose_providers",
     "answer",
+    "ask",
     "cost",
     "provider_for",
     "register_provider",
     "resolve_model",
     "set_price",
+    "unregister_provider",
 ]

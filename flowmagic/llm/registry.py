@@ -2,20 +2,25 @@
 
 Network clients (httpx under the ``openai`` SDK) are bound to the event loop they
 first run on, so providers are cached per running loop and closed with
-:func:`aclose_providers` before that loop closes.
+:func:`aclose_providers` before that loop closes. :func:`ask`, which steps use,
+makes every call but the offline model's on the process's network loop
+(:mod:`flowmagic.llm.network`), so one client per configuration, with its pooled
+connections, serves every run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import threading
 import weakref
 from collections.abc import Callable, Hashable
 
+from flowmagic.llm.network import on_network, relay
 from flowmagic.llm.offline import OfflineProvider
-from flowmagic.llm.protocol import Provider
+from flowmagic.llm.protocol import LLMRequest, LLMResponse, Provider, TextCallback, answer
 
 OFFLINE_MODEL = "offline"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -49,11 +54,14 @@ def resolve_model(model: str | None) -> str:
 def register_provider(prefix: str, factory: ProviderFactory) -> None:
     """Answer model names starting with ``prefix`` with providers made by ``factory``.
 
-    ``factory()`` is called at most once per event loop; the provider it returns
-    is shared by every matching model on that loop and closed by
-    :func:`aclose_providers`. The longest matching prefix wins; registering a
-    prefix again replaces its factory. The provider needs ``complete`` and
-    ``aclose``; it may add ``stream`` (see :class:`~flowmagic.llm.protocol.StreamingProvider`).
+    ``factory()`` is called once, on the network loop (at most once per event
+    loop when :func:`provider_for` is called directly); the provider it returns
+    is shared by every matching model and every run, and closed by
+    :func:`aclose_providers` when its loop ends. The longest matching prefix wins.
+    Registering a prefix again replaces its factory and closes the providers the
+    old one made, so the next call gets a new one. The provider needs
+    ``complete`` and ``aclose``; it may add ``stream`` (see
+    :class:`~flowmagic.llm.protocol.StreamingProvider`).
 
     Example::
 
@@ -64,6 +72,28 @@ def register_provider(prefix: str, factory: ProviderFactory) -> None:
         raise ValueError("prefix must be a non-empty string")
     with _lock:
         _FACTORIES[prefix] = factory
+        stale = _forget(("prefix", prefix))
+    _close_soon(stale)
+
+
+def unregister_provider(prefix: str) -> None:
+    """Forget ``prefix``'s factory and close the providers it made (a missing prefix is fine)."""
+    with _lock:
+        _FACTORIES.pop(prefix, None)
+        stale = _forget(("prefix", prefix))
+    _close_soon(stale)
+
+
+def _forget(key: Hashable) -> list[tuple[asyncio.AbstractEventLoop, Provider]]:
+    """Take ``key``'s providers out of every loop's cache (the caller holds ``_lock``)."""
+    return [(loop, cache.pop(key)) for loop, cache in list(_by_loop.items()) if key in cache]
+
+
+def _close_soon(providers: list[tuple[asyncio.AbstractEventLoop, Provider]]) -> None:
+    """Close each provider on its own loop, without waiting (calls already under way may fail)."""
+    for loop, provider in providers:
+        with contextlib.suppress(RuntimeError):  # that loop has closed, and its sockets with it
+            asyncio.run_coroutine_threadsafe(provider.aclose(), loop)
 
 
 def _openai_key() -> tuple[str, str | None, str | None]:
@@ -98,6 +128,23 @@ def provider_for(model: str) -> Provider:
                 provider = OpenAIProvider()
             cache[key] = provider
     return provider
+
+
+async def ask(request: LLMRequest, on_text: TextCallback | None = None) -> LLMResponse:
+    """Answer ``request`` with its model's provider, streaming to ``on_text`` when it can.
+
+    The offline model answers on the running loop. Every other provider answers
+    on the network loop, shared by all runs, and ``on_text`` is called back on
+    the running loop, in order, before the answer returns.
+    """
+    if request.model == OFFLINE_MODEL:
+        return await answer(_OFFLINE, request, on_text)
+    callback = relay(on_text) if on_text is not None else None
+
+    async def there() -> LLMResponse:
+        return await answer(provider_for(request.model), request, callback)
+
+    return await on_network(there())
 
 
 async def aclose_providers() -> None:
