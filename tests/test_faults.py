@@ -52,6 +52,7 @@ from flowmagic.engine import events as ev
 from flowmagic.engine.cache import default_cache
 from flowmagic.engine.history import default_history
 from flowmagic.engine.runner import run_blocking
+from flowmagic.engine.workers import shared_pool
 from flowmagic.llm import network, registry
 from flowmagic.llm.openai_provider import LLMStatusError, OpenAIProvider
 from flowmagic.llm.protocol import LLMError
@@ -614,11 +615,13 @@ def open_loops() -> int:
 
 
 def thread_names() -> Counter[str]:
-    """Threads but the process's network loop and its resolvers (at most 1 + RESOLVER_THREADS, checked)."""
-    names = Counter(t.name for t in threading.enumerate())
-    shared = sum(n for name, n in names.items() if name.startswith(network.THREAD_NAME))
-    assert shared <= 1 + network.RESOLVER_THREADS, names
-    return Counter({name: n for name, n in names.items() if not name.startswith(network.THREAD_NAME)})
+    """Threads at work: not the network loop and its resolvers (at most 1 + RESOLVER_THREADS,
+    checked), nor the shared pool's idle workers; all of them outlive runs, by design."""
+    names = sorted(t.name for t in threading.enumerate())
+    assert sum(n.startswith(network.THREAD_NAME) for n in names) <= 1 + network.RESOLVER_THREADS, names
+    workers = [n for n in names if n.startswith("flowmagic-worker-")]
+    kept = [n for n in names if not n.startswith(network.THREAD_NAME) and n not in workers]
+    return Counter(kept + workers[shared_pool().idle :])
 
 
 def settle(baseline: Counter[str], timeout: float = 5.0) -> Counter[str]:

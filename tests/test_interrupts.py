@@ -36,6 +36,7 @@ pytestmark = pytest.mark.timeout(300)
 SETUP = '''
 %load_ext flowmagic
 import asyncio, gc, threading, time
+from flowmagic.engine.workers import shared_pool
 from pathlib import Path
 
 MARKS = Path(MARKS_DIR)
@@ -76,7 +77,10 @@ def element(run, i, *deps):
     return tick(run, f"e{i}") if i < 2 else hold(run, f"e{i}")
 
 def extra_threads():
-    return sorted(t.name for t in threading.enumerate() if t.ident not in BASE_THREADS)
+    """Threads started since the setup, but the shared pool's idle workers (they outlive runs)."""
+    names = sorted(t.name for t in threading.enumerate() if t.ident not in BASE_THREADS)
+    workers = [n for n in names if n.startswith("flowmagic-worker-")]
+    return [n for n in names if n not in workers] + workers[shared_pool().idle:]
 
 def open_loops():
     gc.collect()

@@ -47,7 +47,7 @@ from .cache import MISS, StepCache, step_keys
 from .evaluate import LLMCall, deferred_llm, is_awaitable, namespace, where
 from .record import Recorder, Run, StepRecord
 from .remote import NotSendableError, Remote, check, evaluate, pack
-from .workers import WorkerPool
+from .workers import WorkerPool, shared_pool
 
 #: A map larger than this is refused with an error rather than flooding the machine.
 MAX_MAP_ELEMENTS = 1_000_000
@@ -228,8 +228,7 @@ class Execution:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._done: asyncio.Event | None = None
-        self._pool = pool  # the caller's (a batch's rows share one), or the run's own
-        self._own_pool = pool is None
+        self._pool = pool  # the caller's (a batch's rows share one), or the process's shared pool
         self._limits: dict[str | None, _Limit] = {}
         self._chains: dict[str | None, tuple[_Limit, ...]] = {}  # by the step's group
         self._async_callees: dict[Any, bool] = {}
@@ -310,7 +309,7 @@ class Execution:
             if group.workers:
                 self._limits[gname] = _Limit(group.workers)
         if self._pool is None:
-            self._pool = WorkerPool(self.name)
+            self._pool = shared_pool()
         with self._lock:
             self._record(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
             if self.cancel_reason is not None:  # cancelled before it started
@@ -347,11 +346,8 @@ class Execution:
 
     def _finish(self) -> None:
         with self._lock:
+            # a thread still inside abandoned user code goes back to the pool when that returns
             self.abandoned += sum(1 for f in self.threads if not f.done()) + len(self.on_threads)
-            assert self._pool is not None
-            # idle threads exit now; a thread still inside abandoned user code exits when that returns
-            if self._own_pool:
-                self._pool.shutdown()
             if self.failed_stop or (self.cancel_reason is None and any(s == "failed" for s in self._statuses())):
                 status = "failed"
             elif self.cancel_reason is not None:
@@ -363,8 +359,6 @@ class Execution:
                 detail={"status": status, "reason": self.cancel_reason, "abandoned_threads": self.abandoned},
             )
         self._deliver()
-        if not self.abandoned and self._own_pool:
-            self._pool.join()
 
     def _statuses(self) -> list[str]:
         return [r.status for r in self.run.steps.values()]

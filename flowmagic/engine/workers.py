@@ -4,10 +4,17 @@ Like ``ThreadPoolExecutor``, but its threads are daemons and it never caps them:
 the executor's semaphores already bound how many steps run at once, and a step
 abandoned by a timeout or a cancel (threads cannot be killed) must neither take
 a worker away from the rest of the run nor keep the interpreter from exiting.
+
+Runs share one process-wide pool (:func:`shared_pool`), so a run starts its
+steps on threads the last run left idle instead of starting new ones (about
+0.2 ms each on two cores: 16 parallel steps waited up to 5 ms for their threads).
+A thread idle for :data:`IDLE_SECONDS` exits.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -16,10 +23,17 @@ from typing import Any
 
 _STOP = None
 
+#: How long a thread of the shared pool waits for work before it exits.
+IDLE_SECONDS = 60.0
+
 
 class WorkerPool:
-    def __init__(self, name: str) -> None:
+    """Threads named ``flowmagic-NAME-N``; with ``idle_timeout``, one idle that long exits."""
+
+    def __init__(self, name: str, idle_timeout: float | None = None) -> None:
         self._name = name
+        self._idle_timeout = idle_timeout
+        self._numbers = itertools.count()
         self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
         )
@@ -39,16 +53,30 @@ class WorkerPool:
                 self._idle -= 1  # claim an idle thread for this item
             else:
                 thread = threading.Thread(
-                    target=self._work, name=f"flowmagic-{self._name}-{len(self._threads)}", daemon=True
+                    target=self._work, name=f"flowmagic-{self._name}-{next(self._numbers)}", daemon=True
                 )
                 self._threads.append(thread)
                 thread.start()
         self._queue.put((future, fn, args))
         return future
 
+    @property
+    def idle(self) -> int:
+        """Threads waiting for work (the rest are running a step, or about to)."""
+        return self._idle
+
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    # exit only if no submit has claimed an idle thread it is counting on
+                    if self._idle:
+                        self._idle -= 1
+                        self._threads.remove(threading.current_thread())
+                        return
+                continue
             if item is _STOP:
                 return
             self._one(*item)
@@ -78,3 +106,26 @@ class WorkerPool:
         """Wait for every thread to exit (after :meth:`shutdown`)."""
         for thread in self._threads:
             thread.join()
+
+
+_shared: WorkerPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> WorkerPool:
+    """The process's pool that runs use unless given one (started on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = WorkerPool("worker", idle_timeout=IDLE_SECONDS)
+        return _shared
+
+
+def _forget_in_child() -> None:
+    # a forked child has the pool's bookkeeping but none of its threads
+    global _shared
+    _shared = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
