@@ -64,13 +64,11 @@ def max_overlap(run: Run, names: list[str]) -> int:
 def flowmagic_threads() -> list[str]:
     """flowmagic's threads at work: the process's network loop and the shared pool's idle
     workers outlive every run, by design, and are left out."""
-    names = sorted(
+    return shared_pool().at_work(
         t.name
         for t in threading.enumerate()
         if t.name.startswith("flowmagic") and not t.name.startswith(network.THREAD_NAME)
     )
-    workers = [n for n in names if n.startswith("flowmagic-worker-")]
-    return [n for n in names if n not in workers] + workers[shared_pool().idle :]
 
 
 def wait_for_no_flowmagic_threads(timeout: float = 5.0) -> None:

@@ -619,9 +619,7 @@ def thread_names() -> Counter[str]:
     checked), nor the shared pool's idle workers; all of them outlive runs, by design."""
     names = sorted(t.name for t in threading.enumerate())
     assert sum(n.startswith(network.THREAD_NAME) for n in names) <= 1 + network.RESOLVER_THREADS, names
-    workers = [n for n in names if n.startswith("flowmagic-worker-")]
-    kept = [n for n in names if not n.startswith(network.THREAD_NAME) and n not in workers]
-    return Counter(kept + workers[shared_pool().idle :])
+    return Counter(shared_pool().at_work(n for n in names if not n.startswith(network.THREAD_NAME)))
 
 
 def settle(baseline: Counter[str], timeout: float = 5.0) -> Counter[str]:

@@ -78,9 +78,7 @@ def element(run, i, *deps):
 
 def extra_threads():
     """Threads started since the setup, but the shared pool's idle workers (they outlive runs)."""
-    names = sorted(t.name for t in threading.enumerate() if t.ident not in BASE_THREADS)
-    workers = [n for n in names if n.startswith("flowmagic-worker-")]
-    return [n for n in names if n not in workers] + workers[shared_pool().idle:]
+    return shared_pool().at_work(t.name for t in threading.enumerate() if t.ident not in BASE_THREADS)
 
 def open_loops():
     gc.collect()

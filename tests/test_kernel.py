@@ -44,9 +44,7 @@ def fetch_user(user_id):
 
 def flowmagic_threads():
     """flowmagic's threads at work: the shared pool's idle workers outlive runs, by design."""
-    names = sorted(t.name for t in threading.enumerate() if "flowmagic" in t.name)
-    workers = [n for n in names if n.startswith("flowmagic-worker-")]
-    return [n for n in names if n not in workers] + workers[shared_pool().idle:]
+    return shared_pool().at_work(t.name for t in threading.enumerate() if "flowmagic" in t.name)
 
 def working():
     """Threads alive but the shared pool's idle workers."""

@@ -49,6 +49,23 @@ def test_idle_threads_take_the_next_work_and_exit_after_the_idle_timeout() -> No
     pool.join()
 
 
+def test_at_work_leaves_out_as_many_of_the_pools_threads_as_are_idle() -> None:
+    pool = WorkerPool("busy")
+    gate = threading.Event()
+    held = pool.submit(gate.wait, 5)
+    done = [pool.submit(lambda: None) for _ in range(2)]
+    assert all(f.result(timeout=5) is None for f in done)
+    assert wait_until(lambda: pool.idle == 2)
+    threads = [*names("busy"), "MainThread"]
+    assert len(pool.at_work(threads)) == 2 and "MainThread" in pool.at_work(threads)  # one worker still holds
+    gate.set()
+    assert held.result(timeout=5)
+    assert wait_until(lambda: pool.idle == 3)
+    assert pool.at_work(threads) == ["MainThread"]
+    pool.shutdown()
+    pool.join()
+
+
 def test_work_submitted_as_idle_threads_time_out_still_runs() -> None:
     pool = WorkerPool("edge", idle_timeout=0.02)
     for round_ in range(50):  # submits land on every side of the timeouts

@@ -17,7 +17,7 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -64,6 +64,17 @@ class WorkerPool:
     def idle(self) -> int:
         """Threads waiting for work (the rest are running a step, or about to)."""
         return self._idle
+
+    def at_work(self, names: Iterable[str]) -> list[str]:
+        """Thread ``names``, sorted, less as many of this pool's threads as are idle.
+
+        The pool counts its idle threads but does not say which: the last of its
+        own names are the ones left out. For checks that nothing is left running.
+        """
+        prefix = f"flowmagic-{self._name}-"
+        names = sorted(names)
+        mine = [n for n in names if n.startswith(prefix)]
+        return [n for n in names if not n.startswith(prefix)] + mine[self._idle :]
 
     def _work(self) -> None:
         while True:

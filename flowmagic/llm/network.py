@@ -31,7 +31,12 @@ _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 
 
-def _serve(loop: asyncio.AbstractEventLoop) -> None:
+def serve(loop: asyncio.AbstractEventLoop, *, join_executor: bool = False) -> None:
+    """A loop thread's body: run ``loop`` until stopped, then close its providers and the loop.
+
+    With ``join_executor`` the loop's default executor's threads are joined too
+    (the network loop's resolvers); a run's loop leaves them to end on their own.
+    """
     asyncio.set_event_loop(loop)
     try:
         loop.run_forever()
@@ -41,7 +46,8 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         try:
             loop.run_until_complete(aclose_providers())
             loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            if join_executor:
+                loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -56,7 +62,9 @@ def network_loop() -> asyncio.AbstractEventLoop:
             _loop.set_default_executor(
                 concurrent.futures.ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix=THREAD_NAME)
             )
-            _thread = threading.Thread(target=_serve, args=(_loop,), name=THREAD_NAME, daemon=True)
+            _thread = threading.Thread(
+                target=serve, args=(_loop,), kwargs={"join_executor": True}, name=THREAD_NAME, daemon=True
+            )
             _thread.start()
         return _loop
 
