@@ -235,6 +235,112 @@ def test_map_element_failures_keep_the_other_results() -> None:
     assert run.steps["ys[2]"].status == "failed" and run.steps["ys[3]"].status == "succeeded"
 
 
+def element_events(events: list[Event], kind: str) -> list[int]:
+    """The indices of the map elements that had a ``kind`` event, in the order they had it."""
+    return [e.detail["index"] for e in events if e.kind == kind and e.detail and "map" in e.detail]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_map_elements_start_in_order_within_the_groups_limit(kind: str) -> None:
+    async def anap(seconds: float, x: int) -> int:
+        await asyncio.sleep(seconds)
+        return x
+
+    nap = anap if kind == "async" else lambda s, x: time.sleep(s) or x
+    flow = make("parallel (workers=3):\n    ys = [nap(0.05, x) for x in range(12)]\n", nap=nap)
+    run, events = recorded(flow)
+    assert run["ys"] == list(range(12))
+    assert element_events(events, ev.QUEUED) == list(range(12))  # all of them, before any started
+    assert element_events(events, ev.STARTED) == list(range(12))
+    assert max_overlap(run, [f"ys[{i}]" for i in range(12)]) == 3
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_step_waiting_for_a_maps_slot_gets_the_next_one_not_the_maps_end(kind: str) -> None:
+    async def anap(seconds: float, x: int) -> int:
+        await asyncio.sleep(seconds)
+        return x
+
+    nap = anap if kind == "async" else lambda s, x: time.sleep(s) or x
+    text = "a = nap(0.12, 0)\nparallel (workers=2):\n    ys = [nap(0.05, x) for x in range(20)]\n    z = nap(0.01, a)\n"
+    run = make(text, nap=nap).run()
+    assert run.status == "succeeded" and run["ys"] == list(range(20))
+    a, z, ys = run.steps["a"], run.steps["z"], run.steps["ys"]
+    assert a.finished is not None and z.started is not None and z.finished is not None
+    assert z.started - a.finished < 0.08  # one element's time, not the rest of the map's 0.5 s
+    assert ys.finished is not None and z.finished < ys.finished - 0.2
+    assert max_overlap(run, ["z", *(f"ys[{i}]" for i in range(20))]) == 2
+
+
+def test_map_failures_report_the_first_element_in_order_not_the_first_to_fail() -> None:
+    def check(x: int) -> int:
+        time.sleep(0.2 if x == 1 else 0.0)
+        if x in (1, 3):
+            raise ValueError(f"bad {x}")
+        return x
+
+    run = make("ys = [check(x) for x in range(5)]\n", check=check, workers=4).run()
+    error = run.steps["ys"].error
+    assert isinstance(error, MapError) and list(error.failures) == [1, 3]
+    assert "first: ys[1]: ValueError: bad 1" in str(error)
+    assert run.steps["ys[3]"].finished < run.steps["ys[1]"].finished  # type: ignore[operator]
+
+
+def test_sync_callees_that_return_coroutines_are_awaited_within_the_limit() -> None:
+    level, most = [0], [0]
+
+    async def later(x: int) -> int:
+        level[0] += 1
+        most[0] = max(most[0], level[0])
+        await asyncio.sleep(0.03)
+        level[0] -= 1
+        return x * 2
+
+    run = make(
+        "ys = [make_coro(later, x) for x in range(8)]\n", later=later, make_coro=lambda f, x: f(x), workers=2
+    ).run()
+    assert run["ys"] == [x * 2 for x in range(8)]
+    assert most[0] == 2
+
+
+def test_a_map_whose_elements_call_different_functions_runs_each_where_it_belongs() -> None:
+    async def twice(x: int) -> tuple[int, str]:
+        await asyncio.sleep(0.01)
+        return x * 2, threading.current_thread().name
+
+    def thrice(x: int) -> tuple[int, str]:
+        time.sleep(0.01)
+        return x * 3, threading.current_thread().name
+
+    pairs = [(twice if x % 2 else thrice, x) for x in range(6)]
+    run = make("ys = [f(x) for f, x in pairs]\n", pairs=pairs).run()
+    assert [v for v, _ in run["ys"]] == [0, 2, 6, 6, 12, 10]
+    threads = [t for _, t in run["ys"]]
+    assert all(t.startswith("flowmagic-worker") for t in threads[0::2])  # sync: on a worker
+    assert not any(t.startswith("flowmagic-worker") for t in threads[1::2])  # async: on the run's loop
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_map_cancelled_midway_cancels_every_element_without_an_outcome(kind: str) -> None:
+    async def anap(seconds: float, x: int) -> int:
+        await asyncio.sleep(seconds)
+        return x
+
+    nap = anap if kind == "async" else lambda s, x: time.sleep(s) or x
+    flow = make("ys = [nap(0.1, x) for x in range(30)]\nz = ys\n", nap=nap, workers=3, timeout=0.25)
+    run, events = recorded(flow)
+    assert run.status == "cancelled"
+    statuses = Counter(run.steps[f"ys[{i}]"].status for i in range(30))
+    assert statuses["succeeded"] == 6 and statuses["cancelled"] == 24, statuses
+    assert run.steps["ys"].status == run.steps["z"].status == "cancelled"
+    # nothing started after the cancel, and each element had exactly one outcome
+    cancelled_at = min(e.time for e in events if e.kind == ev.CANCELLED)
+    assert all(e.time <= cancelled_at for e in events if e.kind == ev.STARTED)
+    outcomes = Counter(e.step for e in events if e.kind in (ev.FINISHED, ev.FAILED, ev.CANCELLED))
+    assert set(outcomes.values()) == {1}
+    wait_for_no_flowmagic_threads()
+
+
 # -- failures, retries, timeouts ------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 A step is queued the moment its last dependency succeeds, so there are no
 lock-step rounds. Sync code runs on worker threads, coroutines and ``llm`` calls
 on an event loop. Concurrency is bounded by the run's ``workers`` and each
-``parallel (workers=N)`` group's: a step claims a slot of each (:class:`_Claim`),
+``parallel (workers=N)`` group's: a step claims a slot of each (:class:`Claim`),
 and a finishing step hands its slot straight to the next one in line.
 
 Nothing is handed between threads that need not be. A plain sync call (no
@@ -12,6 +12,10 @@ that finishes it starts the steps it made ready itself, running one of them next
 so a chain of sync steps stays on one thread; a loop step's task likewise goes on
 with the next loop step. The scheduling state is therefore shared by the loop and
 the worker threads, under one lock held only for bookkeeping, never around user code.
+
+A map's elements are not a task each: a few pullers, one for each slot the map can
+use, take the elements in order and run them back to back, on worker threads when
+they are plain sync calls and as tasks on the loop otherwise (see :class:`Elements`).
 
 Everything observable is an :class:`~flowmagic.engine.events.Event`: the run's
 record is updated as it happens, and the observers get every event on the loop's
@@ -44,6 +48,7 @@ from ..llm.protocol import LLMError, LLMRequest
 from ..llm.template import render
 from . import events as ev
 from .cache import MISS, StepCache, step_keys
+from .claims import Claim, Limit, give, resolve, share, take
 from .evaluate import LLMCall, deferred_llm, is_awaitable, namespace, where
 from .record import Recorder, Run, StepRecord
 from .remote import NotSendableError, Remote, check, evaluate, pack
@@ -84,79 +89,47 @@ def retry_delay(error: BaseException, backoff: float, attempt: int) -> float:
     return delay
 
 
-class _Limit:
-    """One concurrency limit (the run's workers, or a group's): free slots and a line of claims."""
-
-    __slots__ = ("free", "line")
-
-    def __init__(self, size: int) -> None:
-        self.free = size
-        self.line: deque[_Claim] = deque()
+UNSET: Any = object()  # an element with no outcome yet
 
 
-class _Claim:
-    """A step's way through its limits, taken in a fixed order (outermost group first, the run's last).
+class Elements:
+    """A map's elements and their outcomes, taken in order by the map's pullers.
 
-    It holds ``limits[:held]``; where a limit is full it waits in that limit's line,
-    holding what it has, until a finishing step hands it the slot. A granted claim runs
-    on a worker thread (a direct step) or ``on_loop`` as a task; ``future`` is set while
-    a task already running waits for its slots (a map's elements).
+    A puller is a claim on one slot of the map's limits: it runs element after element
+    while it holds the slot and no one else waits for it, so a map of 10,000 items costs
+    a few tasks or thread hand-offs rather than 10,000. The fields change under the run's lock.
     """
 
-    __slots__ = ("begun", "dead", "future", "held", "info", "limits", "ns", "on_loop", "step")
+    __slots__ = ("bindings", "code", "done", "failures", "kind", "left", "name", "next", "ns")
+    __slots__ += ("results", "stopped", "targets", "tasks")
 
     def __init__(
-        self, step: str, limits: tuple[_Limit, ...], ns: dict[str, Any] | None = None, on_loop: bool = False
+        self, name: str, code: Code, targets: tuple[str, ...], bindings: list[Any], ns: dict[str, Any], done: Any
     ) -> None:
-        self.step = step
-        self.limits = limits
+        self.name = name
+        self.code = code
+        self.kind = "llm" if code.llm else "call"
+        self.targets = targets
+        self.bindings = bindings
         self.ns = ns
-        self.on_loop = on_loop  # the step runs as a task on the loop, not on a worker thread
-        self.held = 0
-        self.dead = False  # given up (cancelled) while in a line
-        self.begun = False  # a direct step: STARTED is recorded and the thread counted
-        self.future: asyncio.Future[None] | None = None
-        self.info: dict[str, Any] = {}
+        self.done: asyncio.Future[None] = done  # resolved when the last element has an outcome
+        self.results: list[Any] = [UNSET] * len(bindings)  # each element's value or error
+        self.failures: dict[int, BaseException] = {}
+        self.left = len(bindings)  # elements without an outcome
+        self.next = 0  # the next element to start
+        self.stopped = False  # the map was cancelled: outcomes that come later are dropped
+        self.tasks: set[asyncio.Task[None]] = set()  # the pullers on the loop
 
+    def label(self, index: int) -> str:
+        return f"{self.name}[{index}]"
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    def detail(self, index: int) -> dict[str, Any]:
+        return {"map": self.name, "index": index, "kind": self.kind}
 
-
-def _take(claim: _Claim) -> bool:
-    """Take ``claim``'s limits in order; False if it had to join a line. Call under the run's lock."""
-    limits = claim.limits
-    while claim.held < len(limits):
-        limit = limits[claim.held]
-        if limit.free and not limit.line:
-            limit.free -= 1
-            claim.held += 1
-        else:
-            limit.line.append(claim)
-            return False
-    return True
-
-
-def _give(claim: _Claim) -> list[_Claim]:
-    """Release what ``claim`` holds, handing each slot to the next live claim in line.
-
-    Returns the claims that now hold all their limits. Call under the run's lock.
-    """
-    granted: list[_Claim] = []
-    for limit in reversed(claim.limits[: claim.held]):
-        while limit.line:
-            waiting = limit.line.popleft()
-            if waiting.dead:
-                continue
-            waiting.held += 1
-            if _take(waiting):
-                granted.append(waiting)
-            break
-        else:
-            limit.free += 1
-    claim.held = 0
-    return granted
+    def namespace(self, index: int) -> dict[str, Any]:
+        ns = self.ns.copy()
+        ns.update(zip(self.targets, self.bindings[index], strict=True))
+        return ns
 
 
 class Execution:
@@ -229,8 +202,8 @@ class Execution:
         self._loop_thread = 0
         self._done: asyncio.Event | None = None
         self._pool = pool  # the caller's (a batch's rows share one), or the process's shared pool
-        self._limits: dict[str | None, _Limit] = {}
-        self._chains: dict[str | None, tuple[_Limit, ...]] = {}  # by the step's group
+        self._limits: dict[str | None, Limit] = {}
+        self._chains: dict[str | None, tuple[Limit, ...]] = {}  # by the step's group
         self._async_callees: dict[Any, bool] = {}
 
     # -- events -----------------------------------------------------------------
@@ -304,10 +277,10 @@ class Execution:
         self._loop_thread = threading.get_ident()
         self._done = asyncio.Event()
         workers = 1 if self.settings.sequential else self.settings.workers
-        self._limits[None] = _Limit(workers)
+        self._limits[None] = Limit(workers)
         for gname, group in self.groups.items():
             if group.workers:
-                self._limits[gname] = _Limit(group.workers)
+                self._limits[gname] = Limit(group.workers)
         if self._pool is None:
             self._pool = shared_pool()
         with self._lock:
@@ -466,7 +439,7 @@ class Execution:
             self.failed_stop = True
             self._cancel_locked(f"'{name}' failed and on_error is 'stop'")
 
-    def _chain(self, name: str) -> tuple[_Limit, ...]:
+    def _chain(self, name: str) -> tuple[Limit, ...]:
         """The limits a step takes: its groups' (outermost first), then the run's."""
         innermost = self.steps[name].group
         chain = self._chains.get(innermost)
@@ -491,7 +464,7 @@ class Execution:
         return self.inputs[name]
 
     # -- starting steps (any thread, without ``_lock``) ------------------------------
-    def _launch(self, names: list[str], keep: str | None = None) -> _Claim | None:
+    def _launch(self, names: list[str], keep: str | None = None) -> Claim | None:
         """Start steps whose dependencies are done.
 
         A cached step succeeds at once (and may make more steps ready); a direct step claims
@@ -501,7 +474,7 @@ class Execution:
         The claims are queued under one hold of the lock, however many there are.
         """
         todo = deque(names)
-        kept: _Claim | None = None
+        kept: Claim | None = None
         while todo:
             claims = []
             while todo:
@@ -518,7 +491,7 @@ class Execution:
                     self.state[claim.step] = "queued"
                     if self.observers:  # the record itself has no use for it
                         self._record(ev.QUEUED, claim.step)
-                    if not _take(claim):
+                    if not take(claim):
                         continue  # it waits in line; a finishing step hands it the slot
                     if kept is None and keep == ("loop" if claim.on_loop else "thread"):
                         kept = claim
@@ -530,7 +503,7 @@ class Execution:
                 self._submit(claim)
         return kept
 
-    def _prepare(self, name: str) -> list[str] | _Claim | None:
+    def _prepare(self, name: str) -> list[str] | Claim | None:
         """Get a ready step going: the children a cache hit made ready, its claim, or None (it failed)."""
         key = self.keys.get(name)
         if key is not None and name not in self.force:
@@ -556,19 +529,21 @@ class Execution:
                         self._failed(name, exc)
                 return None
         # a map takes its slots per element, in its task
-        claim = _Claim(name, () if self.steps[name].kind == "map" else self._chain(name), ns, on_loop)
+        claim = Claim(name, () if self.steps[name].kind == "map" else self._chain(name), ns, on_loop)
         claim.info = info
         return claim
 
-    def _task(self, claim: _Claim) -> None:
+    def _task(self, claim: Claim) -> None:
         """On the loop: run a granted loop step as a task (which lets it go if a cancel came first)."""
         assert self.loop is not None
         self.tasks[claim.step] = self.loop.create_task(self._steps(claim))
 
-    def _submit(self, claim: _Claim) -> None:
+    def _submit(self, claim: Claim) -> None:
         assert self._pool is not None
         if claim.future is not None:  # a task waiting for its slots
-            self._soon(_resolve, claim.future)
+            self._soon(resolve, claim.future)
+        elif claim.elements is not None:  # a map's puller on threads (one on the loop waits on a future)
+            self._pool.submit(self._pull, claim)
         elif claim.on_loop:
             if threading.get_ident() == self._loop_thread:
                 self._task(claim)
@@ -577,12 +552,12 @@ class Execution:
         else:
             self._pool.submit(self._direct, claim)
 
-    def _granted(self, claims: list[_Claim]) -> None:
+    def _granted(self, claims: list[Claim]) -> None:
         """Start the claims a finishing step's slots were handed to."""
         for claim in claims:
             self._submit(claim)
 
-    def _keep(self, claims: list[_Claim], on_loop: bool = False) -> _Claim | None:
+    def _keep(self, claims: list[Claim], on_loop: bool = False) -> Claim | None:
         """Under ``_lock``: take a claim out of ``claims`` for the caller to run next.
 
         A worker thread keeps a direct step's claim (begun here); a task keeps a loop step's.
@@ -595,7 +570,7 @@ class Execution:
                 return claim
         return None
 
-    def _begin(self, claim: _Claim) -> None:
+    def _begin(self, claim: Claim) -> None:
         """Under ``_lock``: a direct step starts (unless a cancel settled it while it waited)."""
         if self.state[claim.step] != "final":
             self.on_threads.add(claim.step)
@@ -603,12 +578,12 @@ class Execution:
             claim.begun = True
 
     # -- direct steps (on a worker thread) --------------------------------------------
-    def _direct(self, claim: _Claim | None) -> None:
+    def _direct(self, claim: Claim | None) -> None:
         """Run a granted claim here, then whatever it makes ready that can follow on this thread."""
         while claim is not None:
             claim = self._direct_step(claim)
 
-    def _direct_step(self, claim: _Claim) -> _Claim | None:
+    def _direct_step(self, claim: Claim) -> Claim | None:
         """Run one direct step; return the next to run on this thread, if any (already begun).
 
         The bookkeeping around a step takes the lock once: finishing one step, and beginning
@@ -620,7 +595,7 @@ class Execution:
                 self._begin(claim)
         if not claim.begun:  # cancelled while it waited for its slots
             with self._lock:
-                granted = _give(claim)
+                granted = give(claim)
                 keep = self._keep(granted)
             self._granted(granted)
             return keep
@@ -642,7 +617,7 @@ class Execution:
             note = self.cache.put(key, (value, {}))
         with self._lock:
             self.on_threads.discard(name)
-            granted = _give(claim)
+            granted = give(claim)
             if self.state[name] != "final" and not adopted:
                 if note:
                     self.run.steps[name].cache_note = note
@@ -680,10 +655,10 @@ class Execution:
         self._launch(ready)
 
     # -- loop steps ---------------------------------------------------------------
-    async def _acquire(self, claim: _Claim) -> None:
+    async def _acquire(self, claim: Claim) -> None:
         """Wait on the loop until ``claim`` holds its slots."""
         with self._lock:
-            if _take(claim):
+            if take(claim):
                 return
             assert self.loop is not None
             claim.future = self.loop.create_future()
@@ -693,28 +668,28 @@ class Execution:
             self._release(claim)
             raise
 
-    def _release(self, claim: _Claim) -> None:
+    def _release(self, claim: Claim) -> None:
         with self._lock:
             claim.dead = True
-            granted = _give(claim)
+            granted = give(claim)
         self._granted(granted)
 
-    def _let_go(self, claim: _Claim, settle: Callable[[], object] | None = None) -> None:
+    def _let_go(self, claim: Claim, settle: Callable[[], object] | None = None) -> None:
         """Hand ``claim``'s slots on to the next in line, settling its step under the same hold."""
         with self._lock:
-            granted = _give(claim)
+            granted = give(claim)
             if settle is not None:
                 settle()
         self._granted(granted)
 
-    async def _steps(self, claim: _Claim | None) -> None:
+    async def _steps(self, claim: Claim | None) -> None:
         """A loop step, then each ready step it keeps to run next in the same task."""
         task = asyncio.current_task()
         assert task is not None
         while claim is not None:
             claim = await self._step(claim, task)
 
-    async def _step(self, claim: _Claim, task: asyncio.Task[Any]) -> _Claim | None:
+    async def _step(self, claim: Claim, task: asyncio.Task[Any]) -> Claim | None:
         """Run a loop step that holds its slots; return the next one this task keeps, if any."""
         name = claim.step
         if self.state[name] == "final":  # cancelled before it began
@@ -752,7 +727,7 @@ class Execution:
             if note:
                 self.run.steps[name].cache_note = note
         with self._lock:
-            granted = _give(claim)
+            granted = give(claim)
             ready = self._succeeded(name, value, info)
             after = self._keep(granted, on_loop=True)  # the step that takes over this slot goes on here
         self._granted(granted)
@@ -914,7 +889,7 @@ class Execution:
 
     @contextlib.asynccontextmanager
     async def _slots(self, step: Step) -> AsyncIterator[None]:
-        claim = _Claim(step.name, self._chain(step.name))
+        claim = Claim(step.name, self._chain(step.name))
         await self._acquire(claim)
         try:
             yield
@@ -923,7 +898,7 @@ class Execution:
 
     async def _map(self, step: Step, ns: dict[str, Any]) -> list[Any]:
         code = self.code[step.name]
-        assert code.bindings is not None
+        assert code.bindings is not None and self.loop is not None
         async with self._slots(step):
             self.emit(ev.STARTED, step.name, attempt=1)
             lazy = await self._evaluate(step.name, code.bindings, ns, {}, send=False)
@@ -935,40 +910,182 @@ class Execution:
                 f"the limit is {MAX_MAP_ELEMENTS:,}"
             )
         self.emit(ev.EXPANDED, step.name, detail={"count": len(bindings)})
-        elements = [
-            asyncio.ensure_future(self._element(step, code.expr, i, dict(zip(code.targets, b, strict=False)), ns))
-            for i, b in enumerate(bindings)
-        ]
+        if not bindings:
+            return []
+        els = Elements(step.name, code.expr, code.targets, bindings, ns, self.loop.create_future())
+        if self.observers:  # the record itself has no use for it
+            with self._lock:
+                for i in range(els.left):
+                    self._record(ev.QUEUED, els.label(i), detail=els.detail(i))
+        self._start_pullers(els, step)
         try:
-            outcomes = await asyncio.gather(*elements)
+            await els.done
         except asyncio.CancelledError:
-            for e in elements:
-                e.cancel()
+            self._stop(els)
+            if els.tasks:
+                await asyncio.wait(set(els.tasks))
             raise
-        results = [value for _, value in outcomes]
-        failures = {i: value for i, (ok, value) in enumerate(outcomes) if not ok}
-        if failures:
-            raise MapError(step.name, results, failures)
-        return results
+        if els.failures:
+            raise MapError(step.name, els.results, dict(sorted(els.failures.items())))
+        return els.results
 
-    async def _element(
-        self, step: Step, code: Code, index: int, loop_vars: dict[str, Any], ns: dict[str, Any]
-    ) -> tuple[bool, Any]:
-        label = f"{step.name}[{index}]"
-        detail = {"map": step.name, "index": index, "kind": "llm" if code.llm else "call"}
-        info: dict[str, Any] = {}
-        self.emit(ev.QUEUED, label, detail=detail)
+    def _start_pullers(self, els: Elements, step: Step) -> None:
+        """On the loop: one puller per slot the map can use, on worker threads when its elements allow."""
+        chain = self._chain(step.name)
+        pullers = [Claim(step.name, chain) for _ in range(min(els.left, *(limit.size for limit in chain)))]
+        threaded = self._threaded(els, step)
+        for claim in pullers:
+            claim.elements = els
+            claim.on_loop = not threaded
+            if not threaded:
+                self._pull_task(claim)
+        if threaded:
+            with self._lock:
+                granted = [claim for claim in pullers if take(claim)]  # the rest wait in line
+            self._granted(granted)
+
+    def _threaded(self, els: Elements, step: Step) -> bool:
+        """Whether the elements can run back to back on worker threads: plain sync calls, like a direct step."""
+        code = els.code
+        opts = step.options
+        if code.llm or opts.retries or opts.timeout is not None or self.remote is not None:
+            return False
+        if code.callee is not None and not code.calls and not set(code.callee.co_names).isdisjoint(els.targets):
+            return False  # which function an element calls depends on the element: ask each on the loop
         try:
-            async with self._slots(step):
-                value = await self._attempts(label, step, code, {**ns, **loop_vars}, info, detail)
+            return where(code, els.namespace(0), self._async_callees) == "thread"
+        except Exception:
+            return False  # the element's own evaluation reports it
+
+    def _next_element(self, claim: Claim, started: bool) -> tuple[int | None, list[Claim]]:
+        """Under ``_lock``: the index of the next element for ``claim``'s puller, recording it ``started``;
+        or None (all taken, or the map stopped) and the claims its slots were handed to."""
+        els = claim.elements
+        assert els is not None
+        if els.stopped or els.next == len(els.bindings):
+            return None, give(claim)
+        index = els.next
+        els.next += 1
+        if started:  # on a worker thread
+            label = els.label(index)
+            self.on_threads.add(label)
+            self._record(ev.STARTED, label, attempt=1, detail=els.detail(index))
+        return index, []
+
+    def _outcome(self, els: Elements, index: int, ok: bool, value: Any, info: dict[str, Any] | None = None) -> None:
+        """Under ``_lock``: an element's value (``ok``) or error."""
+        if els.stopped:  # cancelled: its CANCELLED is recorded
+            return
+        els.results[index] = value
+        detail = els.detail(index)
+        if info:
+            detail.update(info)
+        if ok:
+            self._record(ev.FINISHED, els.label(index), value=value, detail=detail)
+        else:
+            els.failures[index] = value
+            self._record(ev.FAILED, els.label(index), error=value, detail=detail)
+        els.left -= 1
+        if not els.left:
+            self._soon(resolve, els.done)
+
+    def _stop(self, els: Elements) -> None:
+        """On the loop, as the map is cancelled: every element without an outcome is cancelled."""
+        with self._lock:
+            els.stopped = True
+            reason = self.cancel_reason or "cancelled"
+            for index, value in enumerate(els.results):
+                if value is UNSET:
+                    self._record(ev.CANCELLED, els.label(index), detail={**els.detail(index), "reason": reason})
+        for task in els.tasks:
+            task.cancel()
+
+    def _pull(self, claim: Claim) -> None:
+        """On a worker thread: run the map's elements one after another while ``claim`` holds its slots.
+
+        One hold of the lock between two elements: the outcome of one, the start of the next.
+        """
+        els = claim.elements
+        assert els is not None
+        code = els.code.code
+        with self._lock:
+            index, granted = self._next_element(claim, started=True)
+        self._granted(granted)
+        while index is not None:
+            label = els.label(index)
+            ok = True
+            try:
+                value = eval(code, els.namespace(index))
+            except BaseException as exc:  # even SystemExit: it is the element's error, not the run's
+                ok, value = False, exc
+            if ok and is_awaitable(value):  # a sync callable that returned a coroutine
+                with self._lock:
+                    self.on_threads.discard(label)
+                claim.on_loop = True  # the puller goes on on the loop, awaiting this first
+                self._soon(self._pull_task, claim, index, value)
+                return
+            with self._lock:
+                self.on_threads.discard(label)
+                self._outcome(els, index, ok, value)
+                holding, granted = share(claim)
+                if holding:
+                    index, more = self._next_element(claim, started=True)
+                    granted += more
+                else:  # in line: submitted again when a finishing step hands it the slots
+                    index = None
+            self._granted(granted)
+
+    def _pull_task(self, claim: Claim, index: int | None = None, awaitable: Any = None) -> None:
+        """On the loop: start a puller as a task (first awaiting element ``index``'s ``awaitable``, if given)."""
+        assert self.loop is not None and claim.elements is not None
+        task = self.loop.create_task(self._pull_on_loop(claim, index, awaitable))
+        tasks = claim.elements.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        if inspect.iscoroutine(awaitable):  # cancelled before it began: the coroutine is never awaited
+            task.add_done_callback(lambda done: awaitable.close() if done.cancelled() else None)
+
+    async def _pull_on_loop(self, claim: Claim, index: int | None, awaitable: Any) -> None:
+        """A puller on the loop: each element in its own attempts (``@retries``, ``@timeout``, ``llm``)."""
+        els, loop = claim.elements, self.loop
+        assert els is not None and loop is not None
+        step = self.steps[els.name]
+        try:
+            if index is None:
+                await self._acquire(claim)
+            else:  # it holds its slots
+                try:
+                    ok, value = True, await awaitable
+                except Exception as exc:
+                    ok, value = False, exc
+                with self._lock:
+                    self._outcome(els, index, ok, value)
+            while True:
+                with self._lock:
+                    index, granted = self._next_element(claim, started=False)
+                if index is None:
+                    self._granted(granted)
+                    return
+                info: dict[str, Any] = {}
+                detail = els.detail(index)
+                try:
+                    ok, value = (
+                        True,
+                        await self._attempts(els.label(index), step, els.code, els.namespace(index), info, detail),
+                    )
+                except Exception as exc:
+                    ok, value = False, exc
+                with self._lock:
+                    self._outcome(els, index, ok, value, info)
+                    holding, granted = share(claim)
+                    if not holding:  # in line: a finishing step resolves the future
+                        claim.future = wait = loop.create_future()
+                self._granted(granted)
+                if not holding:
+                    await wait
         except asyncio.CancelledError:
-            self.emit(ev.CANCELLED, label, detail={**detail, "reason": self.cancel_reason or "cancelled"})
+            self._release(claim)
             raise
-        except Exception as exc:
-            self.emit(ev.FAILED, label, error=exc, detail={**detail, **info})
-            return False, exc
-        self.emit(ev.FINISHED, label, value=value, detail={**detail, **info})
-        return True, value
 
 
 __all__ = ["Execution", "LLMError", "MapError", "ObserverWarning", "StepTimeout"]
