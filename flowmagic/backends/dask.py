@@ -54,14 +54,18 @@ class DaskRemote:
             if finished.status == "error":
                 # not finished.result(): raising here would chain this frame, which holds the task, onto
                 # the exception the client keeps for the key, and the key would never be released
-                error = finished.exception()
-                done.set_exception(error.with_traceback(finished.traceback()))
+                error = finished.exception().with_traceback(finished.traceback())
+                finished.release()
+                done.set_exception(error)
                 return
             try:
                 value = finished.result()
             except BaseException as exc:  # cancelled
                 done.set_exception(exc)
             else:
+                # released before anyone hears of the value, so the scheduler forgets the key before
+                # any later submit reaches it: a worker that dies holding it is no reason to run it again
+                finished.release()
                 done.set_result(value)
 
         task.add_done_callback(settle)
