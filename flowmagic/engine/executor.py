@@ -100,8 +100,21 @@ class Elements:
     a few tasks or thread hand-offs rather than 10,000. The fields change under the run's lock.
     """
 
-    __slots__ = ("bindings", "code", "done", "failures", "kind", "left", "name", "next", "ns")
-    __slots__ += ("results", "stopped", "targets", "tasks")
+    __slots__ = (
+        "bindings",
+        "code",
+        "done",
+        "failures",
+        "kind",
+        "left",
+        "name",
+        "next",
+        "ns",
+        "results",
+        "stopped",
+        "targets",
+        "tasks",
+    )
 
     def __init__(
         self, name: str, code: Code, targets: tuple[str, ...], bindings: list[Any], ns: dict[str, Any], done: Any
