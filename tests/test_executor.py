@@ -235,6 +235,20 @@ def test_map_element_failures_keep_the_other_results() -> None:
     assert run.steps["ys[2]"].status == "failed" and run.steps["ys[3]"].status == "succeeded"
 
 
+def napper(kind: str) -> Any:
+    """``nap(seconds, x)``: sleeps, then returns ``x``; an ``async def`` for ``kind="async"``."""
+
+    async def anap(seconds: float, x: int) -> int:
+        await asyncio.sleep(seconds)
+        return x
+
+    def nap(seconds: float, x: int) -> int:
+        time.sleep(seconds)
+        return x
+
+    return anap if kind == "async" else nap
+
+
 def element_events(events: list[Event], kind: str) -> list[int]:
     """The indices of the map elements that had a ``kind`` event, in the order they had it."""
     return [e.detail["index"] for e in events if e.kind == kind and e.detail and "map" in e.detail]
@@ -242,11 +256,7 @@ def element_events(events: list[Event], kind: str) -> list[int]:
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_map_elements_start_in_order_within_the_groups_limit(kind: str) -> None:
-    async def anap(seconds: float, x: int) -> int:
-        await asyncio.sleep(seconds)
-        return x
-
-    nap = anap if kind == "async" else lambda s, x: time.sleep(s) or x
+    nap = napper(kind)
     flow = make("parallel (workers=3):\n    ys = [nap(0.05, x) for x in range(12)]\n", nap=nap)
     run, events = recorded(flow)
     assert run["ys"] == list(range(12))
@@ -257,11 +267,7 @@ def test_map_elements_start_in_order_within_the_groups_limit(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_step_waiting_for_a_maps_slot_gets_the_next_one_not_the_maps_end(kind: str) -> None:
-    async def anap(seconds: float, x: int) -> int:
-        await asyncio.sleep(seconds)
-        return x
-
-    nap = anap if kind == "async" else lambda s, x: time.sleep(s) or x
+    nap = napper(kind)
     text = "a = nap(0.12, 0)\nparallel (workers=2):\n    ys = [nap(0.05, x) for x in range(20)]\n    z = nap(0.01, a)\n"
     run = make(text, nap=nap).run()
     assert run.status == "succeeded" and run["ys"] == list(range(20))
@@ -322,11 +328,7 @@ def test_a_map_whose_elements_call_different_functions_runs_each_where_it_belong
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_map_cancelled_midway_cancels_every_element_without_an_outcome(kind: str) -> None:
-    async def anap(seconds: float, x: int) -> int:
-        await asyncio.sleep(seconds)
-        return x
-
-    nap = anap if kind == "async" else lambda s, x: time.sleep(s) or x
+    nap = napper(kind)
     flow = make("ys = [nap(0.1, x) for x in range(30)]\nz = ys\n", nap=nap, workers=3, timeout=0.25)
     run, events = recorded(flow)
     assert run.status == "cancelled"
