@@ -70,28 +70,28 @@ def register_provider(prefix: str, factory: ProviderFactory) -> None:
     """
     if not prefix:
         raise ValueError("prefix must be a non-empty string")
-    with _lock:
-        _FACTORIES[prefix] = factory
-        stale = _forget(("prefix", prefix))
-    _close_soon(stale)
+    _set_factory(prefix, factory)
 
 
 def unregister_provider(prefix: str) -> None:
     """Forget ``prefix``'s factory and close the providers it made (a missing prefix is fine)."""
+    _set_factory(prefix, None)
+
+
+def _set_factory(prefix: str, factory: ProviderFactory | None) -> None:
+    """Replace ``prefix``'s factory (None: drop it) and close the providers the old one made.
+
+    Both under one hold of the lock, so no provider of the new factory is closed. Each
+    is closed on its own loop, without waiting (calls already under way there may fail).
+    """
+    key = ("prefix", prefix)
     with _lock:
-        _FACTORIES.pop(prefix, None)
-        stale = _forget(("prefix", prefix))
-    _close_soon(stale)
-
-
-def _forget(key: Hashable) -> list[tuple[asyncio.AbstractEventLoop, Provider]]:
-    """Take ``key``'s providers out of every loop's cache (the caller holds ``_lock``)."""
-    return [(loop, cache.pop(key)) for loop, cache in list(_by_loop.items()) if key in cache]
-
-
-def _close_soon(providers: list[tuple[asyncio.AbstractEventLoop, Provider]]) -> None:
-    """Close each provider on its own loop, without waiting (calls already under way may fail)."""
-    for loop, provider in providers:
+        if factory is None:
+            _FACTORIES.pop(prefix, None)
+        else:
+            _FACTORIES[prefix] = factory
+        stale = [(loop, cache.pop(key)) for loop, cache in list(_by_loop.items()) if key in cache]
+    for loop, provider in stale:
         with contextlib.suppress(RuntimeError):  # that loop has closed, and its sockets with it
             asyncio.run_coroutine_threadsafe(provider.aclose(), loop)
 
