@@ -541,7 +541,7 @@ class Execution:
                     if self.state[name] == "pending":
                         self._failed(name, exc)
                 return None
-        # a map takes its slots per element, in its task
+        # a map takes its slots in its task: for its bindings, then one per puller
         claim = Claim(name, () if self.steps[name].kind == "map" else self._chain(name), ns, on_loop)
         claim.info = info
         return claim
