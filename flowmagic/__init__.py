@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .engine.events import Event
-    from .engine.executor import MapError, StepTimeout
     from .engine.record import Run, StepFailed, StepRecord
+    from .errors import MapError, StepTimeout
     from .flow.flow import Flow
     from .flow.model import RunSettings, Step
     from .flow.variants import Variants, grid
@@ -41,8 +41,8 @@ _LAZY = {
     "StepRecord": ".engine.record",
     "StepFailed": ".engine.record",
     "Event": ".engine.events",
-    "MapError": ".engine.executor",
-    "StepTimeout": ".engine.executor",
+    "MapError": ".errors",
+    "StepTimeout": ".errors",
     "Variants": ".flow.variants",
     "grid": ".flow.variants",
     "set_price": ".llm.prices",

@@ -1,15 +1,17 @@
-"""Errors a user can make in a flow, each pointing at the line and column at fault.
+"""Every error a user can meet, one tree under :class:`FlowError`, each carrying its fields.
 
-Both kinds render as a short message with the offending line and a caret, and
-IPython shows them without a traceback: ``FlowSyntaxError`` is a ``SyntaxError``
-(IPython prints those as source and caret), ``FlowDefinitionError`` implements
-IPython's ``_render_traceback_`` hook.
+Mistakes in a flow's text point at the line and column at fault and render as a short
+message with the offending line and a caret, which IPython shows without a traceback:
+``FlowSyntaxError`` is a ``SyntaxError`` (IPython prints those as source and caret),
+``FlowDefinitionError`` implements IPython's ``_render_traceback_`` hook. Errors of a
+run name their step (``err.step``), so the magic and the CLI never parse message text.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 FLOW_FILENAME = "<flow>"
 
@@ -31,7 +33,7 @@ def caret_lines(text: str, col: int, end_col: int | None = None) -> str:
 
 
 class FlowError(Exception):
-    """Base class of every error flowmagic raises about a flow's definition."""
+    """Base class of every error flowmagic raises about a flow, its definition or its run."""
 
 
 class FlowSyntaxError(SyntaxError, FlowError):
@@ -96,8 +98,40 @@ class FlowDefinitionError(ValueError, FlowError):
         return [f"{type(self).__name__}: {self}"]
 
 
-class FlowRuntimeError(RuntimeError, FlowError):
-    """Running a flow went wrong for a reason that is not a step's own error."""
+class StepError(FlowError):
+    """Something went wrong running step ``step`` that is not the step's own exception."""
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class StepTimeout(StepError, TimeoutError):
+    """Step ``step`` ran past its ``@timeout`` of ``seconds``."""
+
+    def __init__(self, step: str, seconds: float, abandoned_thread: bool = False) -> None:
+        thread = " (its thread was left to finish: threads cannot be stopped)" if abandoned_thread else ""
+        super().__init__(f"'{step}' timed out after {seconds:g} s{thread}", step=step)
+        self.seconds = seconds
+
+
+class MapError(StepError, RuntimeError):
+    """Some elements of map ``step`` failed; ``results`` holds every element's value or error,
+    ``failures`` the errors by index."""
+
+    def __init__(self, name: str, results: list[Any], failures: dict[int, BaseException]) -> None:
+        first_index, first = next(iter(failures.items()))
+        super().__init__(
+            f"{len(failures)} of {len(results)} elements of '{name}' failed; "
+            f"first: {name}[{first_index}]: {type(first).__name__}: {first}",
+            step=name,
+        )
+        self.results = results
+        self.failures = failures
+
+
+class NotSendableError(StepError, TypeError):
+    """A step's code or a value it reads cannot be pickled, so it cannot run on the cluster."""
 
 
 class UnknownStepError(LookupError, FlowError):

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from flowmagic import Event, Flow, MapError, Run, StepFailed, StepTimeout
 from flowmagic.engine import events as ev
-from flowmagic.engine.executor import ObserverWarning
+from flowmagic.engine.events import ObserverWarning
 from flowmagic.engine.runner import FlowInterrupted, RunHandle, run_blocking
 from flowmagic.engine.workers import shared_pool
 from flowmagic.llm import network

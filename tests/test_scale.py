@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from flowmagic import Flow, Run
+from flowmagic.engine import elements
 from flowmagic.engine import events as ev
-from flowmagic.engine import executor
 from flowmagic.engine.cache import default_cache
 from flowmagic.engine.runner import run_blocking
 
@@ -93,7 +93,7 @@ def test_a_map_of_ten_thousand_elements_runs_in_memory_bounded_by_its_values(
 
 
 def test_a_map_past_the_limit_is_a_clear_error_before_any_element_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(executor, "MAX_MAP_ELEMENTS", 100)
+    monkeypatch.setattr(elements, "MAX_MAP_ELEMENTS", 100)
     calls: list[int] = []
 
     def work(i: int) -> int:
@@ -130,7 +130,7 @@ class Endless:
 def test_an_endless_map_is_the_limit_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
     # Needs the executor and compile patches in the report: today the map's loops are run to their
     # end before the limit is checked, so an endless iterable would never finish (here it gives up).
-    monkeypatch.setattr(executor, "MAX_MAP_ELEMENTS", 100)
+    monkeypatch.setattr(elements, "MAX_MAP_ELEMENTS", 100)
     endless = Endless(100)
     run = Flow.from_source("xs = [x for x in endless]\n", namespace={"endless": endless}).run()
     error = run.steps["xs"].error

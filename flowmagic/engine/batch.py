@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .remote import NotSendableError, Remote, check, dumps
+from ..errors import NotSendableError
+from .remote import Remote, check, dumps
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ async def run_rows(
     ``in_flight`` runners each take the next row as they finish one, so a large batch
     makes no task per row up front.
     """
-    from .executor import Execution
+    from .driver import Execution
 
     settings = flow.settings.changed(executor="threads", cache=False)
     pool = WorkerPool(f"{flow.name}-rows")

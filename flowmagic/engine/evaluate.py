@@ -1,8 +1,8 @@
 """How one step's expression is evaluated: inline, on a worker thread, or awaited on the loop.
 
-The executor decides *when* a step runs; this module decides *where* its code
-runs. ``llm(...)`` calls become :class:`LLMCall` values that the executor awaits
-on its event loop, so prompt steps never hold a thread.
+The scheduler decides *when* a step runs; this module decides *where* its code
+runs. ``llm(...)`` calls become :class:`~flowmagic.llm.call.LLMCall` values that the
+driver awaits on its event loop, so prompt steps never hold a thread.
 """
 
 from __future__ import annotations
@@ -10,37 +10,19 @@ from __future__ import annotations
 import builtins
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import CoroutineType
 from typing import Any
 
-from ..dsl.names import PLACEHOLDERS_ARG, TEMPLATES_ARG
 from ..flow.compile import Code
 
 _BUILTINS = vars(builtins)
 
 
-@dataclass
-class LLMCall:
-    """An ``llm(...)`` call with its arguments evaluated, waiting to be sent."""
-
-    template: Any
-    placeholders: dict[str, Any]
-    settings: dict[str, Any] = field(default_factory=dict)
-    templates: tuple[str, ...] = ()  # literal templates to render: "prompt", "system"
-
-
-def deferred_llm(template: Any, **kwargs: Any) -> LLMCall:
-    placeholders = kwargs.pop(PLACEHOLDERS_ARG, {})
-    templates = kwargs.pop(TEMPLATES_ARG, ())
-    return LLMCall(template=template, placeholders=placeholders, settings=kwargs, templates=templates)
-
-
-def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Callable[[], Any]) -> dict[str, Any]:
-    """The globals a step's code runs with: exactly the names it reads (``llm`` made by ``llm()``)."""
+def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Any = None) -> dict[str, Any]:
+    """The globals a step's code runs with: exactly the names it reads (``llm`` bound to ``llm``)."""
     ns: dict[str, Any] = {"__builtins__": _BUILTINS}
     for name in reads:
-        ns[name] = llm() if name == "llm" else lookup(name)
+        ns[name] = llm if name == "llm" else lookup(name)
     return ns
 
 
@@ -60,15 +42,18 @@ def is_async_callable(obj: Any) -> bool:
     return not inspect.isclass(obj) and inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))  # noqa: B004
 
 
-def where(code: Code, ns: dict[str, Any], known: dict[Any, bool]) -> str:
-    """Where to evaluate ``code``: ``"loop"`` (cheap, or an async call) or ``"thread"``.
+def place(code: Code, ns: dict[str, Any], known: dict[Any, bool]) -> str:
+    """Where to evaluate ``code``: ``"inline"`` (no call at all: wherever the driver is),
+    ``"loop"`` (an ``llm`` call or an async callee) or ``"thread"`` (a sync call).
 
     ``known`` remembers which callees are async, so the check runs once per callee.
     """
     if code.calls:
         return "thread"
-    if code.llm or code.callee is None:
+    if code.llm:
         return "loop"
+    if code.callee is None:
+        return "inline"
     callee = eval(code.callee, ns)  # a name or an attribute: cheap
     try:
         is_async = known[callee]
@@ -77,3 +62,8 @@ def where(code: Code, ns: dict[str, Any], known: dict[Any, bool]) -> str:
     except TypeError:  # unhashable callee
         is_async = is_async_callable(callee)
     return "loop" if is_async else "thread"
+
+
+def where(code: Code, ns: dict[str, Any], known: dict[Any, bool]) -> str:
+    """:func:`place`, for code already on the loop: ``"loop"`` (evaluate it here) or ``"thread"``."""
+    return "thread" if place(code, ns, known) == "thread" else "loop"

@@ -1,20 +1,22 @@
-"""What the executor tells its observers. It knows nothing of who listens."""
+"""What the driver tells its observers. It knows nothing of who listens."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
 
-RUN_STARTED = "run_started"
-QUEUED = "queued"  # the step's dependencies are done; it waits for a worker
-STARTED = "started"  # an attempt began
-RETRIED = "retried"  # an attempt failed and another will follow
-TEXT = "text"  # an llm step's answer so far, while it streams in (detail: the step's llm info)
-EXPANDED = "expanded"  # a map knows its elements (detail["count"])
-FINISHED = "finished"  # succeeded
-FAILED = "failed"
-SKIPPED = "skipped"  # a dependency failed
-CANCELLED = "cancelled"
-RUN_FINISHED = "run_finished"
+from .vocabulary import Kind
+
+RUN_STARTED = Kind.RUN_STARTED
+QUEUED = Kind.QUEUED
+STARTED = Kind.STARTED
+RETRIED = Kind.RETRIED
+TEXT = Kind.TEXT
+EXPANDED = Kind.EXPANDED
+FINISHED = Kind.FINISHED
+FAILED = Kind.FAILED
+SKIPPED = Kind.SKIPPED
+CANCELLED = Kind.CANCELLED
+RUN_FINISHED = Kind.RUN_FINISHED
 
 
 class Event(NamedTuple):
@@ -26,7 +28,7 @@ class Event(NamedTuple):
     step, and a tuple is built in a third of the time.
     """
 
-    kind: str
+    kind: Kind
     step: str | None
     time: float
     attempt: int = 0
@@ -36,10 +38,17 @@ class Event(NamedTuple):
 
 
 class Observer(Protocol):
-    """Anything called with each event, on the executor's coordinating thread.
+    """Anything called with each event, on the run's event loop, in order.
 
-    Observers must be quick; an observer that raises is reported once and dropped
-    so a broken display never breaks a run.
+    Observers must be quick; an observer that raises is reported once (an
+    :class:`ObserverWarning`) and dropped, so a broken display never breaks a run.
     """
 
     def __call__(self, event: Event) -> None: ...
+
+
+class ObserverWarning(UserWarning):
+    """An observer raised; it was removed so the run could go on."""
+
+
+__all__ = ["Event", "Kind", "Observer", "ObserverWarning"]

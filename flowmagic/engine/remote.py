@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any, Protocol
 
+from ..errors import NotSendableError
+from ..flow.compile import CompiledFlow
+from .evaluate import where
+
 _BUILTINS = vars(builtins)
-
-
-class NotSendableError(TypeError):
-    """A step's code or a value it reads cannot be pickled, so it cannot run on the cluster."""
 
 
 class Remote(Protocol):
@@ -78,6 +78,34 @@ def pack(step: str, code: CodeType, values: Mapping[str, Any]) -> bytes:
         raise _not_sendable(step, "its code", None, exc) from None
 
 
+def unsendable(flow: CompiledFlow, inputs: Mapping[str, Any], known: dict[Any, bool]) -> NotSendableError | None:
+    """Before anything is sent: the error of the first step that would send an input that cannot travel.
+
+    ``llm`` steps and async calls stay on the kernel's loop and send nothing; a step whose
+    callee is another step's value is checked when it is sent. (Values made by steps are
+    checked as each is sent.)
+    """
+    checked: set[str] = set()
+    for name in flow.declared:
+        code = flow.code[name]
+        if flow.steps[name].kind == "llm" or "llm" in code.reads:
+            continue
+        reads = {r: inputs[r] for r in code.reads if r in inputs}
+        try:
+            if where(code.expr, {"__builtins__": _BUILTINS, **reads}, known) == "loop":
+                continue
+        except Exception:
+            pass  # its callee is a step's value: it is checked when sent
+        try:
+            for read, value in reads.items():
+                if read not in checked:
+                    check(name, read, value)
+                    checked.add(read)
+        except NotSendableError as exc:
+            return exc
+    return None
+
+
 def evaluate(payload: bytes) -> tuple[tuple[float, float], Any]:
     """On a worker: run a packed step; return when it began and ended (the worker's clock), and its value.
 
@@ -98,5 +126,6 @@ def _not_sendable(step: str, name: str, value: Any, exc: BaseException) -> NotSe
     return NotSendableError(
         f"step '{step}' cannot run on the cluster: {what} cannot be pickled ({type(exc).__name__}: {exc}). "
         "A lock, an open file or a connection cannot travel: make it inside the function that uses it, "
-        "or run on threads."
+        "or run on threads.",
+        step=step,
     )

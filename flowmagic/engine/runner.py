@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..llm.network import serve
-from .executor import Execution
+from .driver import Execution
 from .record import Run
 
 T = TypeVar("T")

@@ -70,6 +70,19 @@ class CompiledFlow:
         return {n: len(s.deps) for n, s in self.steps.items()}
 
     @cached_property
+    def fixed_callee(self) -> frozenset[str]:
+        """Steps whose called function reads no step: it is the same all run long."""
+        steps = self.steps.keys()
+        return frozenset(
+            n for n, c in self.code.items() if c.expr.callee is not None and steps.isdisjoint(c.expr.callee.co_names)
+        )
+
+    @cached_property
+    def group_of(self) -> dict[str, str | None]:
+        """Each step's innermost group, or None."""
+        return {n: s.group for n, s in self.steps.items()}
+
+    @cached_property
     def sources(self) -> dict[str, str]:
         """Each step's source line (shared by the runs' records: do not change it)."""
         return {n: s.source for n, s in self.steps.items()}

@@ -16,8 +16,8 @@ from .model import Group, RunSettings, Step
 
 if TYPE_CHECKING:
     from ..engine.batch import Batch, RowResult
+    from ..engine.driver import Execution
     from ..engine.events import Observer
-    from ..engine.executor import Execution
     from ..engine.record import Run
     from ..engine.runner import RunHandle
     from .shape import Shape
@@ -238,7 +238,7 @@ class Flow(BaseModel):
         """
         from ..backends import remote_for
         from ..engine.cache import default_cache
-        from ..engine.executor import Execution
+        from ..engine.driver import Execution
         from ..engine.history import default_history
 
         run_settings = self.settings.changed(**settings) if settings else self.settings
