@@ -1,0 +1,367 @@
+"""The disk cache under attack.
+
+Cache keys are no secret: anyone with the notebook can compute them, so anyone who
+can write to a cache directory can plant a file under the very name a run looks
+up. These tests plant pickles that would write a marker file, files of the wrong
+shape, forged and moved envelopes, and check that each is a miss that the run
+recomputes. The secret that authenticates entries lives outside the cache
+directory (the fixtures point ``XDG_CONFIG_HOME`` at a temporary directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import flowmagic.engine.cache as cache_module
+from flowmagic import Flow
+from flowmagic.engine import seal, stored
+from flowmagic.engine.cache import MISS, SUFFIX, StepCache, default_cache, step_keys
+from flowmagic.engine.cache_secret import ENV, Secret, resolve, secret_file
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "ab" * 16  # keys are hex digests
+OTHER_KEY = "cd" * 16
+TEAM = "a team's shared secret, long enough"
+SOURCE = "data = list(range(3))\nsummary = len(data)"
+
+
+class Movie(BaseModel):
+    title: str
+    year: int
+    tags: list[str] = []
+
+
+class Point:
+    """Not a plain value: it goes to disk pickled inside the envelope."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Payload:
+    """Unpickling this writes ``marker``: what a planted file would do with ``os.system``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.marker, "owned"))
+
+
+def hostile(marker: Path) -> bytes:
+    data = pickle.dumps(Payload(marker))
+    pickle.loads(data)  # the payload is real: loading it does write the marker
+    assert marker.read_text() == "owned"
+    marker.unlink()
+    return data
+
+
+def secret_for(directory: Path) -> bytes:
+    return resolve(None, directory).value
+
+
+def sealed(secret: bytes, key: str, kind: bytes, payload: bytes) -> bytes:
+    return seal.header(secret, key, kind, payload) + payload
+
+
+def entry(directory: Path, key: str) -> Path:
+    return directory / key[:2] / f"{key}{SUFFIX}"
+
+
+# -- a planted pickle, in a fresh process -----------------------------------------------------
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from flowmagic import Flow
+    from flowmagic.engine.cache import default_cache
+    default_cache.directory = Path(sys.argv[1])
+    run = Flow.from_source(sys.argv[2], name="planted").run()
+    cached = {n: r.cached for n, r in run.steps.items()}
+    print(json.dumps({"status": run.status, "cached": cached, "data": run["data"], "summary": run["summary"]}))
+    """
+)
+
+
+def fresh_run(directory: Path) -> dict[str, Any]:
+    """Run the flow in a new process: an empty cache in memory, the same directory and secret location."""
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(directory), SOURCE],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def test_a_planted_pickle_runs_nothing_and_the_step_is_recomputed(tmp_path: Path) -> None:
+    directory, marker = tmp_path / "cache", tmp_path / "owned"
+    payload = hostile(marker)
+    first = fresh_run(directory)
+    assert first == {
+        "status": "succeeded",
+        "cached": {"data": False, "summary": False},
+        "data": [0, 1, 2],
+        "summary": 3,
+    }
+    assert fresh_run(directory)["cached"] == {"data": True, "summary": True}  # these files are what a run reads
+
+    # the file names a run looks up, computed as the engine does: the attacker knows them too
+    flow = Flow.from_source(SOURCE, name="planted")
+    inputs = flow.resolve_inputs({})
+    keys = step_keys("planted", flow._compiled, inputs, "unused").keys
+    assert {p.stem for p in directory.rglob(f"*{SUFFIX}")} == set(keys.values())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache_module, "VERSION", "flowmagic-step-1")  # the previous format's names
+        old_keys = step_keys("planted", flow._compiled, inputs, "unused").keys
+    assert set(old_keys.values()).isdisjoint(keys.values())
+
+    attacker = sealed(b"the attacker's own secret, long", keys["data"], seal.PICKLE, payload)
+    plantings = [
+        {"data": payload, "summary": seal.MAGIC + os.urandom(32) + seal.PICKLE + payload},  # raw; forged tag
+        {"data": attacker, "summary": payload},  # signed with another secret; raw again
+    ]
+    for planted in plantings:
+        for step, data in planted.items():
+            path = entry(directory, keys[step])
+            path.write_bytes(data)
+            # and a pickle where the previous format kept this step's value
+            old = directory / old_keys[step][:2] / f"{old_keys[step]}.pickle"
+            old.parent.mkdir(exist_ok=True)
+            old.write_bytes(payload)
+        again = fresh_run(directory)
+        assert not marker.exists()
+        assert again == first  # recomputed: the real values, nothing cached
+    assert fresh_run(directory)["cached"] == {"data": True, "summary": True}  # the recomputed values were stored
+
+
+# -- forged, moved and misshapen files ---------------------------------------------------------
+
+SHAPES = [42, (1,), ("v", "x"), (["attacker", "chosen"], {}), ("v", {1: "not a str key"}), [["v"], {}]]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=repr)
+@pytest.mark.parametrize("kind", [seal.JSON, seal.PICKLE], ids=["json", "pickle"])
+def test_a_file_without_a_valid_mac_is_a_miss_whatever_it_holds(tmp_path: Path, shape: Any, kind: bytes) -> None:
+    payload = stored.encode(shape) if kind == seal.JSON else pickle.dumps(shape)
+    looks_right = seal.MAGIC + bytes(32) + kind + payload
+    entry(tmp_path, KEY).parent.mkdir()
+    for data in (looks_right, payload, pickle.dumps(shape)):
+        entry(tmp_path, KEY).write_bytes(data)
+        assert StepCache(directory=tmp_path).get(KEY) is MISS
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s != (["attacker", "chosen"], {})], ids=repr)
+@pytest.mark.parametrize("kind", [seal.JSON, seal.PICKLE], ids=["json", "pickle"])
+def test_a_signed_file_of_the_wrong_shape_is_a_miss_not_an_error(tmp_path: Path, shape: Any, kind: bytes) -> None:
+    payload = stored.encode(shape) if kind == seal.JSON else pickle.dumps(shape)
+    entry(tmp_path, KEY).parent.mkdir()
+    entry(tmp_path, KEY).write_bytes(sealed(secret_for(tmp_path), KEY, kind, payload))
+    assert StepCache(directory=tmp_path).get(KEY) is MISS
+
+
+def test_a_signed_wrong_shape_makes_the_run_recompute_not_crash(tmp_path: Path) -> None:
+    default_cache.directory = tmp_path
+    try:
+        flow = Flow.from_source(SOURCE, name="shapes")
+        assert flow.run().status == "succeeded"
+        files = list(tmp_path.rglob(f"*{SUFFIX}"))
+        assert len(files) == 2
+        for path in files:
+            path.write_bytes(sealed(secret_for(tmp_path), path.stem, seal.JSON, stored.encode(42)))
+        default_cache.clear()
+        run = flow.run()
+    finally:
+        default_cache.directory = None
+    assert run.status == "succeeded" and run.outputs == {"data": [0, 1, 2], "summary": 3}
+    assert not any(r.cached for r in run.steps.values())
+
+
+def test_a_valid_file_moved_to_another_key_or_altered_is_a_miss(tmp_path: Path) -> None:
+    writer = StepCache(directory=tmp_path)
+    assert writer.put(KEY, (["real"], {"llm": {"model": "offline"}})) is None
+    assert writer.put("ef" * 16, (Point(1, 2), {})) is None
+    good = entry(tmp_path, KEY).read_bytes()
+    entry(tmp_path, OTHER_KEY).parent.mkdir()
+    entry(tmp_path, OTHER_KEY).write_bytes(good)
+    assert StepCache(directory=tmp_path).get(OTHER_KEY) is MISS
+    assert StepCache(directory=tmp_path).get(KEY) == (["real"], {"llm": {"model": "offline"}})
+    pickled = entry(tmp_path, "ef" * 16).read_bytes()
+    assert pickled[len(seal.MAGIC) + 32 : len(seal.MAGIC) + 33] == seal.PICKLE
+    for altered in (good[:-1], good + b" ", good[:-2] + bytes([good[-2] ^ 1]) + good[-1:], b""):
+        entry(tmp_path, KEY).write_bytes(altered)
+        assert StepCache(directory=tmp_path).get(KEY) is MISS
+    middle = len(pickled) - 8  # inside the pickled object
+    edited = pickled[:middle] + bytes([pickled[middle] ^ 1]) + pickled[middle + 1 :]
+    entry(tmp_path, "ef" * 16).write_bytes(edited)
+    assert StepCache(directory=tmp_path).get("ef" * 16) is MISS
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX pipes")
+def test_a_pipe_planted_under_an_entry_name_is_a_miss_not_a_hang(tmp_path: Path) -> None:
+    entry(tmp_path, KEY).parent.mkdir()
+    os.mkfifo(entry(tmp_path, KEY))  # opening it for reading would wait for a writer forever
+    assert StepCache(directory=tmp_path).get(KEY) is MISS
+
+
+def test_a_signed_model_entry_makes_no_other_class(tmp_path: Path) -> None:
+    # even a file signed with the secret only ever names an imported pydantic model
+    entry(tmp_path, KEY).parent.mkdir()
+    for path in ("os:system", "builtins:dict", "no_such_module_here:Movie", f"{__name__}:Point"):
+        document = json.dumps({"~t": [{"~m": [path, {"title": "x"}]}, {}]}).encode()
+        entry(tmp_path, KEY).write_bytes(sealed(secret_for(tmp_path), KEY, seal.JSON, document))
+        assert StepCache(directory=tmp_path).get(KEY) is MISS
+    invalid = json.dumps({"~t": [{"~m": [f"{__name__}:Movie", {"title": "x", "year": "no"}]}, {}]}).encode()
+    entry(tmp_path, KEY).write_bytes(sealed(secret_for(tmp_path), KEY, seal.JSON, invalid))
+    assert StepCache(directory=tmp_path).get(KEY) is MISS
+
+
+# -- what goes to disk, and how it comes back --------------------------------------------------
+
+PLAIN = [
+    None,
+    True,
+    0,
+    -(2**80),
+    1.5,
+    float("inf"),
+    -0.0,
+    "",
+    "naïve ☕ \ud800",
+    b"\x00\xff raw",
+    [1, [2, "three"]],
+    (1, ("nested",), ()),
+    {"a": 1, "b": {"c": [None]}},
+    {"~looks like a tag": 1},
+    {1: "int key", (2, 3): "tuple key", None: b"x", 1.5: "float key"},
+    Movie(title="Alien", year=1979, tags=["space", "cat"]),
+    [Movie(title="Up", year=2009), {"inner": Movie(title="Heat", year=1995)}],
+]
+
+
+@pytest.mark.parametrize("value", PLAIN, ids=lambda v: type(v).__name__ + ":" + repr(v)[:20])
+def test_plain_values_round_trip_through_json_on_disk(tmp_path: Path, value: Any) -> None:
+    info = {"llm": {"prompt": "p", "model": "offline", "prompt_tokens": 3, "cost": None}}
+    assert StepCache(directory=tmp_path).put(KEY, (value, info)) is None
+    data = entry(tmp_path, KEY).read_bytes()
+    assert data[len(seal.MAGIC) + 32 : len(seal.MAGIC) + 33] == seal.JSON
+    assert b"pickle" not in data and b"\x80\x05" not in data[len(seal.MAGIC) + 33 :]
+    back = StepCache(directory=tmp_path).get(KEY)
+    assert back == (value, info) and type(back[0]) is type(value)
+    assert repr(back[0]) == repr(value)  # nested types too: tuples stay tuples, -0.0 stays -0.0
+
+
+def test_a_non_plain_value_round_trips_pickled_inside_the_envelope(tmp_path: Path) -> None:
+    from collections import OrderedDict
+
+    for value in (Point(3, 4), {"point": Point(1, 1)}, OrderedDict(a=1), {1, 2}):
+        assert StepCache(directory=tmp_path).put(KEY, (value, {})) is None
+        assert entry(tmp_path, KEY).read_bytes()[len(seal.MAGIC) + 32 : len(seal.MAGIC) + 33] == seal.PICKLE
+        back = StepCache(directory=tmp_path).get(KEY)
+        assert back == (value, {}) and type(back[0]) is type(value)
+
+
+def test_a_model_that_cannot_be_found_again_is_not_stored_as_json(tmp_path: Path) -> None:
+    class Local(BaseModel):  # its class has no importable name
+        a: int
+
+    note = StepCache(directory=tmp_path).put(KEY, (Local(a=1), {}))
+    assert note is not None and note.startswith("kept in memory only: Local cannot be pickled")
+    assert StepCache(directory=tmp_path).get(KEY) is MISS
+
+
+# -- the secret --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
+def test_the_secret_file_is_private_and_outside_the_cache_directory(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache = StepCache(directory=cache_dir)
+    assert cache.put(KEY, ("v", {})) is None
+    path = secret_file()
+    assert path.parent.parent == Path(os.environ["XDG_CONFIG_HOME"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert not path.resolve().is_relative_to(cache_dir.resolve())
+    text = path.read_text().strip()
+    assert len(text) == 64 and not list(path.parent.glob(".cache-secret-*"))
+    for shown in (repr(cache), cache.secret_source, repr(resolve(None, cache_dir))):
+        assert text not in shown
+    assert str(path) in cache.secret_source
+
+    # a secret file others may read is refused: the disk is not used, and the note says why
+    path.chmod(0o644)
+    note = StepCache(directory=cache_dir).put(OTHER_KEY, ("v", {}))
+    assert note is not None and "other users may read or write" in note
+    assert StepCache(directory=cache_dir).get(KEY) is MISS
+    path.chmod(0o600)
+    assert StepCache(directory=cache_dir).get(KEY) == ("v", {})
+
+
+def test_a_cache_directory_that_holds_the_secret_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    cache = StepCache(directory=tmp_path)  # whoever reads the cache directory would read the secret
+    note = cache.put(KEY, ("v", {}))
+    assert note is not None and "inside the cache directory" in note
+    assert not list(tmp_path.rglob(f"*{SUFFIX}")) and cache.get(KEY) == ("v", {})  # memory still works
+
+
+def test_concurrent_first_uses_agree_on_one_secret(tmp_path: Path) -> None:
+    script = "import hashlib, sys; from pathlib import Path; from flowmagic.engine.cache_secret import resolve; "
+    script += "print(hashlib.sha256(resolve(None, Path(sys.argv[1])).value).hexdigest())"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(4)
+    ]
+    digests = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(digests) == 1 and len(next(iter(digests))) == 64
+
+
+def test_caches_with_the_same_secret_share_entries_and_others_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = StepCache(directory=tmp_path, secret=TEAM)
+    assert team.put(KEY, ("shared", {})) is None
+    assert StepCache(directory=tmp_path, secret=TEAM).get(KEY) == ("shared", {})
+    assert StepCache(directory=tmp_path, secret=TEAM + "!").get(KEY) is MISS
+    assert StepCache(directory=tmp_path).get(KEY) is MISS  # the per-user secret is another one
+    monkeypatch.setenv(ENV, TEAM)
+    assert StepCache(directory=tmp_path).get(KEY) == ("shared", {})  # the same secret, from the environment
+    assert StepCache(directory=tmp_path).secret_source == ENV
+    monkeypatch.delenv(ENV)
+    mine = StepCache(directory=tmp_path)
+    assert mine.put(OTHER_KEY, ("mine", {})) is None
+    assert StepCache(directory=tmp_path).get(OTHER_KEY) == ("mine", {})  # the user's kernels share
+    assert StepCache(directory=tmp_path, secret=TEAM).get(OTHER_KEY) is MISS
+    with pytest.raises(ValueError, match="at least 16"):
+        StepCache(secret="short")
+    assert TEAM not in repr(team) and TEAM not in repr(Secret(TEAM, "test"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX modes")
+def test_a_team_secret_writes_files_the_directory_lets_the_team_read(tmp_path: Path) -> None:
+    tmp_path.chmod(0o750)
+    assert StepCache(directory=tmp_path, secret=TEAM).put(KEY, ("v", {})) is None
+    assert stat.S_IMODE(entry(tmp_path, KEY).stat().st_mode) == 0o640
+    assert StepCache(directory=tmp_path / "mine").put(KEY, ("v", {})) is None
+    assert stat.S_IMODE(entry(tmp_path / "mine", KEY).stat().st_mode) == 0o600  # the per-user secret's files
