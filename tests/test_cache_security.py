@@ -1,4 +1,4 @@
-"""The disk cache under attack.
+"""The disk cache under attack, and the memory budgets.
 
 Cache keys are no secret: anyone with the notebook can compute them, so anyone who
 can write to a cache directory can plant a file under the very name a run looks
@@ -6,10 +6,12 @@ up. These tests plant pickles that would write a marker file, files of the wrong
 shape, forged and moved envelopes, and check that each is a miss that the run
 recomputes. The secret that authenticates entries lives outside the cache
 directory (the fixtures point ``XDG_CONFIG_HOME`` at a temporary directory).
+Then: what stays in memory is bounded in bytes, and what is dropped is freed.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -17,6 +19,9 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import tracemalloc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +30,11 @@ from pydantic import BaseModel
 
 import flowmagic.engine.cache as cache_module
 from flowmagic import Flow
-from flowmagic.engine import seal, stored
+from flowmagic.engine import seal, sizes, stored
 from flowmagic.engine.cache import MISS, SUFFIX, StepCache, default_cache, step_keys
 from flowmagic.engine.cache_secret import ENV, Secret, resolve, secret_file
+from flowmagic.engine.history import History, default_history
+from flowmagic.engine.runner import run_blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "ab" * 16  # keys are hex digests
@@ -52,6 +59,13 @@ class Point:
         return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class Blob:
+    """A large value that can be watched with a weakref (bytes cannot)."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
 
 
 class Payload:
@@ -365,3 +379,140 @@ def test_a_team_secret_writes_files_the_directory_lets_the_team_read(tmp_path: P
     assert stat.S_IMODE(entry(tmp_path, KEY).stat().st_mode) == 0o640
     assert StepCache(directory=tmp_path / "mine").put(KEY, ("v", {})) is None
     assert stat.S_IMODE(entry(tmp_path / "mine", KEY).stat().st_mode) == 0o600  # the per-user secret's files
+
+
+# -- memory budgets ----------------------------------------------------------------------------
+
+MB = 2**20
+
+
+def alive(refs: list[weakref.ref[Blob]]) -> list[int]:
+    gc.collect()
+    return [i for i, ref in enumerate(refs) if ref() is not None]
+
+
+def test_the_cache_keeps_values_within_its_byte_budget() -> None:
+    cache = StepCache(max_bytes=120 * MB)
+    refs: list[weakref.ref[Blob]] = []
+    for i in range(12):
+        blob = Blob(50 * MB)
+        refs.append(weakref.ref(blob))
+        assert cache.put(f"{i:02d}" + "k" * 30, (blob, {})) is None
+        del blob
+        assert cache.bytes <= cache.max_bytes
+    assert alive(refs) == [10, 11] and len(cache) == 2
+    assert cache.get("00" + "k" * 30) is MISS
+    cache.max_bytes = 60 * MB  # a smaller budget evicts at once
+    assert alive(refs) == [11]
+    note = cache.put("zz" + "k" * 30, (Blob(70 * MB), {}))  # alone over the budget: not kept at all
+    assert note is not None and note.startswith("not cached: about 70 MB")
+    assert cache.get("zz" + "k" * 30) is MISS and alive(refs) == [11]
+    cache.clear()
+    assert alive(refs) == [] and cache.bytes == 0
+
+
+def test_runs_of_fifty_megabytes_do_not_all_stay_resident(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(default_cache, "max_bytes", 120 * MB)
+    monkeypatch.setattr(default_history, "max_bytes", 60 * MB)
+    refs: list[weakref.ref[Blob]] = []
+
+    def make(i: int) -> Blob:
+        blob = Blob(50 * MB)
+        refs.append(weakref.ref(blob))
+        return blob
+
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        flow = Flow.from_source("blob = make(i)\nsize = len(blob.data)", name="big", namespace={"make": make})
+        for i in range(12):
+            run = run_blocking(flow.execution({"i": i}))
+            assert run.status == "succeeded" and run["size"] == 50 * MB
+            assert run.steps["blob"].cache_note is None  # the cache holds it (as far as its budget goes)
+        del run
+        kept = alive(refs)
+        held = tracemalloc.get_traced_memory()[0] - start
+        # the cache's two newest, which are also the history's latest run and the one before it
+        assert kept == [10, 11], kept
+        assert held < 3 * 50 * MB, f"{held / MB:.0f} MB held"
+        assert default_cache.bytes <= default_cache.max_bytes
+        assert [e.number for e in default_history.entries("big")] == [11, 12]
+        default_cache.clear()
+        assert alive(refs) == [10, 11]  # the history still holds them
+        default_history.clear()
+        assert alive(refs) == [11]  # the flow object holds its last run
+        del flow
+        assert alive(refs) == []
+        assert tracemalloc.get_traced_memory()[0] - start < 5 * MB
+    finally:
+        tracemalloc.stop()
+
+
+def test_history_drops_oldest_runs_across_flows_but_keeps_each_flows_latest() -> None:
+    history = History(max_bytes=100 * MB)
+    refs: list[weakref.ref[Blob]] = []
+
+    class FakeRun:  # what the history measures: the outputs of a run that is over
+        def __init__(self) -> None:
+            blob = Blob(30 * MB)
+            refs.append(weakref.ref(blob))
+            self.outputs = {"blob": blob}
+            self.status = "succeeded"
+
+    for name in ("a", "b", "a", "c"):
+        history.add(name, FakeRun())  # type: ignore[arg-type]
+    assert alive(refs) == [1, 2, 3]  # 120 MB: the oldest, a's first run, went
+    history.add("a", FakeRun())  # type: ignore[arg-type]
+    # b's only run is older than a's second, but it is b's latest: a's second goes instead
+    assert [e.number for e in history.entries("a")] == [3] and [e.number for e in history.entries("b")] == [1]
+    assert alive(refs) == [1, 3, 4]
+    history.add("b", FakeRun())  # type: ignore[arg-type]
+    assert alive(refs) == [3, 4, 5] and history.bytes <= 100 * MB
+    history.max_bytes = 0
+    assert alive(refs) == [3, 4, 5]  # the latest of each flow stays
+    history.add("c", FakeRun())  # type: ignore[arg-type]
+    assert alive(refs) == [4, 5, 6]
+    history.clear()
+    assert alive(refs) == []
+
+
+def test_size_estimates_are_cheap_and_close() -> None:
+    words = [f"word number {i}" for i in range(100_000)]
+    true = sys.getsizeof(words) + sum(sys.getsizeof(w) for w in words)
+    assert 0.8 * true < sizes.size_of(words) < 1.25 * true
+    assert sizes.size_of({"blob": Blob(10 * MB)}) >= 10 * MB
+    assert sizes.size_of(memoryview(bytes(5 * MB))) == 5 * MB
+    looped: list[Any] = [1]
+    looped.append(looped)
+    assert sizes.size_of(looped) > 0
+
+    calls = 0
+    real = sys.getsizeof
+
+    def counting(value: Any, *default: Any) -> int:
+        nonlocal calls
+        calls += 1
+        return real(value, *default)
+
+    huge = [[i, str(i), {"k": (i,)}] for i in range(200_000)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "getsizeof", counting)
+        estimate = sizes.size_of(huge)
+    assert calls <= sizes.VISITS  # never a walk of all 200,000 rows
+    assert estimate > 200_000 * 100
+
+
+def test_a_thread_safe_budget_under_concurrent_puts() -> None:
+    cache = StepCache(max_bytes=10 * MB)
+
+    def writer(n: int) -> None:
+        for i in range(200):
+            cache.put(f"{n}{i:04d}" + "k" * 20, (bytes(100_000), {}))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache.bytes <= cache.max_bytes
+    assert cache.bytes == sum(sizes.size_of(cache.get(k)) for k in list(cache._memory))

@@ -9,7 +9,7 @@ step and its descendants and nothing else. All keys are known before the run
 starts, from the definitions and the inputs alone.
 
 :class:`StepCache` keeps ``(value, info)`` pairs in memory (least recently used
-dropped past ``size`` entries) and, with a
+dropped past ``size`` entries or ``max_bytes`` of estimated size) and, with a
 ``directory``, also as files that survive a kernel restart. Keys are no secret
 (anyone with the notebook can compute them), so a file is trusted only if it
 carries a MAC under the cache secret (:mod:`.cache_secret`) over its key and
@@ -41,9 +41,14 @@ from ..flow.compile import CompiledFlow
 from . import seal, stored
 from .cache_secret import NoSecret, Secret, describe, resolve
 from .fingerprint import Unfingerprintable, digest, fingerprint
+from .sizes import size_of
 
 #: Bump when the key recipe or the file format changes: old entries are then never looked up.
 VERSION = "flowmagic-step-2"
+#: What the step cache keeps in memory by default. Values are the very objects steps
+#: returned, so this is memory the kernel holds on to; a laptop's kernel can spare it,
+#: and with a ``directory`` an evicted value is still one file read away.
+MEMORY = 512 * 2**20
 SUFFIX = ".entry"
 _MISS = object()
 _NAME = re.compile(r"[A-Za-z0-9_-]{2,200}")  # a key is a hex digest: never a path
@@ -52,7 +57,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{2,200}")  # a key is a hex digest: never a pa
 class StepCache:
     """Step values by key, in memory and optionally on disk; safe to use from any thread.
 
-    ``size`` bounds how many entries stay in memory.
+    ``size`` and ``max_bytes`` bound what stays in memory (entries, estimated bytes).
     ``secret`` (at least 16 characters) authenticates the files in ``directory``;
     without it, ``FLOWMAGIC_CACHE_SECRET`` or the per-user secret file is used.
     """
@@ -62,16 +67,30 @@ class StepCache:
         size: int = 4096,
         directory: str | os.PathLike[str] | None = None,
         *,
+        max_bytes: int = MEMORY,
         secret: str | bytes | None = None,
     ) -> None:
         self.size = size
         self.directory = Path(directory).expanduser() if directory else None
+        self._max_bytes = max_bytes
         self._secret: Secret | None = None
         self.set_secret(secret, "StepCache(secret=...)")
-        self._memory: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._memory: OrderedDict[str, tuple[tuple[Any, dict[str, Any]], int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     # -- settings ------------------------------------------------------------------
+    @property
+    def max_bytes(self) -> int:
+        """The estimated bytes of values kept in memory; setting it evicts at once."""
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        with self._lock:
+            self._max_bytes = value
+            self._evict()
+
     def set_secret(self, secret: str | bytes | None, source: str = "StepCache.set_secret") -> None:
         """Authenticate files with ``secret`` (shared by a team); None: the environment or per-user one."""
         self._secret = Secret(secret, source) if secret else None
@@ -81,6 +100,11 @@ class StepCache:
         """Where the secret in use comes from (never the secret)."""
         return describe(self._secret)
 
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the values in memory."""
+        return self._bytes
+
     # -- reading and writing -------------------------------------------------------
     def get(self, key: str) -> Any:
         """The ``(value, info)`` pair stored under ``key``, or :data:`MISS`."""
@@ -88,7 +112,7 @@ class StepCache:
             entry = self._memory.get(key)
             if entry is not None:
                 self._memory.move_to_end(key)
-                return entry
+                return entry[0]
         if self.directory is None or not _NAME.fullmatch(key):
             return _MISS
         try:
@@ -110,8 +134,15 @@ class StepCache:
         """Store a ``(value, info)`` pair; return why it could not be written to disk, or None."""
         if not _is_pair(pair):
             raise TypeError("StepCache.put takes a (value, info dict) pair")
-        self._remember(key, pair)
-        return None if self.directory is None else self._write(key, pair)
+        size = size_of(pair)
+        kept = self._remember(key, pair, size)
+        note = None if self.directory is None else self._write(key, pair)
+        if kept:
+            return note
+        over = f"about {size / 2**20:,.0f} MB, more than the cache keeps in memory ({self._max_bytes / 2**20:,.0f} MB)"
+        if self.directory is None:
+            return f"not cached: {over}"
+        return None if note is None else f"not cached: {over}; and not on disk: {note.partition(': ')[2]}"
 
     def _write(self, key: str, pair: tuple[Any, dict[str, Any]]) -> str | None:
         assert self.directory is not None
@@ -149,16 +180,30 @@ class StepCache:
         """Forget every value in memory (files on disk stay; delete the directory to drop them)."""
         with self._lock:
             self._memory.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._memory)
 
-    def _remember(self, key: str, pair: tuple[Any, dict[str, Any]]) -> None:
+    def _remember(self, key: str, pair: tuple[Any, dict[str, Any]], size: int | None = None) -> bool:
+        """Keep ``pair`` in memory, evicting the least recently used; False if it alone is over budget."""
+        if size is None:
+            size = size_of(pair)
         with self._lock:
-            self._memory[key] = pair
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.size:
-                self._memory.popitem(last=False)
+            old = self._memory.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if size > self._max_bytes:
+                return False
+            self._memory[key] = (pair, size)
+            self._bytes += size
+            self._evict()
+        return True
+
+    def _evict(self) -> None:
+        while self._memory and (len(self._memory) > self.size or self._bytes > self._max_bytes):
+            _, (_, size) = self._memory.popitem(last=False)
+            self._bytes -= size
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
@@ -166,7 +211,8 @@ class StepCache:
 
     def __repr__(self) -> str:
         where = f", directory={str(self.directory)!r}" if self.directory else ""
-        return f"StepCache({len(self)} values{where})"
+        held = f"{self._bytes / 2**20:,.1f} of {self._max_bytes / 2**20:,.0f} MB"
+        return f"StepCache({len(self)} values, {held}{where})"
 
 
 def _read_file(path: Path) -> bytes:
