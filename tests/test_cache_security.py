@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 from pydantic import BaseModel
 
 import flowmagic.engine.cache as cache_module
@@ -379,6 +380,29 @@ def test_a_team_secret_writes_files_the_directory_lets_the_team_read(tmp_path: P
     assert stat.S_IMODE(entry(tmp_path, KEY).stat().st_mode) == 0o640
     assert StepCache(directory=tmp_path / "mine").put(KEY, ("v", {})) is None
     assert stat.S_IMODE(entry(tmp_path / "mine", KEY).stat().st_mode) == 0o600  # the per-user secret's files
+
+
+def test_the_settings_set_the_secret_and_budgets_and_never_show_the_secret(
+    shell: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(default_cache, "max_bytes", default_cache.max_bytes)  # put back afterwards
+    monkeypatch.setattr(default_history, "max_bytes", default_history.max_bytes)
+    shell.run_line_magic("config", f"FlowMagics.cache_secret = {TEAM!r}")
+    shell.run_line_magic("flow", "config cache_memory_mb=64 history_memory_mb=32")
+    shell.run_line_magic("config", "FlowMagics")
+    out = capsys.readouterr().out
+    assert TEAM not in out and "<hidden>" in out
+    assert "FlowMagics.cache_secret (checks the files in cache_dir; never shown)" in out
+    assert "of 64.0 MB" in out and "of 32.0 MB" in out
+    assert default_cache.max_bytes == 64 * 2**20 and default_history.max_bytes == 32 * 2**20
+    assert default_cache.secret_source == "FlowMagics.cache_secret"
+    shell.run_line_magic("config", "FlowMagics.cache_secret = 'short'")  # refused: IPython logs why
+    assert default_cache.secret_source == "FlowMagics.cache_secret"
+    with pytest.raises(UsageError, match="at least 16") as refused:
+        shell.run_line_magic("flow", "config cache_secret=nearly-right")
+    assert "nearly-right" not in str(refused.value)
+    shell.run_line_magic("config", "FlowMagics.cache_secret = ''")
+    assert default_cache.secret_source.startswith("per user")
 
 
 # -- memory budgets ----------------------------------------------------------------------------
