@@ -11,11 +11,13 @@ from flowmagic.llm import LLMRequest, LLMResponse, register_provider
 
 
 @pytest.fixture(autouse=True)
-def _offline_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+def _offline_and_fast(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     # tests never reach a real LLM service, and the offline model answers quickly
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL"):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWMAGIC_MODEL", "FLOWMAGIC_CACHE_SECRET"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FLOWMAGIC_OFFLINE_LATENCY", "0.01")
+    # a disk cache makes its per-user secret here, never in the real configuration directory
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +30,7 @@ def _empty_cache() -> Iterator[None]:
     default_history.clear()
     yield
     default_cache.clear()
+    default_cache.set_secret(None)
     default_history.clear()
 
 

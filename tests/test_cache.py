@@ -238,8 +238,8 @@ def test_disk_cache_survives_a_new_process_and_ignores_broken_files(tmp_path: Pa
     assert first == {"a": False, "b": False}
     second, again = process()
     assert second == {"a": True, "b": True} and again == value
-    for path in tmp_path.rglob("*.pickle"):
-        path.write_bytes(b"not a pickle")
+    for path in tmp_path.rglob("*.entry"):
+        path.write_bytes(b"not an entry")
     third, _ = process()
     assert third == {"a": False, "b": False}
 
@@ -256,11 +256,11 @@ def test_two_processes_sharing_a_directory_never_read_half_a_value(tmp_path: Pat
         for i in range(300):
             key = f"{{i % 5:02d}}" + "k" * 30
             if role == "write":
-                cache.put(key, [key] * 20000)
+                cache.put(key, ([key] * 20000, {{}}))
             else:
                 cache.clear()
                 value = cache.get(key)
-                if value is not MISS and value != [key] * 20000:
+                if value is not MISS and value != ([key] * 20000, {{}}):
                     bad += 1
         print(bad)
         """
@@ -277,18 +277,18 @@ def test_two_processes_sharing_a_directory_never_read_half_a_value(tmp_path: Pat
 
 def test_values_that_cannot_be_pickled_stay_in_memory(tmp_path: Path) -> None:
     cache = StepCache(directory=tmp_path)
-    assert cache.put("ab" + "0" * 30, 42) is None
-    note = cache.put("cd" + "0" * 30, threading.Lock())
+    assert cache.put("ab" + "0" * 30, (42, {})) is None
+    note = cache.put("cd" + "0" * 30, (threading.Lock(), {}))
     assert note is not None and "cannot be pickled" in note
     fresh = StepCache(directory=tmp_path)
-    assert fresh.get("ab" + "0" * 30) == 42 and fresh.get("cd" + "0" * 30) is MISS
+    assert fresh.get("ab" + "0" * 30) == (42, {}) and fresh.get("cd" + "0" * 30) is MISS
 
 
 def test_memory_is_bounded() -> None:
     cache = StepCache(size=3)
     for i in range(5):
-        cache.put(str(i), i)
-    assert len(cache) == 3 and cache.get("0") is MISS and cache.get("4") == 4
+        cache.put(str(i), (i, {}))
+    assert len(cache) == 3 and cache.get("0") is MISS and cache.get("4") == (4, {})
 
 
 # -- the property ----------------------------------------------------------------------
@@ -335,7 +335,7 @@ def test_cache_dir_setting_points_the_cache_at_a_directory(shell: Any, tmp_path:
     try:
         assert default_cache.directory == tmp_path / "c"
         shell.run_cell_magic("flow", "disk", "a = 6 * 7")
-        assert len(list((tmp_path / "c").rglob("*.pickle"))) == 1
+        assert len(list((tmp_path / "c").rglob("*.entry"))) == 1
     finally:
         shell.run_line_magic("config", "FlowMagics.cache_dir = ''")
     assert default_cache.directory is None

@@ -8,10 +8,16 @@ nothing it transitively depends on changed, so editing one prompt reruns that
 step and its descendants and nothing else. All keys are known before the run
 starts, from the definitions and the inputs alone.
 
-:class:`StepCache` keeps values in memory (least recently used dropped past
-``size`` entries) and, with a ``directory``, also as pickle files that survive a
-kernel restart. Files are written to a temporary name and renamed into place,
-so two kernels sharing a directory never read half a file.
+:class:`StepCache` keeps ``(value, info)`` pairs in memory (least recently used
+dropped past ``size`` entries or ``max_bytes`` of estimated size) and, with a
+``directory``, also as files that survive a kernel restart. Keys are no secret
+(anyone with the notebook can compute them), so a file is trusted only if it
+carries a MAC under the cache secret (:mod:`.cache_secret`) over its key and
+contents, checked before anything in it is decoded (:mod:`.seal`). Plain values
+are stored as JSON (:mod:`.stored`); others are pickled inside that envelope, or
+kept in memory only. Any file that does not verify, or holds anything but a
+``(value, dict)`` pair, is a miss. Files are written to a temporary name and
+renamed into place, so two kernels sharing a directory never read half a file.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import contextlib
 import functools
 import os
 import pickle
+import re
+import stat
 import tempfile
 import threading
 from collections import OrderedDict
@@ -30,56 +38,137 @@ from pathlib import Path
 from typing import Any
 
 from ..flow.compile import CompiledFlow
+from . import seal, stored
+from .cache_secret import NoSecret, Secret, describe, resolve
 from .fingerprint import Unfingerprintable, digest, fingerprint
+from .sizes import size_of
 
-#: Bump when the key recipe changes, so old on-disk entries are never reused.
-VERSION = "flowmagic-step-1"
+#: Bump when the key recipe or the file format changes: old entries are then never looked up.
+VERSION = "flowmagic-step-2"
+#: What the step cache keeps in memory by default. Values are the very objects steps
+#: returned, so this is memory the kernel holds on to; a laptop's kernel can spare it,
+#: and with a ``directory`` an evicted value is still one file read away.
+MEMORY = 512 * 2**20
+SUFFIX = ".entry"
 _MISS = object()
+_NAME = re.compile(r"[A-Za-z0-9_-]{2,200}")  # a key is a hex digest: never a path
 
 
 class StepCache:
-    """Step values by key, in memory and optionally on disk; safe to use from any thread."""
+    """Step values by key, in memory and optionally on disk; safe to use from any thread.
 
-    def __init__(self, size: int = 4096, directory: str | os.PathLike[str] | None = None) -> None:
+    ``size`` and ``max_bytes`` bound what stays in memory (entries, estimated bytes).
+    ``secret`` (at least 16 characters) authenticates the files in ``directory``;
+    without it, ``FLOWMAGIC_CACHE_SECRET`` or the per-user secret file is used.
+    """
+
+    def __init__(
+        self,
+        size: int = 4096,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        max_bytes: int = MEMORY,
+        secret: str | bytes | None = None,
+    ) -> None:
         self.size = size
         self.directory = Path(directory).expanduser() if directory else None
-        self._memory: OrderedDict[str, Any] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._secret: Secret | None = None
+        self.set_secret(secret, "StepCache(secret=...)")
+        self._memory: OrderedDict[str, tuple[tuple[Any, dict[str, Any]], int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Any:
-        """The value stored under ``key``, or :data:`MISS`."""
-        with self._lock:
-            value = self._memory.get(key, _MISS)
-            if value is not _MISS:
-                self._memory.move_to_end(key)
-                return value
-        if self.directory is None:
-            return _MISS
-        try:
-            with open(self._path(key), "rb") as file:
-                value = pickle.load(file)
-        except FileNotFoundError:
-            return _MISS
-        except Exception:  # a truncated or foreign file is a miss, never an error
-            return _MISS
-        self._remember(key, value)
-        return value
+    # -- settings ------------------------------------------------------------------
+    @property
+    def max_bytes(self) -> int:
+        """The estimated bytes of values kept in memory; setting it evicts at once."""
+        return self._max_bytes
 
-    def put(self, key: str, value: Any) -> str | None:
-        """Store a value; return why it could not be written to disk, or None."""
-        self._remember(key, value)
-        if self.directory is None:
-            return None
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        with self._lock:
+            self._max_bytes = value
+            self._evict()
+
+    def set_secret(self, secret: str | bytes | None, source: str = "StepCache.set_secret") -> None:
+        """Authenticate files with ``secret`` (shared by a team); None: the environment or per-user one."""
+        self._secret = Secret(secret, source) if secret else None
+
+    @property
+    def secret_source(self) -> str:
+        """Where the secret in use comes from (never the secret)."""
+        return describe(self._secret)
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the values in memory."""
+        return self._bytes
+
+    # -- reading and writing -------------------------------------------------------
+    def get(self, key: str) -> Any:
+        """The ``(value, info)`` pair stored under ``key``, or :data:`MISS`."""
+        with self._lock:
+            entry = self._memory.get(key)
+            if entry is not None:
+                self._memory.move_to_end(key)
+                return entry[0]
+        if self.directory is None or not _NAME.fullmatch(key):
+            return _MISS
         try:
-            data = pickle.dumps(value, protocol=5)
-        except Exception as exc:
-            return f"kept in memory only: {type(value).__name__} cannot be pickled ({exc})"
+            data = _read_file(self._path(key))
+            secret = resolve(self._secret, self.directory)
+        except (OSError, NoSecret):
+            return _MISS
+        # the MAC first: nothing of a file the secret's holders did not write is decoded
+        opened = seal.unseal(secret.value, key, data)
+        if opened is None:
+            return _MISS
+        pair = _load(*opened)
+        if pair is None:
+            return _MISS
+        self._remember(key, pair)
+        return pair
+
+    def put(self, key: str, pair: tuple[Any, dict[str, Any]]) -> str | None:
+        """Store a ``(value, info)`` pair; return why it could not be written to disk, or None."""
+        if not _is_pair(pair):
+            raise TypeError("StepCache.put takes a (value, info dict) pair")
+        size = size_of(pair)
+        kept = self._remember(key, pair, size)
+        note = None if self.directory is None else self._write(key, pair)
+        if kept:
+            return note
+        over = f"about {size / 2**20:,.0f} MB, more than the cache keeps in memory ({self._max_bytes / 2**20:,.0f} MB)"
+        if self.directory is None:
+            return f"not cached: {over}"
+        return None if note is None else f"not cached: {over}; and not on disk: {note.partition(': ')[2]}"
+
+    def _write(self, key: str, pair: tuple[Any, dict[str, Any]]) -> str | None:
+        assert self.directory is not None
+        if not _NAME.fullmatch(key):
+            return f"kept in memory only: the key {key!r} cannot name a file"
+        try:
+            secret = resolve(self._secret, self.directory)
+        except NoSecret as exc:
+            return f"kept in memory only: no cache secret ({exc})"
+        try:
+            kind, payload = seal.JSON, stored.encode(pair)
+        except stored.NotPlain:
+            try:
+                kind, payload = seal.PICKLE, pickle.dumps(pair, protocol=5)
+            except Exception as exc:
+                return f"kept in memory only: {type(pair[0]).__name__} cannot be pickled ({exc})"
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
             with os.fdopen(fd, "wb") as file:
-                file.write(data)
+                if secret.shared and hasattr(os, "fchmod"):
+                    # a team's secret: its members may read what the directory lets them
+                    os.fchmod(file.fileno(), stat.S_IMODE(os.stat(self.directory).st_mode) & 0o666)
+                file.write(seal.header(secret.value, key, kind, payload))
+                file.write(payload)
             os.replace(temp, path)
         except OSError as exc:
             with contextlib.suppress(OSError, UnboundLocalError):
@@ -91,24 +180,62 @@ class StepCache:
         """Forget every value in memory (files on disk stay; delete the directory to drop them)."""
         with self._lock:
             self._memory.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._memory)
 
-    def _remember(self, key: str, value: Any) -> None:
+    def _remember(self, key: str, pair: tuple[Any, dict[str, Any]], size: int | None = None) -> bool:
+        """Keep ``pair`` in memory, evicting the least recently used; False if it alone is over budget."""
+        if size is None:
+            size = size_of(pair)
         with self._lock:
-            self._memory[key] = value
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.size:
-                self._memory.popitem(last=False)
+            old = self._memory.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if size > self._max_bytes:
+                return False
+            self._memory[key] = (pair, size)
+            self._bytes += size
+            self._evict()
+        return True
+
+    def _evict(self) -> None:
+        while self._memory and (len(self._memory) > self.size or self._bytes > self._max_bytes):
+            _, (_, size) = self._memory.popitem(last=False)
+            self._bytes -= size
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
-        return self.directory / key[:2] / f"{key}.pickle"
+        return self.directory / key[:2] / f"{key}{SUFFIX}"
 
     def __repr__(self) -> str:
         where = f", directory={str(self.directory)!r}" if self.directory else ""
-        return f"StepCache({len(self)} values{where})"
+        held = f"{self._bytes / 2**20:,.1f} of {self._max_bytes / 2**20:,.0f} MB"
+        return f"StepCache({len(self)} values, {held}{where})"
+
+
+def _read_file(path: Path) -> bytes:
+    """A regular file's bytes; a pipe or device planted under an entry's name raises at once, never blocks."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return file.read()
+
+
+def _is_pair(pair: Any) -> bool:
+    """The only shape the executor accepts: ``(value, info)`` with ``info`` a dict of str keys."""
+    return type(pair) is tuple and len(pair) == 2 and type(pair[1]) is dict and all(type(k) is str for k in pair[1])
+
+
+def _load(kind: bytes, payload: memoryview) -> tuple[Any, dict[str, Any]] | None:
+    """The pair in a verified file; None if it is not one (a model class not imported, say)."""
+    try:
+        pair = stored.decode(payload) if kind == seal.JSON else pickle.loads(payload)
+    except Exception:
+        return None
+    return pair if _is_pair(pair) else None
 
 
 MISS = _MISS

@@ -2,7 +2,12 @@
 
 Every run a :class:`~flowmagic.Flow` starts is added here under the flow's name,
 so rerunning a cell (a new ``Flow`` object each time) continues the same
-history. Only the last ``size`` runs of each flow are kept, with their outputs.
+history. Only the last ``size`` runs of each flow are kept, with their outputs,
+and runs are dropped oldest first, across flows, while the outputs of the kept
+runs add up to more than ``max_bytes`` (an estimate, see :mod:`.sizes`). A run
+is measured when the next one starts, so the budget is checked against runs
+that are over. The latest run of each flow always stays: its ``Flow`` object
+holds it as ``flow.last`` anyway.
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .record import Run
+from .sizes import size_of
+
+#: What the history keeps by default. It holds runs' outputs, which the step cache
+#: mostly holds too (the same objects, counted by both); past runs matter less than
+#: cached values, so they get the smaller share.
+MEMORY = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -24,21 +35,44 @@ class Entry:
 
 
 class History:
-    """The last ``size`` runs of each flow, by flow name; safe to use from any thread."""
+    """The last ``size`` runs of each flow, by flow name, within ``max_bytes``; safe to use from any thread."""
 
-    def __init__(self, size: int = 20) -> None:
+    def __init__(self, size: int = 20, max_bytes: int = MEMORY) -> None:
         self.size = size
+        self._max_bytes = max_bytes
         self._entries: dict[str, list[Entry]] = {}
         self._counts: dict[str, int] = {}
+        self._order: list[tuple[str, Entry]] = []  # every kept entry, oldest first
+        self._sizes: dict[int, int] = {}  # id(entry) -> size, once its run is over
         self._lock = threading.Lock()
+
+    @property
+    def max_bytes(self) -> int:
+        """The estimated bytes of outputs kept across all flows; setting it drops old runs at once."""
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        with self._lock:
+            self._max_bytes = value
+            self._trim()
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the outputs of the runs kept."""
+        with self._lock:
+            return sum(self._size(entry) for _, entry in self._order)
 
     def add(self, name: str, run: Run) -> int:
         """Keep ``run`` as the latest of flow ``name``; return its number."""
         with self._lock:
             number = self._counts[name] = self._counts.get(name, 0) + 1
-            entries = self._entries.setdefault(name, [])
-            entries.append(Entry(number, run))
-            del entries[: -self.size]
+            entry = Entry(number, run)
+            self._entries.setdefault(name, []).append(entry)
+            self._order.append((name, entry))
+            for old in self._entries[name][: -self.size]:
+                self._forget(name, old)
+            self._trim()
             return number
 
     def entries(self, name: str) -> list[Entry]:
@@ -63,9 +97,38 @@ class History:
             return list(self._entries)
 
     def clear(self) -> None:
+        """Forget every run (and so let go of their outputs) and restart the numbering."""
         with self._lock:
             self._entries.clear()
             self._counts.clear()
+            self._order.clear()
+            self._sizes.clear()
+
+    def _trim(self) -> None:
+        """Drop the oldest runs, the latest of each flow excepted, while the rest is over budget."""
+        total = sum(self._size(entry) for _, entry in self._order)
+        for name, entry in list(self._order):
+            if total <= self._max_bytes:
+                break
+            if self._entries[name][-1] is not entry:
+                total -= self._size(entry)
+                self._forget(name, entry)
+
+    def _size(self, entry: Entry) -> int:
+        known = self._sizes.get(id(entry))
+        if known is not None:
+            return known
+        outputs = getattr(entry.run, "outputs", None)
+        size = size_of(outputs) if outputs is not None else 0
+        if getattr(entry.run, "status", "running") != "running":  # over: its outputs are final
+            self._sizes[id(entry)] = size
+        return size
+
+    def _forget(self, name: str, entry: Entry) -> None:
+        # by identity: comparing entries would compare whole runs, outputs and all
+        self._entries[name] = [e for e in self._entries[name] if e is not entry]
+        self._order = [(n, e) for n, e in self._order if e is not entry]
+        self._sizes.pop(id(entry), None)
 
 
 #: Where every run is recorded.

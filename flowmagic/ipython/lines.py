@@ -41,7 +41,17 @@ HELP = {
     "show": "the DAG and timeline of NAME's last run (the DAG alone if it has not run)",
     "config": "the model, server, workers, cache and executor; SETTING=VALUE changes one (as %config FlowMagics does)",
 }
-SETTINGS = ("model", "workers", "on_error", "cache_dir", "executor")
+SETTINGS = (
+    "model",
+    "workers",
+    "on_error",
+    "cache_dir",
+    "cache_secret",
+    "cache_memory_mb",
+    "history_memory_mb",
+    "executor",
+)
+_WHOLE = ("workers", "cache_memory_mb", "history_memory_mb")  # settings that are whole numbers
 
 
 def run_line(magics: FlowMagics, line: str) -> Any:
@@ -161,10 +171,13 @@ def config(magics: FlowMagics, args: list[str]) -> None:
             raise _usage("config", f"no setting '{key}'.{did_you_mean(key, SETTINGS)} Settings: {', '.join(SETTINGS)}")
         if key == "workers" and not (value.isdigit() and int(value) >= 1):
             raise _usage("config", f"workers must be a whole number of at least 1, not {value!r}")
+        if key in _WHOLE and not value.isdigit():
+            raise _usage("config", f"{key} must be a whole number, not {value!r}")
         try:
-            setattr(magics, key, int(value) if key == "workers" else value)
+            setattr(magics, key, int(value) if key in _WHOLE else value)
         except Exception as exc:  # traitlets says what it expected
-            raise UsageError(f"{key}={value}: {exc}") from None
+            shown = "<hidden>" if key == "cache_secret" else value  # even a refused secret may be nearly right
+            raise UsageError(f"{key}={shown}: {exc}") from None
     display(Settings(_config_rows(magics)))
 
 
@@ -190,9 +203,11 @@ def _config_rows(magics: FlowMagics) -> list[list[str]]:
         where = "FLOWMAGIC_MODEL"
     base_url = os.environ.get("OPENAI_BASE_URL") or ("-" if model == "offline" else "the SDK's default, OpenAI")
     key = "set" if os.environ.get("OPENAI_API_KEY") else "not set"
-    cache = f"{len(default_cache)} results in memory"
+    cache = f"{len(default_cache)} results in memory ({_mb(default_cache.bytes)} of {_mb(default_cache.max_bytes)})"
     if default_cache.directory is not None:
         cache += f", and on disk in {default_cache.directory}"
+    runs = sum(len(default_history.entries(name)) for name in default_history.names())
+    history = f"{runs} runs kept ({_mb(default_history.bytes)} of {_mb(default_history.max_bytes)})"
     return [
         ["model", f"{model} ({where})"],
         ["base URL", f"{base_url} (OPENAI_BASE_URL)"],
@@ -201,8 +216,14 @@ def _config_rows(magics: FlowMagics) -> list[list[str]]:
         ["on_error", magics.on_error],
         ["cache", cache],
         ["cache_dir", magics.cache_dir or "- (memory only)"],
+        ["cache_secret", f"{default_cache.secret_source} (checks the files in cache_dir; never shown)"],
+        ["history", history],
         ["executor", magics.executor],
     ]
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
 
 
 COMMANDS: dict[str, Callable[[FlowMagics, list[str]], Any]] = {

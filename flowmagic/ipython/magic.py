@@ -17,6 +17,8 @@ from IPython.display import display, update_display
 from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 
 from ..engine.cache import default_cache
+from ..engine.cache_secret import MIN_LENGTH
+from ..engine.history import default_history
 from ..engine.runner import FlowInterrupted, run_all_blocking, run_blocking
 from ..errors import did_you_mean
 from ..flow.flow import Flow
@@ -46,6 +48,18 @@ class FlowMagics(Magics):
         "",
         help="Also keep cached step results in this directory, so they survive a kernel restart. Empty: memory only.",
     ).tag(config=True)
+    cache_secret = Unicode(
+        "",
+        help="A secret shared by a team whose kernels share cache_dir: it authenticates every cached file. "
+        "Empty: FLOWMAGIC_CACHE_SECRET, else a per-user secret. Never shown.",
+    ).tag(config=True)
+    cache_memory_mb = Int(
+        default_cache.max_bytes // 2**20, help="Megabytes of step results the cache keeps in memory (estimated)."
+    ).tag(config=True)
+    history_memory_mb = Int(
+        default_history.max_bytes // 2**20,
+        help="Megabytes of outputs of past runs kept for %flow history and diff (the latest run of each flow stays).",
+    ).tag(config=True)
 
     @validate("executor")
     def _valid_executor(self, proposal: Any) -> str:
@@ -59,6 +73,32 @@ class FlowMagics(Magics):
     @observe("cache_dir")
     def _cache_dir_changed(self, change: Any) -> None:
         default_cache.directory = Path(change["new"]).expanduser() if change["new"] else None
+
+    @validate("cache_secret")
+    def _hidden_secret(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value and len(value.strip()) < MIN_LENGTH:
+            raise TraitError(f"cache_secret needs at least {MIN_LENGTH} characters")
+        return _Hidden(value)  # so %config FlowMagics shows it masked
+
+    @observe("cache_secret")
+    def _cache_secret_changed(self, change: Any) -> None:
+        default_cache.set_secret(str(change["new"]) or None, "FlowMagics.cache_secret")
+
+    @validate("cache_memory_mb", "history_memory_mb")
+    def _valid_megabytes(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be 0 or more megabytes, not {value}")
+        return value
+
+    @observe("cache_memory_mb")
+    def _cache_memory_changed(self, change: Any) -> None:
+        default_cache.max_bytes = change["new"] * 2**20
+
+    @observe("history_memory_mb")
+    def _history_memory_changed(self, change: Any) -> None:
+        default_history.max_bytes = change["new"] * 2**20
 
     @magic_arguments()
     @argument("name", help="Name the flow is bound to in the notebook; its last run is NAME.last.")
@@ -210,6 +250,13 @@ class FlowMagics(Magics):
             "cache": not args.no_cache,
             "executor": executor,
         }
+
+
+class _Hidden(str):
+    """A secret setting's value: itself, but its repr never shows it."""
+
+    def __repr__(self) -> str:
+        return "'<hidden>'" if self else "''"
 
 
 def _export(flow: Flow, path: str, quiet: bool) -> None:
