@@ -199,7 +199,7 @@ class _Parser:
         assert isinstance(target, ast.Name)
         if target.id in RESERVED:
             raise self._definition(f"'{target.id}' is a keyword and cannot name a step", stmt.pos(target))
-        source = ast.get_source_segment(stmt.source, node.value) or ""
+        source = stmt.segment(node.value)
         return StepNode(
             name=target.id,
             expr=node.value,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from ..errors import FlowSyntaxError
+from .columns import ByteColumns
 from .lines import physical_line
 
 
@@ -80,16 +81,35 @@ class Span:
             pieces.append(physical_line(lines, l1)[:c1])
         self.pieces = pieces
         self.source = prefix + "\n".join(pieces)
+        self._columns: dict[int, ByteColumns] = {}
 
     def flow_line(self, lineno: int) -> int:
         return self.start[0] + lineno - 1
 
     def char_col(self, lineno: int, byte_col: int) -> int:
-        piece = self.pieces[lineno - 1] if 0 < lineno <= len(self.pieces) else ""
+        """The flow's column (characters) of ``ast``'s column ``byte_col`` (UTF-8 bytes) on ``lineno``."""
+        return self.piece_col(lineno, byte_col) + (self.start[1] if lineno == 1 else 0)
+
+    def piece_col(self, lineno: int, byte_col: int) -> int:
+        """Like :meth:`char_col`, but counted from the start of the statement's piece of that line."""
         if lineno == 1:
-            byte_col = max(0, byte_col - len(self.prefix.encode("utf-8")))
-        col = len(piece.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
-        return col + (self.start[1] if lineno == 1 else 0)
+            byte_col -= len(self.prefix.encode("utf-8"))
+        if not 0 < lineno <= len(self.pieces):
+            return 0
+        columns = self._columns.get(lineno)
+        if columns is None:  # measured once: a step reading many names stays linear in its length
+            columns = self._columns[lineno] = ByteColumns(self.pieces[lineno - 1])
+        return columns.char(byte_col)
+
+    def segment(self, node: ast.expr) -> str:
+        """The source text of ``node`` (``ast.get_source_segment`` splits the text char by char: quadratic)."""
+        lineno, end_lineno = node.lineno, node.end_lineno or node.lineno
+        col = self.piece_col(lineno, node.col_offset)
+        end_col = self.piece_col(end_lineno, node.end_col_offset or 0)
+        if lineno == end_lineno:
+            return self.pieces[lineno - 1][col:end_col]
+        middle = self.pieces[lineno : end_lineno - 1]
+        return "\n".join([self.pieces[lineno - 1][col:], *middle, self.pieces[end_lineno - 1][:end_col]])
 
     def pos(self, node: ast.AST) -> Pos:
         lineno = getattr(node, "lineno", 1)
