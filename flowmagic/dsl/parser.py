@@ -14,6 +14,7 @@ import tokenize
 from typing import Any
 
 from ..errors import FlowDefinitionError, FlowSyntaxError, did_you_mean
+from .limits import MAX_BLOCK_DEPTH, check_nesting, too_deep_block
 from .lines import LogicalLine, logical_lines, physical_line, split_lines
 from .syntax import BranchNode, GroupNode, Node, Option, Pos, Span, StepNode
 
@@ -64,6 +65,8 @@ class _Parser:
             if ll.depth > depth:
                 raise self._syntax("unexpected indent", ll.line, ll.col)
             self.i += 1
+            # before anything hands this line to Python's parser, which recurses per level
+            check_nesting(ll.tokens, self.lines)
             first = ll.tokens[0]
             if first.type == tokenize.OP and first.string == "@":
                 pending.extend(self._options(ll))
@@ -103,6 +106,14 @@ class _Parser:
         if nxt is None or nxt.depth <= depth:
             tok = header.tokens[-1]
             raise self._syntax(f"expected an indented block after '{word}'", tok.start[0], header.col, tok.end[1])
+        if too_deep_block(depth + 1):
+            first = header.tokens[0]
+            raise self._syntax(
+                f"too deeply nested: more than {MAX_BLOCK_DEPTH} 'parallel' and 'branch' blocks inside one another",
+                first.start[0],
+                first.start[1],
+                first.end[1],
+            )
         body = self._block(depth + 1)
         return body
 

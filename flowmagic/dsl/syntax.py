@@ -133,6 +133,18 @@ class Span:
                 offset = max(0, offset - len(self.prefix)) + self.start[1]
             msg = exc.msg.replace("<unknown>", "").strip()
             raise FlowSyntaxError(msg, line=line, col=offset, text=physical_line(self.lines, line)) from None
+        except (RecursionError, MemoryError):
+            # the nesting limits should have refused this first; never let it out as something else
+            raise self._too_complex() from None
+
+    def _too_complex(self) -> FlowSyntaxError:
+        line, col = self.start
+        return FlowSyntaxError(
+            "this statement is too complex for Python to parse: give parts of it their own steps",
+            line=line,
+            col=col,
+            text=physical_line(self.lines, line),
+        )
 
 
 Node = Union[StepNode, BranchNode, GroupNode]  # noqa: UP007 - a runtime alias, Python 3.10 too
