@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any, Union
 
 from ..errors import FlowSyntaxError
@@ -135,6 +136,28 @@ class Span:
             raise FlowSyntaxError(msg, line=line, col=offset, text=physical_line(self.lines, line)) from None
         except (RecursionError, MemoryError):
             # the nesting limits should have refused this first; never let it out as something else
+            raise self._too_complex() from None
+
+    def compile(self, tree: ast.Expression, filename: str) -> CodeType:
+        """Compile an expression of this statement; Python's refusals become ``FlowSyntaxError`` here.
+
+        ``ast.parse`` accepts some things only the compiler refuses (``a = *b``,
+        ``f(x=1, x=2)``, an async comprehension, assigning ``__debug__``): they are
+        just as certain, so they are reported when the flow is defined, with a caret.
+        """
+        try:
+            return compile(tree, filename, "eval")
+        except SyntaxError as exc:
+            lineno = exc.lineno or 1
+            # the compiler counts columns in UTF-8 bytes, as the tree does (the parser counts characters)
+            col = self.char_col(lineno, max(0, (exc.offset or 1) - 1))
+            same_line = exc.end_lineno == lineno and exc.end_offset
+            end_col = self.char_col(lineno, (exc.end_offset or 1) - 1) if same_line else None
+            line = self.flow_line(lineno)
+            raise FlowSyntaxError(
+                exc.msg, line=line, col=col, end_col=end_col, text=physical_line(self.lines, line)
+            ) from None
+        except (RecursionError, MemoryError):
             raise self._too_complex() from None
 
     def _too_complex(self) -> FlowSyntaxError:
