@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,30 @@ def _value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a whole number of at least 1 (argparse turns the error into a usage message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds above 0 (leave the option out for no timeout)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0, not {text!r} (leave --timeout out for no timeout)"
+        )
+    return value
 
 
 def _assignments(pairs: list[str]) -> dict[str, Any]:
@@ -54,9 +79,17 @@ def _tools(paths: list[str]) -> dict[str, Any]:
 
 def _read(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise SystemExit(f"flowmagic: cannot read {path!r}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # say where, as for any error in a flow
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise SystemExit(
+            f"flowmagic: {path!r} is not UTF-8 text: line {line}, column {column} (byte {exc.start})"
+        ) from None
 
 
 def _report(error: FlowError, path: str) -> int:
@@ -105,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("file")
     run_p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an input value")
     run_p.add_argument("--tools", action="append", default=[], metavar="MODULE.py", help="a Python file of tools")
-    run_p.add_argument("--workers", type=int, default=32)
+    run_p.add_argument("--workers", type=_workers, default=32, help="steps run at once (at least 1)")
     run_p.add_argument("--model", default=None, help="model for llm() steps (default: offline unless configured)")
     run_p.add_argument("--sequential", action="store_true")
     run_p.add_argument("--on-error", choices=["continue", "stop"], default="continue")
-    run_p.add_argument("--timeout", type=float, default=None)
+    run_p.add_argument("--timeout", type=_seconds, default=None, help="seconds a run may take (above 0)")
     run_p.add_argument("--json", metavar="OUT", help="also write the Run as JSON to OUT")
     run_p.add_argument("--quiet", action="store_true", help="print only the summary")
     check_p = sub.add_parser("check", help="check a flow file without running it")

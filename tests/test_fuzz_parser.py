@@ -93,3 +93,30 @@ def test_mutated_cells_raise_only_flow_errors_inside_the_text(text: str) -> None
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
 def test_arbitrary_text_raises_only_flow_errors_inside_the_text(text: str) -> None:
     check(text)
+
+
+# constructs that nest: prefix and suffix around the next one
+NESTERS = [
+    ("-", ""),
+    ("not ", ""),
+    ("lambda: ", ""),
+    ("lambda p, q=1: ", ""),
+    ("(", ")"),
+    ("[", "]"),
+    ("{1: ", "}"),
+    ("f(x=", ")"),
+    ("x[0, ", "]"),
+    ("x if y else ", ""),
+    ("1 + ", ""),
+    ("2 ** ", ""),
+    ("[y for y in ", "]"),
+    ("x.y(", ")"),
+    ("f'{", "}'"),
+]
+
+
+@settings(max_examples=max(50, EXAMPLES // 4), deadline=None)
+@given(st.lists(st.sampled_from(NESTERS), max_size=300))
+def test_deep_nesting_is_refused_before_python_recurses(pieces: list[tuple[str, str]]) -> None:
+    # any mix, however deep: a flow error (never RecursionError or MemoryError), or a flow that parses
+    check("a = " + "".join(p for p, _ in pieces) + "boom" + "".join(s for _, s in reversed(pieces)))

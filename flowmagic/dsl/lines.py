@@ -16,6 +16,7 @@ from ..errors import FlowSyntaxError
 
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -59,6 +60,10 @@ def split_lines(text: str) -> list[str]:
 def logical_lines(text: str) -> list[LogicalLine]:
     """Return the logical lines of ``text``; raise ``FlowSyntaxError`` on bad layout."""
     lines = split_lines(text)
+    surrogate = _SURROGATE.search(text)
+    if surrogate:  # Python's parser cannot even encode the text: say where, as for any bad character
+        before = split_lines(text[: surrogate.end()])
+        raise _error(f"invalid character {surrogate.group()!r}", lines, len(before), len(before[-1]) - 1)
     result: list[LogicalLine] = []
     depth = 0
     current: list[tokenize.TokenInfo] = []

@@ -142,17 +142,29 @@ class _Scoped:
                     found = placeholders(tmpl.value)
                 except TemplateError as exc:
                     raise self.error(str(exc), tmpl) from None
-                for ph in found:
-                    roots.setdefault(ph.root, self._placeholder_pos(tmpl, "{" + ph.field))
+                for ph, pos in zip(found, self._placeholder_positions(tmpl, [ph.field for ph in found]), strict=True):
+                    roots.setdefault(ph.root, pos)
         for root, pos in roots.items():
             if root not in bound and root not in self.analysis.free:
                 self.analysis.free[root] = pos
         return list(roots)
 
-    def _placeholder_pos(self, literal: ast.AST, text: str) -> Pos:
-        """Point at ``{field`` inside the string literal when it can be found on its line."""
+    def _placeholder_positions(self, literal: ast.AST, fields: list[str]) -> list[Pos]:
+        """Where each ``{field`` stands inside the string literal on its line (else the literal).
+
+        One pass along the line: each search starts where the last field was found,
+        and after one that cannot be found (escapes, a literal over several lines)
+        the rest point at the literal, so many placeholders never rescan a long line.
+        """
         pos = self.span.pos(literal)
-        where = pos.text.find(text, pos.col)
-        if where < 0 or where > pos.end_col:
-            return pos
-        return Pos(pos.line, where, where + len(text) + 1, pos.text)
+        cursor: int | None = pos.col
+        found: list[Pos] = []
+        for text in fields:
+            where = -1 if cursor is None else pos.text.find("{" + text, cursor, pos.end_col)
+            if where < 0:
+                cursor = None
+                found.append(pos)
+                continue
+            found.append(Pos(pos.line, where, where + len(text) + 2, pos.text))
+            cursor = where + len(text) + 1
+        return found

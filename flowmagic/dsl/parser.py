@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import ast
 import keyword
+import math
 import tokenize
 from typing import Any
 
 from ..errors import FlowDefinitionError, FlowSyntaxError, did_you_mean
+from .limits import MAX_BLOCK_DEPTH, check_nesting, too_deep_block
 from .lines import LogicalLine, logical_lines, physical_line, split_lines
 from .syntax import BranchNode, GroupNode, Node, Option, Pos, Span, StepNode
 
 RESERVED = frozenset({"parallel", "branch", "llm"})
+#: Not keywords, but Python refuses to bind them: a step of that name could never be read.
+UNASSIGNABLE = frozenset({"__debug__"})
 
 #: Decorator options: name -> (argument names, validator, description).
 OPTION_NAMES = ("retries", "timeout", "cache")
@@ -64,6 +68,8 @@ class _Parser:
             if ll.depth > depth:
                 raise self._syntax("unexpected indent", ll.line, ll.col)
             self.i += 1
+            # before anything hands this line to Python's parser, which recurses per level
+            check_nesting(ll.tokens, self.lines)
             first = ll.tokens[0]
             if first.type == tokenize.OP and first.string == "@":
                 pending.extend(self._options(ll))
@@ -103,6 +109,14 @@ class _Parser:
         if nxt is None or nxt.depth <= depth:
             tok = header.tokens[-1]
             raise self._syntax(f"expected an indented block after '{word}'", tok.start[0], header.col, tok.end[1])
+        if too_deep_block(depth + 1):
+            first = header.tokens[0]
+            raise self._syntax(
+                f"too deeply nested: more than {MAX_BLOCK_DEPTH} 'parallel' and 'branch' blocks inside one another",
+                first.start[0],
+                first.start[1],
+                first.end[1],
+            )
         body = self._block(depth + 1)
         return body
 
@@ -164,6 +178,8 @@ class _Parser:
     def _check_name(self, tok: tokenize.TokenInfo, what: str) -> str:
         if keyword.iskeyword(tok.string) or tok.string in RESERVED:
             raise self._definition(f"'{tok.string}' is a keyword and cannot name a {what}", self._tok_pos(tok))
+        if tok.string in UNASSIGNABLE:
+            raise self._definition(f"Python reserves '{tok.string}': it cannot name a {what}", self._tok_pos(tok))
         return tok.string
 
     # -- steps ----------------------------------------------------------------
@@ -199,7 +215,9 @@ class _Parser:
         assert isinstance(target, ast.Name)
         if target.id in RESERVED:
             raise self._definition(f"'{target.id}' is a keyword and cannot name a step", stmt.pos(target))
-        source = ast.get_source_segment(stmt.source, node.value) or ""
+        if target.id in UNASSIGNABLE:
+            raise self._definition(f"Python reserves '{target.id}': it cannot name a step", stmt.pos(target))
+        source = stmt.segment(node.value)
         return StepNode(
             name=target.id,
             expr=node.value,
@@ -283,6 +301,16 @@ def _literal(node: ast.expr) -> Any:
         raise ValueError(str(exc)) from None
 
 
+def _seconds(value: Any) -> bool:
+    """A number of seconds: ``1e999`` is a float literal too, but an endless wait (or backoff)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int literal of hundreds of digits
+        return False
+
+
 def check_option(option: Option) -> str | None:
     """Return what is wrong with an option's arguments, or None."""
     kwargs = dict(option.kwargs)
@@ -297,14 +325,14 @@ def check_option(option: Option) -> str | None:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             return "@retries takes a whole number of at least 0, e.g. @retries(3)"
         backoff = kwargs.get("backoff", 0.0)
-        if not isinstance(backoff, (int, float)) or isinstance(backoff, bool) or backoff < 0:
+        if not _seconds(backoff) or backoff < 0:
             return "backoff= takes a number of seconds of at least 0"
         return None
     if option.name == "timeout":
         if kwargs or len(option.args) != 1:
             return "@timeout takes one number of seconds, e.g. @timeout(30)"
         s = option.args[0]
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or s <= 0:
+        if not _seconds(s) or s <= 0:
             return "@timeout takes a number of seconds above 0, e.g. @timeout(30)"
         return None
     if option.name == "cache":

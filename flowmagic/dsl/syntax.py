@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any, Union
 
 from ..errors import FlowSyntaxError
+from .columns import ByteColumns
 from .lines import physical_line
 
 
@@ -80,16 +82,35 @@ class Span:
             pieces.append(physical_line(lines, l1)[:c1])
         self.pieces = pieces
         self.source = prefix + "\n".join(pieces)
+        self._columns: dict[int, ByteColumns] = {}
 
     def flow_line(self, lineno: int) -> int:
         return self.start[0] + lineno - 1
 
     def char_col(self, lineno: int, byte_col: int) -> int:
-        piece = self.pieces[lineno - 1] if 0 < lineno <= len(self.pieces) else ""
+        """The flow's column (characters) of ``ast``'s column ``byte_col`` (UTF-8 bytes) on ``lineno``."""
+        return self.piece_col(lineno, byte_col) + (self.start[1] if lineno == 1 else 0)
+
+    def piece_col(self, lineno: int, byte_col: int) -> int:
+        """Like :meth:`char_col`, but counted from the start of the statement's piece of that line."""
         if lineno == 1:
-            byte_col = max(0, byte_col - len(self.prefix.encode("utf-8")))
-        col = len(piece.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
-        return col + (self.start[1] if lineno == 1 else 0)
+            byte_col -= len(self.prefix.encode("utf-8"))
+        if not 0 < lineno <= len(self.pieces):
+            return 0
+        columns = self._columns.get(lineno)
+        if columns is None:  # measured once: a step reading many names stays linear in its length
+            columns = self._columns[lineno] = ByteColumns(self.pieces[lineno - 1])
+        return columns.char(byte_col)
+
+    def segment(self, node: ast.expr) -> str:
+        """The source text of ``node`` (``ast.get_source_segment`` splits the text char by char: quadratic)."""
+        lineno, end_lineno = node.lineno, node.end_lineno or node.lineno
+        col = self.piece_col(lineno, node.col_offset)
+        end_col = self.piece_col(end_lineno, node.end_col_offset or 0)
+        if lineno == end_lineno:
+            return self.pieces[lineno - 1][col:end_col]
+        middle = self.pieces[lineno : end_lineno - 1]
+        return "\n".join([self.pieces[lineno - 1][col:], *middle, self.pieces[end_lineno - 1][:end_col]])
 
     def pos(self, node: ast.AST) -> Pos:
         lineno = getattr(node, "lineno", 1)
@@ -113,6 +134,40 @@ class Span:
                 offset = max(0, offset - len(self.prefix)) + self.start[1]
             msg = exc.msg.replace("<unknown>", "").strip()
             raise FlowSyntaxError(msg, line=line, col=offset, text=physical_line(self.lines, line)) from None
+        except (RecursionError, MemoryError):
+            # the nesting limits should have refused this first; never let it out as something else
+            raise self._too_complex() from None
+
+    def compile(self, tree: ast.Expression, filename: str) -> CodeType:
+        """Compile an expression of this statement; Python's refusals become ``FlowSyntaxError`` here.
+
+        ``ast.parse`` accepts some things only the compiler refuses (``a = *b``,
+        ``f(x=1, x=2)``, an async comprehension, assigning ``__debug__``): they are
+        just as certain, so they are reported when the flow is defined, with a caret.
+        """
+        try:
+            return compile(tree, filename, "eval")
+        except SyntaxError as exc:
+            lineno = exc.lineno or 1
+            # the compiler counts columns in UTF-8 bytes, as the tree does (the parser counts characters)
+            col = self.char_col(lineno, max(0, (exc.offset or 1) - 1))
+            same_line = exc.end_lineno == lineno and exc.end_offset
+            end_col = self.char_col(lineno, (exc.end_offset or 1) - 1) if same_line else None
+            line = self.flow_line(lineno)
+            raise FlowSyntaxError(
+                exc.msg, line=line, col=col, end_col=end_col, text=physical_line(self.lines, line)
+            ) from None
+        except (RecursionError, MemoryError):
+            raise self._too_complex() from None
+
+    def _too_complex(self) -> FlowSyntaxError:
+        line, col = self.start
+        return FlowSyntaxError(
+            "this statement is too complex for Python to parse: give parts of it their own steps",
+            line=line,
+            col=col,
+            text=physical_line(self.lines, line),
+        )
 
 
 Node = Union[StepNode, BranchNode, GroupNode]  # noqa: UP007 - a runtime alias, Python 3.10 too

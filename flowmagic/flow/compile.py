@@ -14,7 +14,7 @@ from types import CodeType
 from typing import Any
 
 from ..dsl.names import analyse, is_llm_call
-from ..dsl.syntax import BranchNode, GroupNode, Node, Option, Pos, StepNode
+from ..dsl.syntax import BranchNode, GroupNode, Node, Option, Pos, Span, StepNode
 from ..errors import FLOW_FILENAME, FlowDefinitionError
 from .model import Branch, Group, Step, StepOptions
 
@@ -121,16 +121,16 @@ def _options(options: list[Option], base: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _compile_expr(expr: ast.expr) -> Code:
+def _compile_expr(expr: ast.expr, span: Span) -> Code:
     calls = sum(isinstance(n, ast.Call) for n in ast.walk(expr))
     callee = None
     if isinstance(expr, ast.Call):
         calls -= 1
         if not is_llm_call(expr):
-            callee = compile(ast.Expression(expr.func), FLOW_FILENAME, "eval")
+            callee = span.compile(ast.Expression(expr.func), FLOW_FILENAME)
             calls += sum(isinstance(n, ast.Call) for n in ast.walk(expr.func))
     return Code(
-        code=compile(ast.Expression(expr), FLOW_FILENAME, "eval"),
+        code=span.compile(ast.Expression(expr), FLOW_FILENAME),
         llm=is_llm_call(expr),
         callee=callee,
         calls=calls,
@@ -249,6 +249,10 @@ class _Compiler:
             kind = "map"
             seen: dict[str, None] = {}
             for gen in expr.generators:
+                if gen.is_async:  # the executor iterates a map's loops itself, synchronously
+                    raise _error(
+                        "a map loops with 'for', not 'async for': write [f(x) for x in xs]", node.span.pos(gen.target)
+                    )
                 for n in ast.walk(gen.target):
                     if isinstance(n, ast.Name):
                         seen[n.id] = None
@@ -259,11 +263,11 @@ class _Compiler:
             binding_expr = ast.GeneratorExp(elt=loop_vars, generators=expr.generators)
             ast.copy_location(binding_expr, expr)
             ast.fix_missing_locations(binding_expr)
-            bindings = _compile_expr(binding_expr)
-            code = _compile_expr(element)
+            bindings = _compile_expr(binding_expr, node.span)
+            code = _compile_expr(element, node.span)
         else:
             kind = "llm" if is_llm_call(expr) else "call"
-            code = _compile_expr(expr)
+            code = _compile_expr(expr, node.span)
         options = StepOptions(**p.options)
         step = Step(
             name=node.name,

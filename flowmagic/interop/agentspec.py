@@ -72,17 +72,28 @@ def dumps(document: dict[str, Any], format: Format = "json") -> str:
 
 
 def loads(text: str) -> dict[str, Any]:
-    """An Agent Spec document from JSON or YAML text (JSON when it starts with '{')."""
+    """An Agent Spec document from JSON or YAML text (JSON when it starts with '{').
+
+    Text that nests too deeply or expands too far is an ``AgentSpecError`` (see
+    ``agentspec_bounds``), as is any text the loaders refuse.
+    """
+    from .agentspec_bounds import TOO_DEEP, check_yaml
+
     if text.lstrip().startswith("{"):
         try:
             document = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except RecursionError:  # JSON's parser recurses per level and stops near 1,000
+            raise AgentSpecError(TOO_DEEP) from None
+        except ValueError as exc:  # a JSONDecodeError, or a number of more digits than int() takes
             raise AgentSpecError(f"not valid Agent Spec JSON: {exc}") from None
     else:
         yaml = _yaml()
         try:
+            check_yaml(yaml, text)  # before the loader builds anything or recurses
             document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except AgentSpecError:
+            raise
+        except (yaml.YAMLError, ValueError) as exc:
             raise AgentSpecError(f"not valid Agent Spec YAML: {exc}") from None
     if not isinstance(document, dict) or "component_type" not in document:
         raise AgentSpecError("not an Agent Spec document: expected a component with a 'component_type'")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from .agentspec import AgentSpecError
+from .agentspec_bounds import resolve
 
 Component = dict[str, Any]
 
@@ -71,7 +72,7 @@ Item = Union[_Line, _Group]  # noqa: UP007 - a runtime alias, Python 3.10 too
 def translate(
     document: Component, tools: dict[str, Callable[..., Any]], model: str | None
 ) -> tuple[str, dict[str, Any], str]:
-    root = _resolve(document)
+    root = resolve(document)
     if root.get("component_type") != "Flow":
         raise AgentSpecError(
             f"flowmagic imports Agent Spec flows, not a {root.get('component_type')!r} ('{root.get('name')}')"
@@ -86,39 +87,11 @@ def translate(
     return "\n".join(_render(items, 0)) + "\n", translator.namespace, str(root.get("name") or "flow")
 
 
-# -- references -----------------------------------------------------------------------------
-def _resolve(document: Component) -> Component:
-    """The document with every ``$component_ref`` replaced by its component (shared, not copied)."""
-    registry: dict[str, Any] = {}
-    done: dict[str, Any] = {}
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        registry.update(value.get("$referenced_components") or {})
-        if "$component_ref" in value:
-            ref = value["$component_ref"]
-            if ref not in done:
-                if ref not in registry:
-                    raise AgentSpecError(f"the document refers to component {ref!r}, which it does not define")
-                done[ref] = None  # in progress: a reference to itself is an error below
-                done[ref] = walk(registry[ref])
-            if done[ref] is None:
-                raise AgentSpecError(f"component {ref!r} contains itself")
-            return done[ref]
-        return {k: walk(v) for k, v in value.items() if k != "$referenced_components"}
-
-    resolved = walk(document)
-    assert isinstance(resolved, dict)
-    return resolved
-
-
 # -- names ------------------------------------------------------------------------------------
 @dataclass
 class _Names:
     used: set[str] = field(default_factory=set)
+    tried: dict[str, int] = field(default_factory=dict)  # base -> the last suffix tried for it
 
     def new(self, wanted: str) -> str:
         """A fresh DSL identifier as close to ``wanted`` as possible."""
@@ -127,10 +100,12 @@ class _Names:
             base = "_" + base
         if keyword.iskeyword(base) or base in RESERVED:
             base += "_"
-        name, n = base, 1
+        # go on from the last suffix tried, so a thousand outputs of one name do not retry 1, 2, 3...
+        name, n = base, self.tried.get(base, 1)
         while name in self.used:
             n += 1
             name = f"{base}_{n}"
+        self.tried[base] = n
         self.used.add(name)
         return name
 
@@ -233,20 +208,25 @@ class _Translator:
             self.schemas.setdefault(name, prop)
         items: list[Item] = []
         outputs: dict[str, str] = {}
-        seen: list[Component] = [start]
+        # title -> the (node id, title) that gave it last: no rescan of the nodes before for each input
+        latest = {title: (node_id, title) for node_id, title in produced}
         for node in chain:
+            declared: dict[Any, Any] = {}  # its inputs by title, the first of each
+            for p in node.get("inputs") or []:
+                if isinstance(p, dict):
+                    declared.setdefault(p.get("title"), p)
 
-            def value(title: str, node: Component = node) -> str:
+            def value(title: str, node: Component = node, declared: dict[Any, Any] = declared) -> str:
                 source = incoming.get((node["id"], title))
                 if source is None and edges is None:  # no data-flow edges: match names, latest first
-                    source = next(((n["id"], title) for n in reversed(seen) if (n["id"], title) in produced), None)
+                    source = latest.get(title)
                 if source is not None:
                     if source not in produced:
                         raise AgentSpecError(
                             f"{_describe(node)} reads '{source[1]}' from a node that has not run before it"
                         )
                     return produced[source]
-                prop: dict[str, Any] = next((p for p in node.get("inputs") or [] if p.get("title") == title), {})
+                prop: dict[str, Any] = declared.get(title, {})
                 if "default" in prop:
                     return self.constant(title, prop["default"])
                 raise AgentSpecError(f"{_describe(node)}: nothing gives its input '{title}'")
@@ -260,12 +240,17 @@ class _Translator:
             props = {p.get("title"): p for p in node.get("outputs") or [] if isinstance(p, dict)}
             for title, name in new.outputs.items():
                 produced[(node["id"], title)] = name
+                latest[title] = (node["id"], title)
                 self.schemas.setdefault(name, props.get(title, {}))
-            seen.append(node)
         return items, outputs
 
     def chain(self, flow: Component, start: Component) -> list[Component]:
-        """The nodes after ``start``, in control-flow order (one path: no branching)."""
+        """The nodes after ``start``, in control-flow order (one path: no branching).
+
+        Each is taken from the flow's ``nodes`` by its id, not from the edge: the
+        bounds on the document count an edge's ends for their id only.
+        """
+        by_id = {n.get("id"): n for n in flow.get("nodes") or [] if isinstance(n, dict)}
         after: dict[str, Component] = {}
         for edge in flow.get("control_flow_connections") or []:
             source = edge["from_node"]
@@ -286,8 +271,10 @@ class _Translator:
         while node is not None:
             if node["id"] in visited:
                 raise AgentSpecError(f"the control flow loops back to {_describe(node)}")
+            if node["id"] not in by_id:
+                raise AgentSpecError(f"{_describe(node)} is not one of the nodes of flow '{flow.get('name')}'")
             visited.add(node["id"])
-            chain.append(node)
+            chain.append(by_id[node["id"]])
             node = after.get(node["id"])
         return chain
 

@@ -7,6 +7,7 @@ the core; this adapter only turns options into settings and results into output.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +233,8 @@ class FlowMagics(Magics):
         workers = args.workers if args.workers is not None else self.workers
         if workers < 1:
             raise UsageError("--workers must be at least 1")
-        if args.timeout is not None and args.timeout <= 0:
+        # 'nan' and 'inf' parse as floats: neither is a deadline (leave --timeout out for none)
+        if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
             raise UsageError("--timeout must be a number of seconds above 0")
         if args.background and args.dry_run:
             raise UsageError("--dry-run draws the flow without running it; it cannot also run in the --background")

@@ -1,7 +1,11 @@
 """Prompt templates: ``{name}``, ``{name.attr}``, ``{name[0]}``, ``{name["key"]}``; never dunders.
 
-Pure string work, shared by the compiler (to find a prompt's dependencies) and
-the executor (to render it).
+A field may end with a conversion (``!r``, ``!s``, ``!a``) and a format spec
+(``{score:.2f}``), whose width and precision are at most ``MAX_FORMAT_WIDTH``:
+``{x:>999999999}`` would build a gigabyte string per render.
+
+Pure string work, shared by the compiler (to find a prompt's dependencies and
+refuse a bad template before anything runs) and the executor (to render it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from typing import Any
 
 _ROOT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([^\[\]]+)\]")
+#: The widest width or precision a format spec may ask for (a padded table column, not a gigabyte).
+MAX_FORMAT_WIDTH = 10_000
+CONVERSIONS = ("r", "s", "a")
+# the start of Python's standard format spec: [[fill]align][sign][z][#][0][width][grouping][.precision]
+_SPEC_NUMBERS = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d*))?", re.DOTALL)
 
 
 class TemplateError(ValueError):
@@ -40,8 +49,8 @@ def placeholders(template: str) -> list[Placeholder]:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise TemplateError(f"bad template: {exc} (write {{{{ and }}}} for literal braces)") from None
-    for literal, field, spec, _conversion in parsed:
-        offset += len(literal.replace("{", "{{").replace("}", "}}"))
+    for literal, field, spec, conversion in parsed:
+        offset += len(literal) + literal.count("{") + literal.count("}")  # '{{' and '}}' came back as one
         if field is None:
             continue
         where = template.find("{" + field, offset)
@@ -49,8 +58,33 @@ def placeholders(template: str) -> list[Placeholder]:
         result.append(_placeholder(field, where))
         if spec and "{" in spec:
             raise TemplateError(f"nested placeholders are not supported in {{{field}:{spec}}}", where)
-        offset = where + 2 + len(field) + (len(spec) + 1 if spec else 0)
+        if conversion is not None and conversion not in CONVERSIONS:
+            raise TemplateError(
+                f"unknown conversion '!{conversion}' in {{{field}!{conversion}}}: use !r, !s or !a", where
+            )
+        problem = spec_problem(spec or "")
+        if problem:
+            raise TemplateError(f"{problem} in {{{field}:{spec}}}", where)
+        # never past the field's real end (a '{x:}' comes back with the same empty spec as '{x}'),
+        # so the next find starts at or before its field and never rescans the rest of the text
+        offset = where + 2 + len(field) + (len(conversion) + 1 if conversion else 0) + (len(spec) + 1 if spec else 0)
     return result
+
+
+def spec_problem(spec: str) -> str | None:
+    """What is wrong with a format spec's width or precision, or None.
+
+    Only the numbers Python's standard spec would read are checked: a spec of
+    another kind (``{when:%Y-%m-%d}``) is for its value's own ``__format__``.
+    """
+    match = _SPEC_NUMBERS.match(spec)
+    assert match is not None  # every part of the pattern is optional
+    for part in ("width", "precision"):
+        digits = (match.group(part) or "").lstrip("0")
+        # compare by length first: int() of thousands of digits is refused (or slow) on its own
+        if digits and (len(digits) > len(str(MAX_FORMAT_WIDTH)) or int(digits) > MAX_FORMAT_WIDTH):
+            return f"a format {part} above {MAX_FORMAT_WIDTH:,}"
+    return None
 
 
 def _placeholder(field: str, offset: int) -> Placeholder:
@@ -84,6 +118,13 @@ def _placeholder(field: str, offset: int) -> Placeholder:
 
 
 class _SafeFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        # a template built at run time was not checked when the flow was defined
+        problem = spec_problem(format_spec)
+        if problem:
+            raise TemplateError(f"{problem}: {format_spec!r}")
+        return super().format_field(value, format_spec)
+
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
         ph = _placeholder(field_name, 0)
         value = self.get_value(ph.root, args, kwargs)
