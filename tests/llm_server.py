@@ -15,6 +15,7 @@ Example::
         server.fail_next(status=429, retry_after=0.1)  # the next request is rate limited
         server.fail_next(drop=True, after_chunks=2)    # the next stream breaks after two chunks
         server.fail_next(slow=0.5, status=200, match="[a]")  # the next prompt starting "[a]" waits 0.5 s
+        server.usage_fields = {"prompt_tokens": "many"}  # usage as a careless (or hostile) server sends it
         assert server.requests[0].body["model"] == "gpt-4o-mini"
 
 As a pytest fixture::
@@ -31,6 +32,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,9 +48,10 @@ CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
 class RecordedRequest:
     """One request the server received (``body`` is None when it was not JSON).
 
-    ``at`` is when its body had arrived (``time.monotonic()``): gaps between
-    requests show how long a client waited before retrying. ``port`` is the
-    client's port, one per connection: the same port again is a reused connection.
+    ``path`` is without the query string, which is in ``query``. ``at`` is when
+    its body had arrived (``time.monotonic()``): gaps between requests show how
+    long a client waited before retrying. ``port`` is the client's port, one per
+    connection: the same port again is a reused connection.
     """
 
     method: str
@@ -57,6 +60,7 @@ class RecordedRequest:
     body: dict[str, Any] | None
     at: float = 0.0
     port: int = 0
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def prompt(self) -> str:
@@ -156,6 +160,8 @@ class LLMServer:
         self.answer = answer
         self.delay = delay
         self.usage: tuple[int, int] | None = None  # (prompt, completion) tokens to report
+        self.usage_fields: dict[str, Any] = {}  # sent in usage as they are, over the counts: any JSON value
+        self.head_fields: dict[str, Any] = {}  # sent over the answer's id, model, created: any JSON value
         self.stream_usage = True  # False: ignore stream_options.include_usage, like some local servers
         self.requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
@@ -330,18 +336,20 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        path, _, query = self.path.partition("?")
         with state._lock:
             state.requests.append(
                 RecordedRequest(
                     "POST",
-                    self.path,
+                    path,
                     dict(self.headers.items()),
                     body,
                     at=time.monotonic(),
                     port=self.client_address[1],
+                    query=dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
                 )
             )
-        if self.path not in CHAT_PATHS:
+        if path not in CHAT_PATHS:  # the message quotes the whole target, query and all, as servers do
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return
         if state.delay:
@@ -371,15 +379,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content = state.answer(body)
         prompt_tokens, completion_tokens = state.usage or (_words(body) * 4 // 3 + 1, len(content.split()) * 4 // 3 + 1)
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            **state.usage_fields,
         }
         head = {
             "id": f"chatcmpl-{len(state.requests)}",
             "created": int(time.time()),
             "model": body.get("model", "unknown"),
+            **state.head_fields,
         }
         if streamed:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and state.stream_usage
@@ -403,7 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _send_stream(
-        self, head: dict[str, Any], content: str, usage: dict[str, int] | None, fault: Fault | None
+        self, head: dict[str, Any], content: str, usage: dict[str, Any] | None, fault: Fault | None
     ) -> None:
         """Stream ``content`` as chat.completion.chunk events (chunked transfer encoding).
 

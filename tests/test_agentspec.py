@@ -271,17 +271,18 @@ def test_staging_keeps_every_dependency_of_any_dag(dag: tuple[int, list[tuple[in
 
 
 def test_no_api_key_or_password_ever_appears_in_an_export(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    key, password = "sk-planted-0123456789abcdef", "pw-planted-secret"
+    key, password, signature = "sk-planted-0123456789abcdef", "pw-planted-secret", "sig-planted-secret"
     monkeypatch.setenv("OPENAI_API_KEY", key)
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:{password}@127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:{password}@127.0.0.1:9/v1?sig={signature}")
     flow = Flow.from_source(MARKETING, name="marketing", namespace=marketing_tools())
     for format in ("json", "yaml"):
         text = flow.to_agentspec(format)  # type: ignore[arg-type]
-        assert key not in text and password not in text
+        assert key not in text and password not in text and "planted" not in text
         llm = next(n for n in load(text, format).nodes if isinstance(n, LlmNode))
         config = llm.llm_config
         assert type(config).__name__ == "OpenAiCompatibleConfig"
-        assert config.url == "http://127.0.0.1:9/v1" and config.api_key is None  # type: ignore[attr-defined]
+        # no userinfo at all, and the query's names without their values
+        assert config.url == "http://127.0.0.1:9/v1?sig=***" and config.api_key is None  # type: ignore[attr-defined]
     # the command line too, with the key in its environment
     (tmp_path / "marketing.flow").write_text(MARKETING)
     (tmp_path / "tools.py").write_text(f"LOOKUP_SECONDS = 0\n{TOOLS_SOURCE}")

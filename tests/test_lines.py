@@ -117,11 +117,13 @@ def test_config_shows_and_changes_settings_but_never_the_key(
     shell: InteractiveShell, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-config")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://ada:pw-secret-config@127.0.0.1:9/v1?api-key=qk-secret-config")
     line(shell, "config workers=8 model=local-model")
     out = capsys.readouterr().out
     assert "workers    8" in out and "local-model (FlowMagics.model)" in out
-    assert "http://127.0.0.1:9/v1" in out and "API key    set" in out and "sk-secret-config" not in out
+    # the server's address and the names are shown; the password and the query's values are not
+    assert "base URL   http://ada:***@127.0.0.1:9/v1?api-key=*** (OPENAI_BASE_URL)" in out
+    assert "API key    set" in out and "secret-config" not in out
     magics = shell.magics_manager.registry["FlowMagics"]
     assert magics.workers == 8
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import os
@@ -182,6 +183,62 @@ def test_api_key_never_appears_in_errors_or_repr(server: LLMServer) -> None:
         return repr(provider)
 
     assert API_KEY not in with_provider(shown_repr)
+
+
+def test_a_query_in_the_base_url_is_sent_with_every_request_and_its_values_shown_nowhere(
+    server: LLMServer,
+) -> None:
+    query_key = "qk-Lm4Tz8Wq2Vx7Rb"
+    base_url = f"{server.base_url}?api-key={query_key}&api-version=2024-06-01"
+    server.fail_next(status=401, message=f"key {query_key[:-1]} is not valid for /v1?api-key={query_key}")
+
+    async def use(provider: OpenAIProvider) -> tuple[str, str, str]:
+        with pytest.raises(LLMError) as caught:
+            await provider.complete(LLMRequest(prompt="hi", model="m"))
+        response = await provider.complete(LLMRequest(prompt="again", model="m"))
+        return str(caught.value), repr(provider), response.text
+
+    error, shown, text = with_provider(use, base_url=base_url, max_retries=0)
+    assert [(r.path, r.query) for r in server.chat_requests] == [
+        ("/v1/chat/completions", {"api-key": query_key, "api-version": "2024-06-01"})
+    ] * 2
+    assert error.endswith("key *** is not valid for /v1?api-key=***") and text == "echo: again"
+    assert shown == f"OpenAIProvider(base_url='{server.base_url}?api-key=***&api-version=***')"
+
+
+def test_a_query_parameter_named_twice_is_refused_without_its_values(server: LLMServer) -> None:
+    with pytest.raises(LLMError, match=r"more than once: k$") as caught:
+        OpenAIProvider(base_url=f"{server.base_url}?k=sk-one-Zq8Wm3Lx&k=sk-two-Vb7Nt2Rc")
+    assert "sk-" not in str(caught.value)
+
+
+def test_a_user_and_password_in_the_base_url_are_sent_as_basic_auth(server: LLMServer) -> None:
+    host, port = server.address
+    complete(LLMRequest(prompt="hi", model="m"), base_url=f"http://ada:pw-Zq8Wm3Lx@{host}:{port}/v1")
+    (request,) = server.chat_requests
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"ada:pw-Zq8Wm3Lx").decode()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["complete", "stream"])
+def test_what_the_server_chooses_is_redacted_and_bad_token_counts_dropped_with_a_note(
+    server: LLMServer, streamed: bool
+) -> None:
+    server.answer = lambda body: f"Sure, your key is {API_KEY[:-1]}."  # the key less its last character
+    server.usage_fields = {"prompt_tokens": f"Bearer {API_KEY}", "completion_tokens": True, "total_tokens": -1}
+    server.head_fields = {"model": API_KEY[1:], "id": f"chatcmpl-{API_KEY}"}
+    seen: list[str] = []
+    request = LLMRequest(prompt="hi", model="m")
+    response = with_provider(lambda p: p.stream(request, seen.append) if streamed else p.complete(request))
+    assert response.text == response.value == "Sure, your key is ***." and response.model == "***"
+    assert response.extra["id"] == "chatcmpl-***"
+    assert (response.prompt_tokens, response.completion_tokens, response.total_tokens) == (None, None, None)
+    assert response.usage_note == (
+        "prompt_tokens dropped: the server sent a str, not a whole number of at least 0; "
+        "completion_tokens dropped: the server sent a bool, not a whole number of at least 0; "
+        "total_tokens dropped: the server sent a negative number, not a whole number of at least 0"
+    )
+    assert seen[-1:] == (["Sure, your key is ***."] if streamed else [])
+    assert all(API_KEY[i : i + 8] not in text for text in seen for i in range(len(API_KEY) - 7))
 
 
 def test_local_server_without_key_gets_a_placeholder(server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,20 +1,28 @@
-"""Secrets and hostile text: a planted API key shows up in no output; templates and flow files run nothing.
+"""Secrets and hostile text: planted secrets show up in no output; templates and flow files run nothing.
 
-A fake key is planted where a user's key lives (``OPENAI_API_KEY``) and where a
-server may echo it back (a 401's message quotes it, a proxy's 500 quotes the
-Authorization header). Flows then succeed and fail against the local server
-through the real ``openai`` client, and every output is scanned for the key and
-for "Authorization" / "Bearer": ``Run.to_json()``, the summary, the static HTML
-and the live widget's values, every error's text and traceback (its whole
-chain), the events, logs of every logger at DEBUG (the SDK's and the HTTP
-client's too), ``%flow config`` and ``%config FlowMagics``, history and diff,
-the on-disk cache, and the command line's output and JSON.
+Fake secrets are planted where a user's live: an API key in ``OPENAI_API_KEY``,
+a key in the base URL's query string, and a password in its userinfo (or, in
+the "query" variant, a second query value). The local server echoes them back
+as careless servers and proxies do: whole, less their last character, split
+across a sentence, in error messages, as the model's name, and as the answer's
+``usage.prompt_tokens``. Flows then succeed and fail against it through the
+real ``openai`` client (on aiohttp, or on the SDK's default transport when the
+URL has a userinfo), and every output is scanned for any 8 characters in a row
+of any planted secret (the redaction's run length) and for an Authorization
+header or Bearer token that is not redacted: ``Run.to_json()``, the summary,
+reprs of the run and its steps, the static HTML and the live widget's values
+and state, every error's text and traceback (its whole chain), the events,
+logs of every logger at DEBUG (the SDK's and the HTTP clients' too),
+``%flow config`` and ``%config FlowMagics``, history and diff, every file of the
+on-disk cache, Agent Spec exports, and the command line's output and JSON.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import subprocess
 import sys
 import traceback
@@ -31,6 +39,7 @@ from pydantic import BaseModel
 from flowmagic import Flow
 from flowmagic.engine import events as ev
 from flowmagic.engine.cache import default_cache
+from flowmagic.engine.history import default_history
 from flowmagic.engine.record import Run, format_error
 from flowmagic.engine.runner import run_blocking
 from flowmagic.errors import FlowDefinitionError, FlowError
@@ -39,7 +48,10 @@ from flowmagic.llm.template import TemplateError, render
 from flowmagic.view.picture import run_html
 from flowmagic.view.widget import FlowView
 
-KEY = "sk-flowmagic-test-SECRET123"
+KEY = "sk-proj-Q7vXb2LmZ9tRw4KpN8cYdH3s"  # the API key, in OPENAI_API_KEY
+QUERY_KEY = "qk-5TgB1nM6sR0aW3eY8uJ4xC7v"  # in the base URL's query string, as api-key=
+URL_SECRET = "pw-H2kD9fL4pQ6zV1bN7mX3cR8t"  # the base URL's userinfo password, or its sig= query value
+RUN = 8  # any this many characters in a row of a secret count as showing it
 ROOT = Path(__file__).resolve().parents[1]
 
 server = pytest.fixture(llm_server_fixture, name="server")
@@ -50,25 +62,65 @@ class Person(BaseModel):
     age: int
 
 
+ECHO = "Your key {} works. The query said {}, then {}. The password ends {}."
+
+
 def answer(body: dict[str, Any]) -> str:
-    if last_prompt(body).startswith("[schema]"):
+    prompt = last_prompt(body)
+    if prompt.startswith("[schema]"):
         return '{"name": "Ada", "age": "very old"}'  # does not validate
+    if prompt.startswith("[echo]"):  # the key less its last character, a key split across a sentence
+        return ECHO.format(KEY[:-1], QUERY_KEY[:12], QUERY_KEY[12:], URL_SECRET[3:])
     return default_answer(body)
 
 
+def planted_url(server: LLMServer, where: str) -> str:
+    """The server's base URL with QUERY_KEY in its query, and URL_SECRET in its userinfo or query."""
+    host, port = server.address
+    if where == "userinfo":
+        return f"http://flow:{URL_SECRET}@{host}:{port}/v1?api-key={QUERY_KEY}"
+    return f"http://{host}:{port}/v1?api-key={QUERY_KEY}&sig={URL_SECRET}"
+
+
+def shown_url(server: LLMServer, where: str) -> str:
+    """How the planted URL may be shown: userinfo password and query values masked."""
+    host, port = server.address
+    if where == "userinfo":
+        return f"http://flow:***@{host}:{port}/v1?api-key=***"
+    return f"http://{host}:{port}/v1?api-key=***&sig=***"
+
+
+@pytest.fixture(params=["query", "userinfo"])
+def where(request: pytest.FixtureRequest) -> str:
+    """Where URL_SECRET is planted: a query value (sent by aiohttp), or the userinfo password
+    (sent, by the SDK's default transport, as Basic auth in place of the key)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def keyed(monkeypatch: pytest.MonkeyPatch, server: LLMServer) -> LLMServer:
-    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+def keyed(monkeypatch: pytest.MonkeyPatch, server: LLMServer, where: str) -> LLMServer:
+    monkeypatch.setenv("OPENAI_BASE_URL", planted_url(server, where))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     server.answer = answer
+    server.usage_fields = {"prompt_tokens": f"Bearer {KEY}"}  # a 200 whose usage carries the key
+    server.head_fields = {"model": KEY[:-1]}  # and whose model name echoes it
     return server
 
 
+def sent_credentials(where: str) -> tuple[str, dict[str, str]]:
+    """The Authorization header and query every chat request carries."""
+    if where == "userinfo":
+        return "Basic " + base64.b64encode(f"flow:{URL_SECRET}".encode()).decode(), {"api-key": QUERY_KEY}
+    return f"Bearer {KEY}", {"api-key": QUERY_KEY, "sig": URL_SECRET}
+
+
 def plant_failures(server: LLMServer) -> None:
-    """Errors whose server messages quote the key, as real servers and proxies do."""
-    server.fail_next(401, message=f"Incorrect API key provided: {KEY}.", match="[401]", times=2)
-    server.fail_next(500, retry_after=0.01, message=f"upstream refused the key {KEY}", match="[500]", times=6)
-    server.fail_next(429, retry_after=0.01, message=f"rate limited for key {KEY}", match="[429]", times=6)
+    """Errors whose server messages quote the secrets, whole and in part, as real servers and proxies do."""
+    server.fail_next(401, message=f"Incorrect API key provided: {KEY[:-1]}.", match="[401]", times=2)
+    refused = f"proxy refused 'Authorization: Bearer {KEY}' for ?api-key={QUERY_KEY[1:]}"
+    server.fail_next(500, retry_after=0.01, message=refused, match="[500]", times=6)
+    limited = f"rate limited for key {KEY[3:]} (sig {URL_SECRET[:-1]})"
+    server.fail_next(429, retry_after=0.01, message=limited, match="[429]", times=6)
     # no view watches in a plain shell, so answers come whole: dropped before any byte, and the SDK
     # retries that twice, on each of the step's two attempts
     server.fail_next(drop=True, match="[drop]", times=6)
@@ -77,6 +129,7 @@ def plant_failures(server: LLMServer) -> None:
 FLOW = """\
 topic_line = "about " + topic
 title = llm("A title {topic_line}")
+echoed = llm("[echo] {title}")
 person = llm("A person in {title}", schema=Person)
 @retries(1, backoff=0.01)
 parallel:
@@ -88,11 +141,17 @@ parallel:
 after = llm("Summarise {denied}")
 """
 
+SECRET_RUNS = {secret[i : i + RUN] for secret in (KEY, QUERY_KEY, URL_SECRET) for i in range(len(secret) - RUN + 1)}
+# an Authorization header or Bearer token with a value (any token, even one nobody planted) other than ***
+HEADER_VALUE = re.compile(
+    r"(?i)(?:authorization\W{1,4}(?:(?:bearer|basic)\s{1,4})?|bearer\s{1,4})(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}"
+)
+
 
 def leaks(text: str) -> list[str]:
-    """What of the secret ``text`` shows: the key itself, or an Authorization header's words."""
-    lowered = text.lower()
-    return [word for word in (KEY, "authorization", "bearer") if word.lower() in lowered]
+    """What of the secrets ``text`` shows: any RUN characters in a row of one, or the value of
+    an Authorization header or Bearer token."""
+    return sorted(run for run in SECRET_RUNS if run in text) + HEADER_VALUE.findall(text)
 
 
 def error_texts(error: BaseException) -> list[str]:
@@ -116,14 +175,15 @@ def bundle_texts(captured: Any) -> list[str]:
 
 
 def view_texts(run: Run) -> list[str]:
-    """The live widget's values once the run is over, with every step chosen in the detail."""
+    """The live widget's values and state once the run is over, with every step chosen in the detail."""
     assert run.shape is not None
     view = FlowView(run, run.shape)
     view.finish()
+    parts = (view.status, view.dag, view.timeline, view.select, view.detail)
     texts = [view.status.value, view.dag.value, view.timeline.value, json.dumps(view.mimebundle(), default=str)]
     for name in view.select.options:
         view.select.value = name
-        texts.append(view.detail.value)
+        texts += [view.detail.value, json.dumps([part.get_state() for part in parts], default=str)]
     return texts
 
 
@@ -131,24 +191,35 @@ def run_texts(run: Run) -> list[str]:
     texts = [run.to_json(), run.summary(), repr(run), run_html(run), *run.show()._repr_mimebundle_().values()]
     texts += view_texts(run)
     for record in run.steps.values():
-        texts.append(json.dumps(record.to_dict(), default=repr))
+        texts += [json.dumps(record.to_dict(), default=repr), repr(record)]
         if record.error is not None:
             texts += error_texts(record.error)
     return texts
 
 
+def check_tokens(run: Run) -> None:
+    """The server's prompt_tokens (the key, as text) was dropped; its completion tokens kept and summed."""
+    infos = [r.llm for r in run.steps.values() if r.status == "succeeded" and r.llm is not None]
+    assert infos and all(i["prompt_tokens"] is None and type(i["completion_tokens"]) is int for i in infos)
+    prompt, completion = run.tokens
+    assert prompt == 0 and completion == sum(i["completion_tokens"] for i in infos) > 0
+    assert json.loads(run.to_json())["tokens"] == {"prompt": 0, "completion": completion}
+    assert f"tokens 0 in, {completion:,} out" in run.summary()
+
+
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every logger at DEBUG, the SDK's and its HTTP client's included."""
-    names = ["", "openai", "httpx", "httpcore", "httpx2", "httpcore2", "flowmagic", "asyncio"]
+    """Every logger at DEBUG, the SDK's and its HTTP clients' included."""
+    names = ["", "openai", "httpx", "httpcore", "httpx2", "httpcore2", "aiohttp", "flowmagic", "asyncio"]
     for name in names:
         caplog.set_level(logging.DEBUG, logger=name)
     yield caplog
 
 
-def test_a_planted_key_shows_in_no_output_of_runs_that_succeed_and_fail(
+def test_planted_secrets_show_in_no_output_of_runs_that_succeed_and_fail(
     shell: InteractiveShell,
     keyed: LLMServer,
+    where: str,
     debug_logs: pytest.LogCaptureFixture,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -165,6 +236,7 @@ def test_a_planted_key_shows_in_no_output_of_runs_that_succeed_and_fail(
     texts += bundle_texts(captured)
     shown = "\n".join(texts)
     assert "API key" in shown and "never shown" in shown and "Current: 32" in shown  # the outputs are there
+    assert f"base URL   {shown_url(keyed, where)} (OPENAI_BASE_URL)" in shown  # the server, not its secrets
 
     runs: list[Run] = []
     for topic in ("tea", "coffee"):  # two runs, so history and diff have something to compare
@@ -181,12 +253,14 @@ def test_a_planted_key_shows_in_no_output_of_runs_that_succeed_and_fail(
         shell.run_line_magic("flow", "diff secret")
         shell.run_line_magic("flow", "show secret")
     texts += bundle_texts(captured)
+    texts.append(repr(default_history.entries("secret")))
 
     run = runs[-1]
     statuses = {n: r.status for n, r in run.steps.items()}
     assert statuses == {
         "topic_line": "succeeded",
         "title": "succeeded",
+        "echoed": "succeeded",
         "person": "succeeded",
         "denied": "failed",
         "broken": "failed",
@@ -195,15 +269,26 @@ def test_a_planted_key_shows_in_no_output_of_runs_that_succeed_and_fail(
         "invalid": "failed",
         "after": "skipped",
     }
-    assert "Incorrect API key provided: ***" in str(run.steps["denied"].error)  # the message, redacted
+    # the server did echo the secrets, and what it said is kept with each of them replaced
+    assert run["echoed"] == ECHO.format("***", "***", "***", "***")
+    assert str(run.steps["denied"].error).endswith("Incorrect API key provided: ***.")
+    assert "proxy refused 'Authorization: Bearer ***' for ?api-key=***" in str(run.steps["broken"].error)
+    assert "rate limited for key *** (sig ***)" in str(run.steps["limited"].error)
     assert "very old" in str(run.steps["invalid"].error)  # a schema failure still shows its raw answer
-    assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in keyed.chat_requests)  # it was sent
+    check_tokens(run)
+    authorization, query = sent_credentials(where)
+    sent = [{k.lower(): v for k, v in r.headers.items()}["authorization"] for r in keyed.chat_requests]
+    assert set(sent) == {authorization}  # they were sent
+    assert all(r.query == query for r in keyed.chat_requests)
 
-    # the run's events, as an observer sees them
+    # the run's events, as an observer sees them (answers stream then, as they do to a view)
     flow = Flow.from_source(FLOW, name="events", namespace={"topic": "tea", "Person": Person}, cache=False)
     events: list[ev.Event] = []
     plant_failures(keyed)
-    texts += run_texts(run_blocking(flow.execution(observers=[events.append])))
+    watched = run_blocking(flow.execution(observers=[events.append]))
+    assert watched["echoed"] == ECHO.format("***", "***", "***", "***") and keyed.chat_requests[-1].body["stream"]
+    check_tokens(watched)
+    texts += run_texts(watched)
     for event in events:
         texts.append(repr(event))
         if event.error is not None:
@@ -213,19 +298,20 @@ def test_a_planted_key_shows_in_no_output_of_runs_that_succeed_and_fail(
     assert cache_files  # the answers of the steps that succeeded are on disk
     texts += [p.read_bytes().decode("latin-1") for p in cache_files]
     texts += [record.getMessage() for record in debug_logs.records] + [debug_logs.text]
-    assert any(record.name.startswith(("openai", "httpx")) for record in debug_logs.records)  # logs were on
+    requests = [r.getMessage() for r in debug_logs.records if r.name.startswith("httpx")]
+    assert any("/v1/chat/completions?api-key=***" in message for message in requests)  # the URL was logged
     texts.append(repr(OpenAIProvider()))
 
     found = {word for text in texts for word in leaks(text)}
     assert not found, [text[:300] for text in texts if leaks(text)][:3]
 
 
-def test_the_command_line_shows_no_key(keyed: LLMServer, tmp_path: Path) -> None:
+def test_the_command_line_shows_no_secret(keyed: LLMServer, where: str, tmp_path: Path) -> None:
     flow_file = tmp_path / "secret.flow"
-    flow_file.write_text('title = llm("A title")\ndenied = llm("[401] {title}")\n', encoding="utf-8")
+    flow_file.write_text('title = llm("A title")\necho = llm("[echo]")\ndenied = llm("[401] {title}")\n')
     out = tmp_path / "run.json"
     plant_failures(keyed)
-    env = {"OPENAI_BASE_URL": keyed.base_url, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT), "PATH": ""}
+    env = {"OPENAI_BASE_URL": planted_url(keyed, where), "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT), "PATH": ""}
     result = subprocess.run(
         [sys.executable, "-m", "flowmagic.cli", "run", str(flow_file), "--model", "gpt-4o-mini", "--json", str(out)],
         env=env,
@@ -235,7 +321,9 @@ def test_the_command_line_shows_no_key(keyed: LLMServer, tmp_path: Path) -> None
     )
     assert result.returncode == 1, result.stderr  # a step failed
     assert "Incorrect API key provided: ***" in result.stdout + result.stderr
-    for text in (result.stdout, result.stderr, out.read_text(encoding="utf-8")):
+    written = out.read_text(encoding="utf-8")
+    assert ECHO.format("***", "***", "***", "***") in written  # the echo was there, redacted
+    for text in (result.stdout, result.stderr, written):
         assert not leaks(text), text
 
 
@@ -243,7 +331,7 @@ def test_a_server_quoting_the_authorization_header_gets_the_key_redacted(keyed: 
     keyed.fail_next(500, retry_after=0.01, message=f"proxy refused 'Authorization: Bearer {KEY}'", times=3)
     run = Flow.from_source('a = llm("hi")', name="echoed", cache=False).run()
     for text in run_texts(run):
-        assert KEY not in text
+        assert not leaks(text), text
     assert "proxy refused 'Authorization: Bearer ***'" in str(run.steps["a"].error)
 
 
@@ -260,10 +348,14 @@ parallel:
 """
 
 
-def test_exports_hold_no_key_and_loading_one_runs_only_the_tools_given(keyed: LLMServer) -> None:
+def test_exports_hold_no_secret_and_loading_one_runs_only_the_tools_given(keyed: LLMServer, where: str) -> None:
     flow = Flow.from_source(EXPORTABLE, name="exported", namespace={"shout": shout, "topic": "tea"}, model="m")
     exports = [flow.to_agentspec("json"), flow.to_agentspec("yaml")]
-    assert keyed.base_url in exports[0]  # the server is named, its key is not
+    host, port = keyed.address
+    # the server is named, without its userinfo, its query's names kept and values masked
+    assert json.loads(exports[0])["$referenced_components"]["LlmNode:title"]["llm_config"]["url"] == (
+        f"http://{host}:{port}/v1?api-key=***" + ("&sig=***" if where == "query" else "")
+    )
     for text in exports:
         assert not leaks(text), text
     calls: list[str] = []

@@ -39,6 +39,7 @@ from ..dsl.lines import split_lines
 from ..dsl.names import is_llm_call
 from ..flow.model import StepOptions
 from ..llm.registry import DEFAULT_OPENAI_MODEL, OFFLINE_MODEL
+from ..llm.secrets import safe_url
 from .agentspec import AGENTSPEC_VERSION, AgentSpecError
 
 if typing.TYPE_CHECKING:
@@ -612,8 +613,9 @@ def _llm_config(model: str | None, temperature: float | None, max_tokens: int | 
     }
     url = os.environ.get("OPENAI_BASE_URL", "").strip()
     if url:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]  # never a user or password written in the URL
+        # never a user or password written in the URL, nor its query values (a key, a signature...)
+        parts = urlsplit(safe_url(url))
+        host = parts.netloc.rpartition("@")[2]
         config.update(component_type="OpenAiCompatibleConfig", url=urlunsplit(parts._replace(netloc=host)))
     return config
 

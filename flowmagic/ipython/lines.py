@@ -20,6 +20,7 @@ from ..engine.history import HistoryTable, default_history
 from ..errors import did_you_mean
 from ..flow.flow import Flow
 from ..llm import resolve_model
+from ..llm.secrets import safe_url
 from ..view.compare import table
 
 if TYPE_CHECKING:
@@ -201,7 +202,9 @@ def _config_rows(magics: FlowMagics) -> list[list[str]]:
         where = "FlowMagics.model"
     elif os.environ.get("FLOWMAGIC_MODEL"):
         where = "FLOWMAGIC_MODEL"
-    base_url = os.environ.get("OPENAI_BASE_URL") or ("-" if model == "offline" else "the SDK's default, OpenAI")
+    configured = os.environ.get("OPENAI_BASE_URL", "").strip()
+    # a password or key written in the URL is never shown; the server's address is
+    base_url = safe_url(configured) if configured else ("-" if model == "offline" else "the SDK's default, OpenAI")
     key = "set" if os.environ.get("OPENAI_API_KEY") else "not set"
     cache = f"{len(default_cache)} results in memory ({_mb(default_cache.bytes)} of {_mb(default_cache.max_bytes)})"
     if default_cache.directory is not None:

@@ -14,6 +14,11 @@ Two layers retry, each on its own terms:
   (``retry_after``), so the step waits at least that long too.
 
 So an ``llm`` step with ``@retries(N)`` sends at most ``(N + 1) * (max_retries + 1)`` requests.
+
+Everything the server chooses and flowmagic keeps (the answer, the model name,
+the response id, error messages) goes through :func:`~flowmagic.llm.secrets.redact`
+first, and its token counts are checked by :class:`~flowmagic.llm.protocol.LLMResponse`:
+a server that echoes the key, whole or in part, puts it in no record, cache or log.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ import re
 import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
-from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, invalid_answer
+from flowmagic.llm import log_redaction
+from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, count_note, invalid_answer
+from flowmagic.llm.secrets import StreamRedactor, hold, redact, safe_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -141,6 +149,26 @@ def _params(request: LLMRequest) -> dict[str, Any]:
     return params
 
 
+def _split_query(base_url: str | None) -> tuple[str | None, dict[str, str]]:
+    """``base_url`` without its query string, and that query's parameters.
+
+    The SDK appends the endpoint's path to the base URL as written, after any
+    query (``/v1?api-key=K`` would become ``/v1?api-key=Kchat/completions``), so
+    a query (a key, ``api-version``...) is sent as the client's default query instead.
+    """
+    if base_url is None:
+        return None, {}
+    parts = urlsplit(base_url)
+    if not parts.query:
+        return base_url, {}
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    names = [name for name, _ in pairs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise LLMError(f"the base URL names a query parameter more than once: {', '.join(repeated)}")
+    return urlunsplit(parts._replace(query="")), dict(pairs)
+
+
 def _response(
     request: LLMRequest,
     *,
@@ -152,9 +180,13 @@ def _response(
 ) -> LLMResponse:
     """The response for a finished answer: a refusal raises, and a ``schema`` answer is validated.
 
-    An answer that does not validate (or is not JSON) raises :class:`LLMError`
-    with the validation error and the raw answer (see :func:`invalid_answer`).
+    Every string the server chose is redacted first, so neither the value, the raw
+    answer nor an error quotes a secret it echoed. An answer that does not validate
+    (or is not JSON) raises :class:`LLMError` with the validation error and the raw
+    answer (see :func:`invalid_answer`). Token counts that are not whole numbers are
+    dropped with a note (see :class:`LLMResponse`), the value itself never kept.
     """
+    text, refusal = redact(text), redact(refusal or "")
     if not text and refusal:
         raise LLMError(f"{request.model} refused: {refusal}", raw=refusal)
     value: Any = text
@@ -163,13 +195,15 @@ def _response(
             value = request.schema.model_validate_json(_unfence(text))
         except ValidationError as exc:
             raise invalid_answer(request.model, request.schema, text, exc) from exc
+    total = getattr(usage, "total_tokens", None)  # not kept (LLMResponse adds up its own), but checked
     return LLMResponse(
         text=text,
         value=value,
-        model=model or request.model,
-        prompt_tokens=usage.prompt_tokens if usage is not None else None,
-        completion_tokens=usage.completion_tokens if usage is not None else None,
-        extra=extra,
+        model=redact(model) if model else request.model,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        extra={k: redact(v) if isinstance(v, str) else v for k, v in extra.items()},
+        usage_note=count_note("total_tokens", total),
     )
 
 
@@ -182,8 +216,11 @@ class OpenAIProvider:
     dropped connections itself (``max_retries`` times, honouring Retry-After);
     an error status it gives up on is an :class:`LLMStatusError` carrying the
     last Retry-After for the step's own ``@retries`` (see the module docstring).
-    Errors never quote the API key and do not keep the SDK's exception (whose
-    request holds the Authorization header) as their context.
+    A query string in the base URL (``?api-key=...``) is sent with every request.
+    Errors, answers and the SDK's logs never quote the API key, the URL's password
+    or query values, or any run of 8 of their characters (see
+    :mod:`flowmagic.llm.secrets`), and errors do not keep the SDK's exception
+    (whose request holds the Authorization header) as their context.
     The client belongs to the event loop it is first used on; call
     :meth:`aclose` on that loop.
 
@@ -212,35 +249,39 @@ class OpenAIProvider:
                     "OpenAI-compatible server, or use model='offline'"
                 )
             api_key = PLACEHOLDER_API_KEY
+        # counted as secrets from here on, so nothing below can show them
+        hold(self, api_key=None if api_key == PLACEHOLDER_API_KEY else api_key, base_url=base_url)
         from openai import AsyncOpenAI
 
-        options: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "max_retries": max_retries}
+        endpoint, query = _split_query(base_url)
+        options: dict[str, Any] = {"api_key": api_key, "base_url": endpoint, "max_retries": max_retries}
+        if query:
+            options["default_query"] = query
         if timeout is not None:
             options["timeout"] = timeout
-        http_client = _aiohttp_client()
+        # aiohttp refuses credentials in the URL next to the Authorization header (every request
+        # would fail); the SDK's default transport sends them, as Basic auth
+        http_client = None if "@" in urlsplit(endpoint or "").netloc else _aiohttp_client()
         if http_client is not None:
             options["http_client"] = http_client
         self.base_url = base_url
-        self._secret = api_key
         self._client: AsyncOpenAI = AsyncOpenAI(**options)
+        log_redaction.install()  # the SDK's and its transport's loggers exist now
 
     @property
     def closed(self) -> bool:
         return self._client.is_closed()
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
     def _failure(self, model: str, exc: Exception) -> LLMError:
         # The SDK's exception text may quote the request; ours is redacted. Callers raise it
         # outside their ``except`` block, so it does not keep the SDK's exception as context.
         if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON (broken proxy or server)
-            return LLMError(self._redact(f"{model}: the server's response is not JSON: {exc}"))
+            return LLMError(redact(f"{model}: the server's response is not JSON: {exc}"))
         message = f"{model}: {type(exc).__name__}: {exc}"
         cause = exc.__cause__
         if cause is not None and str(cause) and str(cause) not in message:  # "Connection error." says little
             message += f" ({type(cause).__name__}: {cause})"
-        message = self._redact(message)
+        message = redact(message)
         response = getattr(exc, "response", None)
         status = getattr(exc, "status_code", None)
         if response is not None and isinstance(status, int):
@@ -275,6 +316,7 @@ class OpenAIProvider:
         stream (an error event, a dropped connection) is an :class:`LLMError`.
         """
         params = {**_params(request), "stream": True, "stream_options": {"include_usage": True}}
+        shown = StreamRedactor()  # what on_text is given is redacted too: a watcher may keep it
         text, refusal, seen_choices = "", "", False
         model: str | None = None
         response_id: str | None = None
@@ -292,7 +334,7 @@ class OpenAIProvider:
                 refusal += getattr(choice.delta, "refusal", None) or ""
                 if choice.delta.content:
                     text += choice.delta.content
-                    on_text(text)
+                    on_text(shown(text))
         if not seen_choices:
             raise LLMError(f"{request.model}: the server returned no choices")
         return _response(
@@ -321,4 +363,4 @@ class OpenAIProvider:
         await self._client.close()
 
     def __repr__(self) -> str:
-        return f"OpenAIProvider(base_url={self.base_url!r})"
+        return f"OpenAIProvider(base_url={safe_url(self.base_url) if self.base_url else None!r})"

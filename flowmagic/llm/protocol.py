@@ -29,6 +29,27 @@ class LLMRequest:
     schema: Any = None  # a pydantic model class, or None for plain text
 
 
+def is_count(value: object) -> bool:
+    """Whether ``value`` is a token count: a whole number, at least 0 (``True`` is not one).
+
+    >>> is_count(12), is_count(0), is_count(-1), is_count("12"), is_count(True), is_count(1.0)
+    (True, True, False, False, False, False)
+    """
+    return type(value) is int and value >= 0
+
+
+def count_note(name: str, value: object) -> str | None:
+    """Why the server's ``name`` was dropped, or None when it is a count (or absent).
+
+    The note names the field and the type only: the value is the server's choice,
+    and it could be anything (a key it echoed, a huge string).
+    """
+    if value is None or is_count(value):
+        return None
+    what = "a negative number" if type(value) is int else f"a {type(value).__name__}"
+    return f"{name} dropped: the server sent {what}, not a whole number of at least 0"
+
+
 @dataclass
 class LLMResponse:
     """What a provider answered.
@@ -36,6 +57,11 @@ class LLMResponse:
     ``value`` is what the step returns: the answer text, or an instance of the
     request's ``schema``. ``text`` is always the raw answer, kept for display and
     for error messages when structured output does not validate.
+
+    Token counts that are not whole numbers of at least 0 (a server may send
+    anything there) are set to None when the response is made, and
+    ``usage_note`` says which were dropped, so records, caches and sums only
+    ever hold numbers.
     """
 
     text: str
@@ -45,6 +71,18 @@ class LLMResponse:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    usage_note: str | None = None
+
+    def __post_init__(self) -> None:
+        notes = []
+        for name in ("prompt_tokens", "completion_tokens"):
+            note = count_note(name, getattr(self, name))
+            if note is not None:
+                setattr(self, name, None)
+                notes.append(note)
+        if self.usage_note:  # the provider's own (e.g. about total_tokens), after these
+            notes.append(self.usage_note)
+        self.usage_note = "; ".join(notes) or None
 
     @property
     def total_tokens(self) -> int | None:
