@@ -201,6 +201,7 @@ def check_tokens(run: Run) -> None:
     """The server's prompt_tokens (the key, as text) was dropped; its completion tokens kept and summed."""
     infos = [r.llm for r in run.steps.values() if r.status == "succeeded" and r.llm is not None]
     assert infos and all(i["prompt_tokens"] is None and type(i["completion_tokens"]) is int for i in infos)
+    assert all(i["usage_note"].startswith("prompt_tokens dropped") for i in infos), infos  # and the record says so
     prompt, completion = run.tokens
     assert prompt == 0 and completion == sum(i["completion_tokens"] for i in infos) > 0
     assert json.loads(run.to_json())["tokens"] == {"prompt": 0, "completion": completion}
