@@ -20,14 +20,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import FlowDefinitionError, FlowError, FlowSyntaxError
+from .errors import FlowDefinitionError, FlowError, FlowSyntaxError, MapError, StepTimeout
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .engine.events import Event
     from .engine.record import Run, StepFailed, StepRecord
-    from .errors import MapError, StepTimeout
     from .flow.flow import Flow
     from .flow.model import RunSettings, Step
     from .flow.variants import Variants, grid
@@ -41,8 +40,6 @@ _LAZY = {
     "StepRecord": ".engine.record",
     "StepFailed": ".engine.record",
     "Event": ".engine.events",
-    "MapError": ".errors",
-    "StepTimeout": ".errors",
     "Variants": ".flow.variants",
     "grid": ".flow.variants",
     "set_price": ".llm.prices",
@@ -77,6 +74,22 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'flowmagic' has no attribute {name!r}")
+
+
+def _load_view() -> None:
+    import importlib
+
+    importlib.import_module(".view.present", __name__)
+
+
+def _tell_the_core_where_the_view_is() -> None:
+    # the core never imports the view; it asks flowmagic.flow.present, which loads it through this
+    from .flow import present
+
+    present.set_loader(_load_view)
+
+
+_tell_the_core_where_the_view_is()
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -134,6 +134,23 @@ class NotSendableError(StepError, TypeError):
     """A step's code or a value it reads cannot be pickled, so it cannot run on the cluster."""
 
 
+class FlowInterrupted(KeyboardInterrupt):
+    """A run was interrupted; ``run`` is its record, cancelled, with finished steps kept.
+
+    A ``KeyboardInterrupt`` (not a :class:`FlowError`), so ``except Exception`` never swallows it.
+    """
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(f"flow '{run.flow}' was interrupted")
+        self.run = run
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython prints this instead of a traceback
+        done = sum(1 for r in self.run.steps.values() if r.status == "succeeded" and r.map is None)
+        kept = f"{done} finished step{'' if done == 1 else 's'} kept in {self.run.flow}.last"
+        return [f"KeyboardInterrupt: flow '{self.run.flow}' {self.run.status}; {kept}"]
+
+
 class UnknownStepError(LookupError, FlowError):
     """A step name that is not in the flow, with the closest one suggested."""
 

@@ -144,11 +144,11 @@ def test_a_planted_pickle_runs_nothing_and_the_step_is_recomputed(tmp_path: Path
     # the file names a run looks up, computed as the engine does: the attacker knows them too
     flow = Flow.from_source(SOURCE, name="planted")
     inputs = flow.resolve_inputs({})
-    keys = step_keys("planted", flow._compiled, inputs, "unused").keys
+    keys = step_keys("planted", flow.compiled, inputs, "unused").keys
     assert {p.stem for p in directory.rglob(f"*{SUFFIX}")} == set(keys.values())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cache_module, "VERSION", "flowmagic-step-1")  # the previous format's names
-        old_keys = step_keys("planted", flow._compiled, inputs, "unused").keys
+        old_keys = step_keys("planted", flow.compiled, inputs, "unused").keys
     assert set(old_keys.values()).isdisjoint(keys.values())
 
     attacker = sealed(b"the attacker's own secret, long", keys["data"], seal.PICKLE, payload)

@@ -49,6 +49,7 @@ from llm_server import LLMServer, RecordedRequest
 
 from flowmagic import Event, Flow, MapError, Run, StepTimeout
 from flowmagic.engine import events as ev
+from flowmagic.engine import runner
 from flowmagic.engine.cache import default_cache
 from flowmagic.engine.history import default_history
 from flowmagic.engine.runner import run_blocking
@@ -608,16 +609,18 @@ def sockets() -> int:
 
 
 def open_loops() -> int:
-    """Event loops not closed. ``type()``, not ``isinstance``: the SDK's lazy proxies import on ``__class__``."""
+    """Event loops not closed, but the idle run loops (they outlive runs, by design).
+    ``type()``, not ``isinstance``: the SDK's lazy proxies import on ``__class__``."""
     gc.collect()
-    loops = [o for o in gc.get_objects() if issubclass(type(o), asyncio.AbstractEventLoop)]
-    return sum(1 for loop in loops if not loop.is_closed())
+    found = [o for o in gc.get_objects() if issubclass(type(o), asyncio.AbstractEventLoop)]
+    return sum(1 for loop in found if not loop.is_closed()) - len(runner.loops.idle())
 
 
 def thread_names() -> Counter[str]:
     """Threads at work: not the network loop and its resolvers (at most 1 + RESOLVER_THREADS,
-    checked), nor the shared pool's idle workers; all of them outlive runs, by design."""
-    names = sorted(t.name for t in threading.enumerate())
+    checked), nor the shared pool's idle workers and idle run loops; all of them outlive runs, by design."""
+    idle = set(runner.loops.idle())
+    names = sorted(t.name for t in threading.enumerate() if t.name not in idle)
     assert sum(n.startswith(network.THREAD_NAME) for n in names) <= 1 + network.RESOLVER_THREADS, names
     return Counter(shared_pool().at_work(n for n in names if not n.startswith(network.THREAD_NAME)))
 

@@ -56,3 +56,19 @@ def test_running_a_flow_on_threads_never_loads_dask() -> None:
     )
     loaded = modules_after(code)
     assert not loaded & {"dask", "distributed", "cloudpickle"}, loaded & {"dask", "distributed", "cloudpickle"}
+
+
+def test_load_ext_imports_neither_the_driver_nor_the_offline_model() -> None:
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.instance().run_line_magic('load_ext', 'flowmagic')\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code + "import sys\nprint('\\n'.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "flowmagic.ipython.magic" in loaded  # it did load the extension
+    heavy = {"flowmagic.engine.driver", "flowmagic.engine.scheduler", "flowmagic.llm.offline", "ipywidgets", "openai"}
+    assert not heavy & set(loaded), heavy & set(loaded)

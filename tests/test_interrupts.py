@@ -36,6 +36,7 @@ pytestmark = pytest.mark.timeout(300)
 SETUP = '''
 %load_ext flowmagic
 import asyncio, gc, threading, time
+from flowmagic.engine.runner import loops
 from flowmagic.engine.workers import shared_pool
 from pathlib import Path
 
@@ -77,12 +78,17 @@ def element(run, i, *deps):
     return tick(run, f"e{i}") if i < 2 else hold(run, f"e{i}")
 
 def extra_threads():
-    """Threads started since the setup, but the shared pool's idle workers (they outlive runs)."""
-    return shared_pool().at_work(t.name for t in threading.enumerate() if t.ident not in BASE_THREADS)
+    """Threads started since the setup, but the idle workers and loops that runs leave for the next."""
+    idle = set(loops.idle())
+    return shared_pool().at_work(
+        t.name for t in threading.enumerate() if t.ident not in BASE_THREADS and t.name not in idle
+    )
 
 def open_loops():
+    """Event loops open, but the idle ones that runs leave for the next."""
     gc.collect()
-    return sum(isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed() for o in gc.get_objects())
+    open_ = sum(isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed() for o in gc.get_objects())
+    return open_ - len(loops.idle())
 
 def settle(timeout=HOLD + 10):
     """Wait for the threads of abandoned held steps to return; the threads still left over."""
@@ -98,7 +104,9 @@ def state(flow):
         "steps": {n: r.status for n, r in run.steps.items()},
         "outputs": run.outputs,
         "first": run["first"],
-        "loop_threads": [t.name for t in threading.enumerate() if t.name.startswith("flowmagic-loop")],
+        "loop_threads": [
+            t.name for t in threading.enumerate() if t.name.startswith("flowmagic-loop") and t.name not in loops.idle()
+        ],
     }
 
 BASE_THREADS = {t.ident for t in threading.enumerate()}
@@ -200,7 +208,7 @@ def test_interrupt_stops_every_run_within_two_seconds_and_keeps_what_finished(ke
         assert state["steps"] == expected_steps(target), (where, state["steps"])
         assert state["outputs"] == {"first": f"first#{run}", "second": f"second#{run}"}, (where, state)
         assert state["first"] == f"first#{run}", (where, state)
-        assert state["loop_threads"] == [], (where, state)  # the run's loop closed before the reply
+        assert state["loop_threads"] == [], (where, state)  # the run's loop was idle again before the reply
 
         after = kernel.execute("1+1")
         assert after.status == "ok" and [o.text for o in after.of_kind("execute_result")] == ["2"], (where, after.text)
@@ -288,3 +296,37 @@ def test_background_runs_ignore_interrupts_of_other_cells_and_stop_on_cancel(ker
         f"cancel to reply max {max(cancels):.3f} s, median {statistics.median(cancels):.3f} s"
     )
     assert_back_to_baseline(kernel)
+
+
+FIRST_CELL = '''%%flow first
+a = hold()
+b = ahold()
+c = llm("Say {a}")
+'''
+
+
+@pytest.mark.parametrize("delay", [0.01, 0.05, 0.1, 0.3])
+def test_an_interrupt_early_in_the_first_flow_cell_of_a_fresh_kernel_leaves_a_cancelled_run(
+    tmp_path: Path, delay: float
+) -> None:
+    """Wherever the interrupt lands (parsing, first imports, the view, the run), NAME.last is
+    a cancelled run with every step settled, and the kernel goes on."""
+    setup = (
+        "%load_ext flowmagic\nimport asyncio, time\n"
+        "def hold():\n    time.sleep(3)\n    return 1\n"
+        "async def ahold():\n    await asyncio.sleep(3)\n    return 2\n"
+    )
+    with kernel_session(tmp_path, {"FLOWMAGIC_OFFLINE_LATENCY": "3"}) as kernel:
+        kernel.ok(setup)
+        result = kernel.send(FIRST_CELL)
+        busy = kernel.wait_busy(result)
+        time.sleep(max(0.0, busy + delay - time.monotonic()))
+        waited = interrupt_now(kernel, result)
+        assert result.reply is not None and result.reply.get("status") == "error", result.text
+        assert waited < BUDGET, f"the reply came {waited:.2f} s after the interrupt"
+        state = kernel.value("(first.last.status, {n: r.status for n, r in first.last.steps.items()})")
+        status, steps = state
+        assert status == "cancelled", (delay, state, result.text)
+        assert set(steps.values()) <= {"cancelled", "succeeded"} and steps, (delay, state)
+        after = kernel.execute("1+1")
+        assert after.status == "ok" and [o.text for o in after.of_kind("execute_result")] == ["2"], after.text

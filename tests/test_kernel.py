@@ -22,6 +22,7 @@ pytestmark = pytest.mark.timeout(90)
 SETUP = '''
 %load_ext flowmagic
 import threading, time
+from flowmagic.engine.runner import loops
 from flowmagic.engine.workers import shared_pool
 
 calls = []
@@ -43,12 +44,13 @@ def fetch_user(user_id):
     return {"id": user_id}
 
 def flowmagic_threads():
-    """flowmagic's threads at work: the shared pool's idle workers outlive runs, by design."""
-    return shared_pool().at_work(t.name for t in threading.enumerate() if "flowmagic" in t.name)
+    """flowmagic's threads at work: the shared pool's idle workers and idle run loops outlive runs, by design."""
+    idle = set(loops.idle())
+    return shared_pool().at_work(t.name for t in threading.enumerate() if "flowmagic" in t.name and t.name not in idle)
 
 def working():
-    """Threads alive but the shared pool's idle workers."""
-    return threading.active_count() - shared_pool().idle
+    """Threads alive but the shared pool's idle workers and the idle run loops."""
+    return threading.active_count() - shared_pool().idle - len(loops.idle())
 
 def wait_for_threads(count=None, timeout=10.0):
     """Poll until only `count` threads are at work (or no flowmagic threads if count is None)."""

@@ -272,4 +272,4 @@ def test_cancel_ends_the_run_when_it_lands_as_a_step_queues_the_next(shell: Inte
         assert [flow.last.steps[n].status for n in "ab"] == ["cancelled", "cancelled"]
     finally:
         if not flow._handle.done():  # the hung run: stop its loop so no thread outlives the test
-            flow._handle._runner.stop()
+            flow._handle._lent.stop()

@@ -136,3 +136,32 @@ def test_an_endless_map_is_the_limit_error_not_a_hang(monkeypatch: pytest.Monkey
     error = run.steps["xs"].error
     assert isinstance(error, ValueError) and "the limit is 100" in str(error), error
     assert endless.pulled == 101  # one past the limit, and no further
+
+
+@pytest.mark.parametrize("stop", ["timeout", "cancel"])
+def test_an_iterable_that_never_yields_is_stopped_with_the_run_and_no_thread_reads_on(stop: str) -> None:
+    import itertools
+    import threading
+
+    from flowmagic.engine.workers import shared_pool
+
+    pulled = itertools.count()  # counts the elements the map's filter looked at
+    flow = Flow.from_source(
+        "ys = [x for x in source if x < 0]\n",
+        namespace={"source": pulled},
+        timeout=0.5 if stop == "timeout" else None,
+        cache=False,
+    )
+    execution = flow.execution()
+    if stop == "cancel":
+        threading.Timer(0.5, execution.cancel, args=("cancelled by the test",)).start()
+    run = run_blocking(execution)
+    assert run.status == "cancelled" and run.steps["ys"].status == "cancelled", run.summary()
+    # the thread that read the iterable was made to stop: it no longer pulls, and it is back in the pool
+    deadline = time.monotonic() + 5
+    while shared_pool().at_work(t.name for t in threading.enumerate() if t.name.startswith("flowmagic-worker")):
+        assert time.monotonic() < deadline, "the thread reading the endless iterable is still at work"
+        time.sleep(0.05)
+    seen = next(pulled)
+    time.sleep(0.2)
+    assert next(pulled) == seen + 1, "something still reads the iterable"

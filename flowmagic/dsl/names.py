@@ -24,7 +24,6 @@ TEMPLATES_ARG = "_templates"  # which of "prompt" and "system" are literal templ
 class Analysis:
     free: dict[str, Pos] = field(default_factory=dict)  # name -> where it is first read
     calls: int = 0  # how many calls the expression makes (0: cheap to run inline)
-    llm_calls: int = 0
 
 
 def analyse(expr: ast.expr, span: Span) -> tuple[ast.expr, Analysis]:
@@ -121,7 +120,6 @@ class _Scoped:
 
     def _llm(self, call: ast.Call, bound: frozenset[str]) -> list[str]:
         """Check an ``llm(...)`` call and read its placeholders; return their root names."""
-        self.analysis.llm_calls += 1
         if len(call.args) != 1 or any(isinstance(a, ast.Starred) for a in call.args):
             target = call.args[1] if len(call.args) > 1 else call
             raise self.error(

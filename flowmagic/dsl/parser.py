@@ -223,7 +223,6 @@ class _Parser:
             expr=node.value,
             source=source,
             pos=stmt.pos(target),
-            expr_pos=stmt.pos(node.value),
             span=stmt,
         )
 

@@ -40,7 +40,6 @@ class StepNode:
     expr: ast.expr
     source: str
     pos: Pos  # the target name
-    expr_pos: Pos
     span: Span  # maps positions inside ``expr`` back to the flow
     options: list[Option] = field(default_factory=list)
 

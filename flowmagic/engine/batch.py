@@ -28,10 +28,10 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSendableError
+from ..flow import present
 from .remote import Remote, check, dumps
 from .workers import WorkerPool
 
@@ -118,23 +118,7 @@ class Batch:
         return f"<Batch {self.flow!r} {self.status}: {self.progress()}>"
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{escape(s)}</th>" for s in ("row", *self.final_steps, "error"))
-        shown = [*self.results[:10], *[r for r in self.results[10:] if not r.ok][:10]]
-        body = []
-        for r in shown:
-            values = [_short(r.values[s]) if s in r.values else "" for s in self.final_steps]
-            cells = [str(r.index), *values, r.error or ""]
-            body.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
-        more = f"<p>{len(self.results) - len(shown):,} more rows in .results</p>" if len(shown) < self.done else ""
-        return (
-            f"<div class='fm-batch'><p>{escape(self.flow)}: {escape(self.progress())} ({escape(self.status)})</p>"
-            f"<table><tr>{head}</tr>{''.join(body)}</table>{more}</div>"
-        )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+        return str(present.draw("batch", self))
 
 
 # -- running ------------------------------------------------------------------------
@@ -176,7 +160,7 @@ async def run_rows(
 
     async def runner() -> None:
         for index, row in todo:
-            execution = Execution(flow.name, flow._compiled, flow.resolve_inputs(row), settings, pool=pool)
+            execution = Execution(flow.name, flow.compiled, flow.resolve_inputs(row), settings, pool=pool)
             run = await execution.execute()
             on_result(_result(index, run, final))
 
@@ -227,7 +211,7 @@ def _on_threads(flow: Flow, rows: list[dict[str, Any]], in_flight: int) -> Gener
             raise
         results.put(None)
 
-    runner = LoopThread(f"{flow.name}-batch")
+    runner = LoopThread()  # its own: a batch may leave rows to wind down as it closes
     future = runner.submit(everything())
     try:
         yield from _in_order(_until_none(results), len(rows))

@@ -12,6 +12,7 @@ import pprint
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..flow import present
 from .fingerprint import Unfingerprintable, fingerprint
 from .record import Run
 
@@ -61,9 +62,7 @@ class RunDiff:
         p.text(self.text())
 
     def _repr_html_(self) -> str:
-        from ..view.compare import diff_html
-
-        return diff_html(self)
+        return str(present.draw("diff", self))
 
     def __repr__(self) -> str:
         return f"<RunDiff {self.before} -> {self.after}: {len(self.changes)} changed>"

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..flow import present
 from .record import Run
 from .sizes import size_of
 
@@ -218,9 +219,7 @@ class HistoryTable:
         p.text(self.text())
 
     def _repr_html_(self) -> str:
-        from ..view.compare import history_html
-
-        return history_html(self)
+        return str(present.draw("history", self))
 
     def __repr__(self) -> str:
         return self.text()

@@ -7,12 +7,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..flow import present
 from . import events as ev
+from .vocabulary import RunStatus, Status
 
 if TYPE_CHECKING:
     from ..flow.shape import Shape
 
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
 
 
 @dataclass(slots=True)
@@ -21,7 +22,7 @@ class StepRecord:
 
     name: str
     kind: str = "call"
-    status: str = "pending"
+    status: Status = Status.PENDING
     started: float | None = None
     finished: float | None = None
     attempts: int = 0
@@ -81,7 +82,7 @@ class Run:
     flow: str
     steps: dict[str, StepRecord]
     outputs: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"  # then "succeeded" | "failed" | "cancelled"
+    status: RunStatus = RunStatus.RUNNING  # then succeeded, failed or cancelled
     started: float | None = None
     finished: float | None = None
     model: str | None = None
@@ -97,7 +98,7 @@ class Run:
         record = self.steps.get(name)
         if record is None:
             raise KeyError(f"no step '{name}' in flow '{self.flow}'")
-        if record.status == "failed" and record.error is not None:
+        if record.status is Status.FAILED and record.error is not None:
             raise record.error
         why = f": {record.reason}" if record.reason else ""
         raise StepFailed(f"step '{name}' has no value: it is {record.status}{why}")
@@ -174,7 +175,7 @@ class Run:
         return sum(costs) if costs else None
 
     def failed(self) -> list[str]:
-        return [n for n, r in self.steps.items() if r.status == "failed"]
+        return [n for n, r in self.steps.items() if r.status is Status.FAILED]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -209,9 +210,7 @@ class Run:
 
     def show(self) -> Any:
         """The final DAG and timeline: a picture in a notebook, the summary in a terminal."""
-        from ..view.picture import RunPicture
-
-        return RunPicture(self)
+        return present.draw("run", self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.summary())
@@ -237,12 +236,12 @@ class Recorder:
         kind = event.kind
         record = self.run.steps.get(event.step) if event.step is not None else None
         if kind == ev.STARTED and record is not None:  # the common events first
-            record.status = "running"
+            record.status = Status.RUNNING
             record.attempts = event.attempt
             if record.started is None:
                 record.started = event.time
         elif kind == ev.FINISHED and record is not None:
-            record.status = "succeeded"
+            record.status = Status.SUCCEEDED
             record.finished = event.time
             if record.map is None:
                 self.run.outputs[record.name] = event.value
@@ -269,7 +268,7 @@ class Recorder:
         if kind == ev.RUN_FINISHED:
             run.finished = event.time
             detail = event.detail or {}
-            run.status = detail.get("status", "succeeded")
+            run.status = RunStatus(detail.get("status", RunStatus.SUCCEEDED))
             run.reason = detail.get("reason")
             return
         assert event.step is not None
@@ -292,13 +291,13 @@ class Recorder:
         elif kind == ev.TEXT:
             record.llm = event.detail
         elif kind == ev.FAILED:
-            record.status = "failed"
+            record.status = Status.FAILED
             record.finished = event.time
             record.error = event.error
             if event.detail and "llm" in event.detail:
                 record.llm = event.detail["llm"]
         elif kind in (ev.SKIPPED, ev.CANCELLED):
-            record.status = "skipped" if kind == ev.SKIPPED else "cancelled"
+            record.status = Status.SKIPPED if kind == ev.SKIPPED else Status.CANCELLED
             if record.started is not None:
                 record.finished = event.time
             record.reason = (event.detail or {}).get("reason")

@@ -1,10 +1,17 @@
 """Run an execution from synchronous code, in a notebook cell or a script.
 
 A notebook cell already runs inside the kernel's event loop, so ``asyncio.run``
-fails there. Instead each run gets a private event loop on a daemon thread; the
+fails there. Instead each run goes on a private event loop in a daemon thread; the
 caller blocks on the result in short waits, so a kernel interrupt
 (``KeyboardInterrupt``) lands promptly. The run is then cancelled, its finished
-steps kept, and the interrupt passed on.
+steps kept, and the interrupt passed on as :class:`FlowInterrupted`, whenever it
+lands: before the run began, while it runs, or while it settles.
+
+Loops are reused: a run takes an idle loop thread that an earlier run left (starting
+a thread and a loop costs more than a small run), and gives it back when it ends. A
+loop idle for :data:`IDLE_SECONDS` closes; a loop whose run would not settle is never
+given back. Each loop serves one run at a time, so a step that blocks its loop holds
+up only its own run.
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..errors import FlowInterrupted
 from ..llm.network import serve
 from .driver import Execution
 from .record import Run
@@ -24,29 +34,22 @@ T = TypeVar("T")
 
 #: How long an interrupted run may take to settle its steps before the interrupt goes on.
 CANCEL_GRACE = 1.5
+#: How long an idle loop thread waits for another run before it closes.
+IDLE_SECONDS = 60.0
 _POLL = 0.1
 
 
-class FlowInterrupted(KeyboardInterrupt):
-    """A run was interrupted; ``run`` is its record, cancelled, with finished steps kept."""
-
-    def __init__(self, run: Run) -> None:
-        super().__init__(f"flow '{run.flow}' was interrupted")
-        self.run = run
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython prints this instead of a traceback
-        done = sum(1 for r in self.run.steps.values() if r.status == "succeeded" and r.map is None)
-        return [f"KeyboardInterrupt: flow '{self.run.flow}' {self.run.status}; {done} finished steps kept in .last"]
-
-
 class LoopThread:
-    """A private event loop on a daemon thread that closes itself once stopped."""
+    """A private event loop on a daemon thread; :data:`loops` lends them out and takes them back."""
 
-    def __init__(self, name: str) -> None:
+    _numbers = itertools.count()
+
+    def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=serve, args=(self.loop,), name=f"flowmagic-loop-{name}", daemon=True)
+        self.name = f"flowmagic-loop-{next(self._numbers)}"
+        self._thread = threading.Thread(target=serve, args=(self.loop,), name=self.name, daemon=True)
         self._thread.start()
+        self._expiry: asyncio.TimerHandle | None = None
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -58,9 +61,87 @@ class LoopThread:
         if join and threading.current_thread() is not self._thread:
             self._thread.join(join)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+
+class Loops:
+    """Idle loop threads, lent to one run at a time."""
+
+    def __init__(self) -> None:
+        self._idle: list[LoopThread] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> LoopThread:
+        with self._lock:
+            while self._idle:
+                lent = self._idle.pop()
+                if not lent.loop.is_closed():
+                    lent.loop.call_soon_threadsafe(_unexpire, lent)
+                    return lent
+        return LoopThread()
+
+    def give(self, lent: LoopThread, healthy: bool) -> None:
+        """Take a loop back after its run; a loop whose run did not settle is stopped instead."""
+        if not healthy or lent.loop.is_closed():
+            lent.stop(join=None)
+            return
+        with self._lock:
+            self._idle.append(lent)
+        with contextlib.suppress(RuntimeError):
+            lent.loop.call_soon_threadsafe(_expire_later, self, lent)
+
+    def expire(self, lent: LoopThread) -> None:
+        """On ``lent``'s loop, after :data:`IDLE_SECONDS`: close it, if no run took it meanwhile."""
+        with self._lock:
+            if lent not in self._idle:
+                return
+            self._idle.remove(lent)
+        lent.loop.stop()
+
+    def idle(self) -> list[str]:
+        """The names of the loop threads waiting for a run (they outlive runs, by design)."""
+        with self._lock:
+            return [lent.name for lent in self._idle]
+
+    def close(self) -> None:
+        """Stop every idle loop (tests; a process that wants its threads back)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for lent in idle:
+            lent.stop()
+
+
+def _expire_later(loops: Loops, lent: LoopThread) -> None:
+    lent._expiry = lent.loop.call_later(IDLE_SECONDS, loops.expire, lent)
+
+
+def _unexpire(lent: LoopThread) -> None:
+    if lent._expiry is not None:
+        lent._expiry.cancel()
+        lent._expiry = None
+
+
+#: The process's idle run loops.
+loops = Loops()
+
+
+def _forget_in_child() -> None:
+    # a forked child has the bookkeeping but none of the threads
+    global loops
+    loops = Loops()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+__all__ = [
+    "CANCEL_GRACE",
+    "FlowInterrupted",
+    "LoopThread",
+    "Loops",
+    "RunHandle",
+    "loops",
+    "run_all_blocking",
+    "run_blocking",
+]
 
 
 def run_blocking(execution: Execution) -> Run:
@@ -73,10 +154,10 @@ def run_blocking(execution: Execution) -> Run:
 
 
 def run_all_blocking(executions: list[Execution]) -> list[Run]:
-    """Run several executions side by side on one private loop; return their runs in order.
+    """Run several executions side by side on one loop; return their runs in order.
 
-    An interrupt cancels every one of them and raises :class:`FlowInterrupted`
-    with the first run that had not finished.
+    An interrupt, wherever it lands, cancels every one of them and raises
+    :class:`FlowInterrupted` with the first run that had not succeeded.
     """
 
     async def everything() -> list[Run]:
@@ -84,23 +165,41 @@ def run_all_blocking(executions: list[Execution]) -> list[Run]:
             return [await executions[0].execute()]
         return list(await asyncio.gather(*(e.execute() for e in executions)))
 
-    runner = LoopThread(executions[0].name)
-    future = runner.submit(everything())
+    lent: LoopThread | None = None
+    future: concurrent.futures.Future[list[Run]] | None = None
     try:
+        lent = loops.take()
+        future = lent.submit(everything())
         while True:
             try:
-                return future.result(timeout=_POLL)
+                runs = future.result(timeout=_POLL)
             except concurrent.futures.TimeoutError:
                 continue
+            loops.give(lent, healthy=True)
+            return runs
     except KeyboardInterrupt:
-        for execution in executions:
-            execution.cancel("interrupted")
+        raise _interrupted(executions, future, lent) from None
+
+
+def _interrupted(
+    executions: list[Execution], future: concurrent.futures.Future[Any] | None, lent: LoopThread | None
+) -> FlowInterrupted:
+    """Cancel every run, give them a moment to settle, and end each one for good."""
+    for execution in executions:
+        execution.cancel("interrupted")
+    settled = False
+    if future is not None:
         with contextlib.suppress(BaseException):
             future.result(timeout=CANCEL_GRACE)
-        unfinished = [e.run for e in executions if e.run.status in ("running", "cancelled")]
-        raise FlowInterrupted((unfinished or [executions[-1].run])[0]) from None
-    finally:
-        runner.stop()
+        settled = future.done()
+    elif lent is not None:
+        settled = True  # nothing was sent to it
+    if lent is not None:
+        loops.give(lent, healthy=settled)
+    for execution in executions:
+        execution.end_now()  # a run that did not settle in time still ends: cancelled
+    unfinished = [e.run for e in executions if e.run.status != "succeeded"]
+    return FlowInterrupted((unfinished or [executions[-1].run])[0])
 
 
 class RunHandle:
@@ -113,12 +212,12 @@ class RunHandle:
     def __init__(self, execution: Execution, on_done: Callable[[Run], None] | None = None) -> None:
         self.execution = execution
         self._on_done = on_done  # before the callback: a quick run may finish at once
-        self._runner = LoopThread(execution.name)
-        self._future = self._runner.submit(execution.execute())
+        self._lent = loops.take()
+        self._future = self._lent.submit(execution.execute())
         self._future.add_done_callback(self._finished)
 
     def _finished(self, future: concurrent.futures.Future[Any]) -> None:
-        self._runner.stop(join=None)
+        loops.give(self._lent, healthy=True)
         if self._on_done is not None and not future.cancelled() and future.exception() is None:
             self._on_done(future.result())
 

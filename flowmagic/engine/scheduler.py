@@ -52,40 +52,10 @@ free slot rather than waiting for the whole map.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
+from .decisions import Decision, MapState, Plan, Unit, Verdict, Wants, decision, new, only
 from .limits import Claim, Limit, give, take
-from .vocabulary import Status, StrEnum
-
-Unit = Hashable  # a step's name, or (map, index)
-
-
-class Verdict(StrEnum):
-    """What a :class:`Decision` asks of the driver."""
-
-    START = "start"  # run the unit: it holds its slots
-    QUEUED = "queued"  # the unit is ready and waits for slots (only with ``announce``)
-    SKIP = "skip"  # settled as skipped: something it reads failed
-    CANCEL = "cancel"  # settled as cancelled; stop it if it is running
-    COLLECT = "collect"  # every element of this map has an outcome: report the map's own
-    DONE = "done"  # every step has a final state
-
-
-class Decision(NamedTuple):
-    verdict: Verdict
-    unit: Unit | None = None
-    reason: str | None = None
-
-
-def _decision(verdict: Verdict, unit: Unit | None = None, reason: str | None = None) -> Decision:
-    # a NamedTuple's own constructor is Python code; this is the C one (a run makes one per step)
-    return _new(Decision, (verdict, unit, reason))
-
-
-_new = tuple.__new__
-
+from .vocabulary import RunStatus, Status
 
 # states before the final ones (the final ones are Status members)
 PENDING = "pending"
@@ -97,38 +67,6 @@ _LIVE = (PENDING, QUEUED, GRANTED, RUNNING)
 # a map element's state, one byte each
 _E_WAIT, _E_QUEUED, _E_GRANTED, _E_RUNNING, _E_OK, _E_FAILED, _E_CANCELLED = range(7)
 _E_FINAL = _E_OK
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the scheduler knows of a flow: its shape and its limits, nothing it runs.
-
-    ``order`` is topological (a step after the steps it reads) and, among independent
-    steps, declaration order. ``group_of`` maps a step to its innermost group (or None);
-    ``parent_of`` a group to the group around it; ``group_workers`` the groups that
-    have a limit.
-    """
-
-    order: Sequence[str]
-    children: Mapping[str, Sequence[str]]
-    indegree: Mapping[str, int]
-    group_of: Mapping[str, str | None]
-    parent_of: Mapping[str, str | None]
-    group_workers: Mapping[str, int]
-
-
-class MapState:
-    """A map's elements: how many, the next to queue, and each one's state."""
-
-    __slots__ = ("failed", "left", "line", "n", "next", "state")
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.next = 0  # the next element to claim slots for
-        self.left = n  # elements without a final state
-        self.failed = 0
-        self.state = bytearray(n)
-        self.line: Claim | None = None  # the one element waiting in a line, if any
 
 
 class Scheduler:
@@ -164,7 +102,7 @@ class Scheduler:
     # -- facts --------------------------------------------------------------------------
     def start(self) -> list[Decision]:
         if not self.unfinished:
-            self.out.append(_decision(Verdict.DONE))
+            self.out.append(decision(Verdict.DONE))
         elif self.sequential:
             self._advance()
         else:
@@ -245,11 +183,11 @@ class Scheduler:
         self._release(step)
         m = self.maps[step] = MapState(n)
         if self.announce:
-            self.out.extend(_decision(Verdict.QUEUED, (step, i)) for i in range(n))
+            self.out.extend(decision(Verdict.QUEUED, (step, i)) for i in range(n))
         if n:
             self._feed(step, m)
         else:
-            self.out.append(_decision(Verdict.COLLECT, step))
+            self.out.append(decision(Verdict.COLLECT, step))
         return self._decisions()
 
     def cancel(self, reason: str) -> list[Decision]:
@@ -278,11 +216,11 @@ class Scheduler:
     def over(self) -> bool:
         return not self.unfinished
 
-    def outcome(self) -> str:
+    def outcome(self) -> RunStatus:
         """The run's status so far: failed, cancelled or succeeded."""
         if self.stopped_by is not None or (self.reason is None and self.failures):
-            return "failed"
-        return "cancelled" if self.reason is not None else "succeeded"
+            return RunStatus.FAILED
+        return RunStatus.CANCELLED if self.reason is not None else RunStatus.SUCCEEDED
 
     # -- rules --------------------------------------------------------------------------
     def _decisions(self) -> list[Decision]:
@@ -316,7 +254,7 @@ class Scheduler:
     def _ready(self, step: str) -> None:
         self.state[step] = QUEUED
         if self.announce:
-            self.out.append(_decision(Verdict.QUEUED, step))
+            self.out.append(decision(Verdict.QUEUED, step))
         chain = self._chains.get(self.plan.group_of[step]) or self._chain(step)
         claim = self.claims[step] = Claim(step, chain)
         if take(claim):
@@ -324,7 +262,7 @@ class Scheduler:
 
     def _grant(self, claim: Claim) -> None:
         unit = claim.unit
-        if type(unit) is _Wants:  # a map's claim from its line: the next element gets it
+        if type(unit) is Wants:  # a map's claim from its line: the next element gets it
             m = self.maps[unit]
             m.line = None
             if m.next < m.n:
@@ -335,7 +273,7 @@ class Scheduler:
                     self._grant(granted)
             return
         self.state[unit] = GRANTED  # type: ignore[index]
-        self.out.append(_new(Decision, (Verdict.START, unit, None)))
+        self.out.append(new(Decision, (Verdict.START, unit, None)))
 
     def _feed(self, step: str, m: MapState) -> None:
         """Claim slots for the map's next elements, until its claim has to wait in a line.
@@ -345,7 +283,7 @@ class Scheduler:
         """
         chain = self._chain(step)
         while m.line is None and m.next < m.n:
-            claim = Claim(_Wants(step), chain)
+            claim = Claim(Wants(step), chain)
             if take(claim):
                 self._start_element(step, m, claim)
             else:
@@ -357,7 +295,7 @@ class Scheduler:
         m.state[index] = _E_GRANTED
         unit = claim.unit = (step, index)
         self.claims[unit] = claim
-        self.out.append(_new(Decision, (Verdict.START, unit, None)))
+        self.out.append(new(Decision, (Verdict.START, unit, None)))
 
     def _release(self, unit: Unit) -> None:
         claim = self.claims.pop(unit, None)
@@ -373,11 +311,11 @@ class Scheduler:
         self.unfinished -= 1
         self._release(step)
         if status is Status.SKIPPED:
-            self.out.append(_decision(Verdict.SKIP, step, reason))
+            self.out.append(decision(Verdict.SKIP, step, reason))
         elif status is Status.CANCELLED:
-            self.out.append(_decision(Verdict.CANCEL, step, reason))
+            self.out.append(decision(Verdict.CANCEL, step, reason))
         if not self.unfinished:
-            self.out.append(_decision(Verdict.DONE))
+            self.out.append(decision(Verdict.DONE))
 
     def _settle_element(self, unit: tuple[str, int], code: int, status: Status, reason: str | None = None) -> None:
         step = unit[0]
@@ -387,16 +325,16 @@ class Scheduler:
         if code == _E_FAILED:
             m.failed += 1
         claim = self.claims.get(unit)
-        if claim is not None and self.reason is None and m.next < m.n and _only(m.line, claim.limits):
+        if claim is not None and self.reason is None and m.next < m.n and only(m.line, claim.limits):
             # nobody else waits for these slots: they go straight to the map's next element
             del self.claims[unit]
             self._start_element(step, m, claim)
         else:
             self._release(unit)
         if status is Status.CANCELLED:
-            self.out.append(_decision(Verdict.CANCEL, unit, reason))
+            self.out.append(decision(Verdict.CANCEL, unit, reason))
         if not m.left and self.reason is None:
-            self.out.append(_decision(Verdict.COLLECT, step))
+            self.out.append(decision(Verdict.COLLECT, step))
 
     def _descendants(self, step: str, status: Status, reason: str) -> None:
         """Settle every live step that depends on ``step`` (they can never run)."""
@@ -458,17 +396,5 @@ class Scheduler:
 
 _ELEMENT_FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
-
-class _Wants(str):
-    """The unit of a map's claim while it waits in a line: the map's name (no element yet)."""
-
-
-def _only(mine: Claim | None, limits: tuple[Limit, ...]) -> bool:
-    """Whether no claim but ``mine`` waits in any of these limits' lines."""
-    for limit in limits:
-        line = limit.line
-        if line and (len(line) > 1 or line[0] is not mine):
-            return False
-    return True
 
 __all__ = ["Decision", "MapState", "Plan", "Scheduler", "Unit", "Verdict"]

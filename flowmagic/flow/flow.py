@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..dsl.lines import split_lines
 from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
+from . import present
 from .compile import CompiledFlow, compile_nodes
 from .model import Group, RunSettings, Step
 
@@ -128,6 +129,11 @@ class Flow(BaseModel):
 
     # -- what it is ---------------------------------------------------------------
     @property
+    def compiled(self) -> CompiledFlow:
+        """The checked steps, groups and code objects an engine runs."""
+        return self._compiled
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """Names the flow reads that are not its own steps (builtins left out)."""
         seen: dict[str, None] = {}
@@ -166,9 +172,7 @@ class Flow(BaseModel):
 
     def show(self) -> Any:
         """The DAG without running: a picture in a notebook, a text outline in a terminal."""
-        from ..view.picture import FlowPicture
-
-        return FlowPicture(self)
+        return present.draw("flow", self)
 
     def with_settings(self, **settings: Any) -> Flow:
         """A copy of this flow with some :class:`RunSettings` changed."""
@@ -343,9 +347,7 @@ class Flow(BaseModel):
         batch = self._batch_result = Batch(self.name, len(rows), executor, self.final_steps)
         show = None
         if progress is not False:
-            from ..view.batch import live_progress
-
-            show = live_progress(batch)
+            show = present.draw("progress", batch)
         try:
             for result in results:
                 batch.add(result)

@@ -13,10 +13,10 @@ import ast
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownStepError
+from . import present
 from .model import RunSettings
 
 if TYPE_CHECKING:
@@ -140,10 +140,7 @@ class VariantTable:
         return "\n\n".join([self.title, *blocks])
 
     def _repr_html_(self) -> str:
-        from ..view.compare import table
-
-        title = f'<div style="font-weight:600;font-size:13px">{escape(self.title)}</div>'
-        return title + table(self.header, self.rows, "fm-variants")
+        return str(present.draw("variants", self))
 
     def __repr__(self) -> str:
         return self.text()

@@ -388,7 +388,7 @@ class _Exporter:
 
     # -- the document ---------------------------------------------------------------------
     def document(self) -> dict[str, Any]:
-        order = self.flow._compiled.order
+        order = self.flow.compiled.order
         deps = {n: self.flow.steps[n].deps for n in order}
         seq = stages(order, deps) if order else []
         inputs = self.reads(list(self.flow.steps))

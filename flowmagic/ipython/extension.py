@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.runner import FlowInterrupted
-from ..errors import FlowError, FlowSyntaxError
+from ..errors import FlowError, FlowInterrupted, FlowSyntaxError
 
 _HANDLED = (FlowError, FlowInterrupted)
 _saved: dict[int, tuple[tuple[type[BaseException], ...], Any]] = {}

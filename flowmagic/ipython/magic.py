@@ -20,8 +20,7 @@ from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 from ..engine.cache import default_cache
 from ..engine.cache_secret import MIN_LENGTH
 from ..engine.history import default_history
-from ..engine.runner import FlowInterrupted, run_all_blocking, run_blocking
-from ..errors import did_you_mean
+from ..errors import FlowError, FlowInterrupted, did_you_mean
 from ..flow.flow import Flow
 from ..flow.model import RunSettings
 from ..flow.variants import grid, parse_axes
@@ -167,22 +166,29 @@ class FlowMagics(Magics):
         settings = self._settings(args)
         assert self.shell is not None
         user_ns = self.shell.user_ns
-        # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
-        flow = Flow.from_source("\n" + cell, name=name, namespace=user_ns, **settings)
-        if args.export:
-            _export(flow, args.export, quiet=args.quiet)
-        if args.grid and not args.dry_run:
-            user_ns[name] = self._run_grid(flow, args)
+        cell = "\n" + cell  # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
+        flow: Flow | None = None
+        execution = None
+        try:
+            flow = Flow.from_source(cell, name=name, namespace=user_ns, **settings)
+            if args.export:
+                _export(flow, args.export, quiet=args.quiet)
+            if args.grid and not args.dry_run:
+                user_ns[name] = self._run_grid(flow, args)
+                return None
+            if args.dry_run:
+                user_ns[name] = flow  # inputs need not exist yet: a dry run only draws
+                if not args.quiet:
+                    display(flow.show())
+                return None
+            execution = flow.execution()  # resolves every name: nothing is bound or shown if that fails
+            user_ns[name] = flow
+            self.run_and_show(flow, execution, quiet=args.quiet, background=args.background)
             return None
-        if args.dry_run:
-            user_ns[name] = flow  # inputs need not exist yet: a dry run only draws
-            if not args.quiet:
-                display(flow.show())
-            return
-        execution = flow.execution()  # resolves every name: nothing is bound or shown if that fails
-        user_ns[name] = flow
-        self.run_and_show(flow, execution, quiet=args.quiet, background=args.background)
-        return None
+        except KeyboardInterrupt as exc:
+            if args.dry_run or args.grid:
+                raise
+            raise _interrupted(exc, flow, execution, name, cell, settings, user_ns) from None
 
     def _run_grid(self, flow: Flow, args: Any) -> Flow:
         """Run one variant per grid combination at once; show progress, then the outputs side by side."""
@@ -198,6 +204,8 @@ class FlowMagics(Magics):
             status = TextStatus(lambda: variants_line(flow.name, variants.runs), handle.display_id, update_display)
             for execution in executions:
                 execution.subscribe(status)
+        from ..engine.runner import run_all_blocking
+
         try:
             run_all_blocking(executions)
         finally:
@@ -206,17 +214,29 @@ class FlowMagics(Magics):
         return flow
 
     def run_and_show(self, flow: Flow, execution: Any, quiet: bool = False, background: bool = False) -> None:
-        """Run a prepared execution with the live view (in a kernel) or a text summary."""
+        """Run a prepared execution with the live view (in a kernel) or a text summary.
+
+        An interrupt, wherever it lands (while the view is made, say), cancels the run and
+        shows it as it ended.
+        """
+        from ..engine.runner import run_blocking
+
         in_kernel = getattr(self.shell, "kernel", None) is not None
-        show = _Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
-        if background:
-            flow.start_execution(execution, on_done=show.done)
-            return
+        show: _Display | None = None
         try:
+            show = _Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
+            if background:
+                flow.start_execution(execution, on_done=show.done)
+                return
             run = run_blocking(execution)
-        except FlowInterrupted as exc:
-            show.done(exc.run)
-            raise
+        except KeyboardInterrupt as exc:
+            if not isinstance(exc, FlowInterrupted):
+                execution.cancel("interrupted")  # before it began: it ends at once
+                execution.end_now()
+                exc = FlowInterrupted(execution.run)
+            if show is not None:
+                show.done(exc.run)
+            raise exc from None
         show.done(run)
 
     def _parse(self, line: str) -> Any:
@@ -259,6 +279,36 @@ class _Hidden(str):
 
     def __repr__(self) -> str:
         return "'<hidden>'" if self else "''"
+
+
+def _interrupted(
+    exc: KeyboardInterrupt,
+    flow: Flow | None,
+    execution: Any,
+    name: str,
+    cell: str,
+    settings: dict[str, Any],
+    user_ns: dict[str, Any],
+) -> KeyboardInterrupt:
+    """An interrupt that landed anywhere in a ``%%flow`` cell: ``NAME.last`` is then a cancelled run.
+
+    Landing before the run existed (while the cell was parsed, or a module loaded for the
+    first time), the flow is parsed again and its run made and cancelled at once, so the
+    notebook is left as after any interrupted run. A cell that cannot run at all keeps
+    the interrupt as it was.
+    """
+    if isinstance(exc, FlowInterrupted):
+        return exc
+    try:
+        if flow is None:
+            flow = Flow.from_source(cell, name=name, namespace=user_ns, **settings)
+        if execution is None:
+            execution = flow.execution()  # a run that has not begun, bound to flow.last
+    except FlowError:
+        return exc
+    user_ns[name] = flow
+    execution.cancel("interrupted")  # it ends at once: every step cancelled
+    return FlowInterrupted(execution.run)
 
 
 def _export(flow: Flow, path: str, quiet: bool) -> None:

@@ -19,7 +19,6 @@ import weakref
 from collections.abc import Callable, Hashable
 
 from flowmagic.llm.network import on_network, relay
-from flowmagic.llm.offline import OfflineProvider
 from flowmagic.llm.protocol import LLMRequest, LLMResponse, Provider, TextCallback, answer
 
 OFFLINE_MODEL = "offline"
@@ -27,7 +26,17 @@ DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
 ProviderFactory = Callable[[], Provider]
 
-_OFFLINE = OfflineProvider()
+_offline: Provider | None = None
+
+
+def _offline_provider() -> Provider:
+    """The shared offline model, loaded on the first offline answer (it is the largest module here)."""
+    global _offline
+    if _offline is None:
+        from flowmagic.llm.offline import OfflineProvider
+
+        _offline = OfflineProvider()
+    return _offline
 _FACTORIES: dict[str, ProviderFactory] = {}
 _lock = threading.Lock()
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Provider]] = weakref.WeakKeyDictionary()
@@ -113,7 +122,7 @@ def provider_for(model: str) -> Provider:
     """
     loop = asyncio.get_running_loop()  # RuntimeError outside a loop, on purpose
     if model == OFFLINE_MODEL:
-        return _OFFLINE
+        return _offline_provider()
     with _lock:
         prefixes = sorted((p for p in _FACTORIES if model.startswith(p)), key=len, reverse=True)
         key: Hashable = ("prefix", prefixes[0]) if prefixes else _openai_key()
@@ -138,7 +147,7 @@ async def ask(request: LLMRequest, on_text: TextCallback | None = None) -> LLMRe
     the running loop, in order, before the answer returns.
     """
     if request.model == OFFLINE_MODEL:
-        return await answer(_OFFLINE, request, on_text)
+        return await answer(_offline_provider(), request, on_text)
     callback = relay(on_text) if on_text is not None else None
 
     async def there() -> LLMResponse:

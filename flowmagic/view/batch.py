@@ -39,3 +39,25 @@ def live_progress(batch: Any) -> Callable[..., None] | None:
         line.value = escape(batch.progress() + (f" ({batch.status})" if final else ""))
 
     return redraw
+
+
+def batch_html(batch: Any) -> str:
+    """A batch as a table: the first rows and the failed ones, each row's final values or its error."""
+    head = "".join(f"<th>{escape(s)}</th>" for s in ("row", *batch.final_steps, "error"))
+    shown = [*batch.results[:10], *[r for r in batch.results[10:] if not r.ok][:10]]
+    body = []
+    for r in shown:
+        values = [_short(r.values[s]) if s in r.values else "" for s in batch.final_steps]
+        cells = [str(r.index), *values, r.error or ""]
+        body.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    more = f"<p>{len(batch.results) - len(shown):,} more rows in .results</p>" if len(shown) < batch.done else ""
+    return (
+        f"<div class='fm-batch'><p>{escape(batch.flow)}: {escape(batch.progress())} ({escape(batch.status)})</p>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>{more}</div>"
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+

@@ -28,7 +28,7 @@ from typing import Any
 from ..flow.dot import nested, quote
 from ..flow.shape import Node, Shape
 
-# text metrics of the renderer (svg.py): 12px labels in a sans-serif font
+# text metrics of the renderer (dag.py): 12px labels in a sans-serif font
 CHAR_WIDTH = 7.2
 NODE_HEIGHT = 36.0
 MAP_HEIGHT = 48.0  # room for the count and the progress bar

@@ -145,7 +145,7 @@ class FlowView:
         records = run.top_steps
         done = sum(r.status in ("succeeded", "failed", "skipped", "cancelled") for r in records)
         if run.finished is not None:
-            status = run.status
+            status: str = run.status
             text = f"flow '{run.flow}' {run.status}" + (f" ({run.reason})" if run.reason else "")
             if run.wall_time is not None:
                 text += f" in {run.wall_time:.2f}s"

@@ -1,0 +1,323 @@
+"""A run's bookkeeping: the one owner of its state, and the one way a unit finishes.
+
+A :class:`Book` holds what one run knows: the :class:`~flowmagic.engine.scheduler.Scheduler`,
+the values steps made, the maps' elements, the tasks and threads at work. One lock keeps
+it to one caller at a time, and every fact enters under it: a unit begins through
+:meth:`Book._begin` (the gate before any user code: a unit cancelled while it waited
+never starts) and finishes through :meth:`Book._report`, which records the outcome,
+asks the scheduler what follows and records the events of its decisions in the same
+hold (:mod:`.journal`), so the run's record never disagrees with the scheduler. User
+code never runs under the lock. The driver (:mod:`.driver`) runs what this decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from types import CodeType
+from typing import Any
+
+from ..flow.compile import CompiledFlow
+from ..flow.model import RunSettings
+from ..llm.registry import resolve_model
+from . import events as ev
+from .cache import StepCache, step_keys
+from .elements import Elements, Pull
+from .evaluate import namespace, place
+from .journal import Journal
+from .places import Places
+from .record import Run, StepRecord
+from .remote import Remote
+from .scheduler import Decision, Plan, Scheduler, Unit, Verdict
+from .workers import WorkerPool
+
+THREAD, LOOP, INLINE = "thread", "loop", "inline"
+OK, FAILED, CANCELLED = 0, 1, 2
+_START, _QUEUED, _SKIP, _CANCEL, _COLLECT, _DONE = (
+    Verdict.START, Verdict.QUEUED, Verdict.SKIP, Verdict.CANCEL, Verdict.COLLECT, Verdict.DONE,
+)  # fmt: skip
+_NONE: Any = object()
+
+
+class Collect(str):
+    """A map whose elements all have an outcome: the driver reports the map's own."""
+
+
+class Job:
+    """A started unit on its way: where it runs and the names its code reads."""
+
+    __slots__ = ("awaitable", "begun", "code", "info", "ns", "place", "unit")
+
+    def __init__(self, unit: Unit, place: str, ns: dict[str, Any] | None = None, code: CodeType | None = None):
+        self.unit = unit
+        self.place = place
+        self.ns = ns
+        self.code = code  # what a thread or inline job evaluates
+        self.info: dict[str, Any] = {}  # what the unit's record gets besides its value
+        self.awaitable: Any = None  # what a sync call returned, for the loop to await
+        self.begun = False  # begun in the hold that finished the unit before it
+
+
+def plan_of(flow: CompiledFlow) -> Plan:
+    return Plan(
+        order=flow.order,
+        children=flow.children,
+        indegree=flow.indegree,
+        group_of=flow.group_of,
+        parent_of={g: group.parent for g, group in flow.groups.items()},
+        group_workers={g: group.workers for g, group in flow.groups.items() if group.workers},
+    )
+
+
+class Book:
+    """One run's state and the decisions taken on it, under one lock (see the module's docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        flow: CompiledFlow,
+        inputs: dict[str, Any],
+        settings: RunSettings,
+        observers: Sequence[ev.Observer] = (),
+        cache: StepCache | None = None,
+        force: frozenset[str] = frozenset(),
+        remote: Remote | None = None,
+        pool: WorkerPool | None = None,
+        threads: bool = True,
+    ) -> None:
+        self.name = name
+        self.flow = flow
+        self.steps = flow.steps
+        self.code = flow.code
+        self.inputs = inputs
+        self.settings = settings
+        self.model = resolve_model(settings.model)
+        self.run = Run(
+            flow=name,
+            steps={n: StepRecord(n, kind, group=g, branch=b, deps=d) for n, kind, g, b, d in flow.records},
+            model=self.model,
+            sources=flow.sources,
+            settings=settings.model_dump(exclude_defaults=True, exclude={"model"}),
+        )
+        # the cache: keys are known up front; ``force`` steps run anyway and store what they get
+        self.cache = cache if settings.cache else None
+        self.force = force
+        self.keys: dict[str, str | None] = {}
+        if self.cache is not None:
+            keys = step_keys(name, flow, inputs, f"{self.model} temperature={settings.temperature}")
+            self.keys = keys.keys
+            self.run.inputs = keys.inputs
+            for step_name, why in keys.reasons.items():
+                self.run.steps[step_name].cache_note = f"not cached: {why}"
+        self._lock = threading.Lock()
+        self.journal = Journal(self.run, observers, self._lock)
+        self._record = self.journal.record  # under the lock
+        self.places = Places(pool if pool is not None or not threads else None, remote)
+        self._threads = threads
+        self.remote = remote  # sync steps run on the cluster, if there is one
+        # plain calls (no llm, map, timeout, retry) may skip the loop, unless sent to a cluster
+        self.direct = flow.simple if remote is None else frozenset()
+        self.sched = Scheduler(
+            plan_of(flow), settings.workers, sequential=settings.sequential, stop_on_error=settings.on_error == "stop"
+        )
+        self.values: dict[str, Any] = {}
+        self.elements: dict[str, Elements] = {}
+        self.async_callees: dict[Any, bool] = {}
+        self._places: dict[str, str] = {}  # where steps whose callee cannot change run
+        self.tasks: dict[Unit, asyncio.Task[Any]] = {}  # the task running each unit on the loop
+        self._all_tasks: set[asyncio.Task[Any]] = set()
+        self._pulls: dict[str, Pull] = {}  # maps whose iterable is being pulled
+        self.on_threads: set[Unit] = set()  # units whose code runs on a worker thread now
+        self._phase = "new"  # then "running", then "ended" (RUN_FINISHED recorded)
+        self._done: asyncio.Future[None] | None = None
+
+    # -- the run ------------------------------------------------------------------------
+    @property
+    def observers(self) -> list[ev.Observer]:
+        return self.journal.observers
+
+    def subscribe(self, observer: ev.Observer) -> None:
+        """Add an observer before the run starts."""
+        self.journal.observers.append(observer)
+
+    @property
+    def cancelling(self) -> bool:
+        return self.sched.reason is not None
+
+    # -- deciding (under the lock) ----------------------------------------------------------
+    def _report(
+        self, unit: Unit, outcome: int, value: Any = None, info: dict[str, Any] | None = None, keep: str | None = None
+    ) -> list[Any]:
+        """How every unit finishes: record its outcome, let the scheduler decide what follows,
+        and return the units it started (to dispatch outside the lock). An outcome that comes
+        after the unit settled (from a thread a cancel left behind) is dropped.
+
+        With ``keep`` (a worker thread or a loop task asks), one of those units that runs in
+        the same place is begun in the same hold and comes first, as a begun :class:`Job`,
+        for the caller to run next.
+        """
+        with self._lock:
+            self.on_threads.discard(unit)
+            self.tasks.pop(unit, None)
+            starts = self._settle(unit, outcome, value, info)
+            if keep is not None and starts:
+                self._keep_one(starts, keep)
+            return starts
+
+    def _settle(
+        self, unit: Unit, outcome: int, value: Any, info: dict[str, Any] | None, stop: str | None = None
+    ) -> list[Any]:
+        sched = self.sched
+        if outcome == OK:
+            decisions = sched.succeeded(unit)
+        elif outcome == FAILED:
+            decisions = sched.failed(unit, stop)
+        else:
+            decisions = sched.cancelled(unit, str(value or "cancelled"))
+            return [] if decisions is None else self._apply(decisions)
+        if decisions is None:  # it had settled: a thread a cancel left behind, say
+            return []
+        if type(unit) is tuple:
+            els = self.elements[unit[0]]
+            els.outcome(unit[1], outcome == OK, value)
+            label, detail = els.label(unit[1]), els.detail(unit[1])
+            if info:
+                detail.update(info)
+        else:
+            label, detail = unit, info or None  # type: ignore[assignment]
+        if outcome == OK:
+            if type(unit) is str:
+                self.values[unit] = value
+            self._record(ev.FINISHED, label, value=value, detail=detail)
+        else:
+            self._record(ev.FAILED, label, error=value, detail=detail)
+        return self._apply(decisions)
+
+    def _apply(self, decisions: list[Decision]) -> list[Any]:
+        """Under the lock: record what the scheduler decided; return what it started."""
+        starts: list[Any] = []
+        for verdict, unit, reason in decisions:
+            if verdict is _START:
+                starts.append(unit)
+            elif verdict is _QUEUED:
+                label, detail = self._label(unit)
+                self._record(ev.QUEUED, label, detail=detail)
+            elif verdict is _SKIP or verdict is _CANCEL:
+                label, detail = self._label(unit)
+                kind = ev.SKIPPED if verdict is _SKIP else ev.CANCELLED
+                self._record(kind, label, detail={**(detail or {}), "reason": reason})
+                if verdict is _CANCEL:
+                    self._stop(unit)
+            elif verdict is _COLLECT:
+                starts.append(Collect(unit))
+            elif verdict is _DONE and self._done is not None:
+                self.places.soon(resolve, self._done)
+        return starts
+
+    def _label(self, unit: Unit) -> tuple[str, dict[str, Any] | None]:
+        if type(unit) is tuple:
+            els = self.elements[unit[0]]
+            return els.label(unit[1]), els.detail(unit[1])
+        return unit, None  # type: ignore[return-value]
+
+    def _stop(self, unit: Unit) -> None:
+        """Under the lock: a unit was cancelled; stop its task, or its map's pull (a thread runs on).
+
+        A running unit is cancelled only when the whole run is, so the task cancelled here
+        may have moved on to another unit of the run by then: that one is cancelled too.
+        """
+        task = self.tasks.pop(unit, None)
+        if task is not None:
+            self.places.soon(task.cancel)
+        pull = self._pulls.pop(unit, None) if type(unit) is str else None
+        if pull is not None:
+            pull.stop()
+
+    def _begin(self, unit: Unit, on_thread: bool = False) -> bool:
+        """Under the lock: STARTED, if the unit is still live (the gate before any user code)."""
+        if not self.sched.begin(unit):
+            return False
+        if on_thread:
+            self.on_threads.add(unit)
+        if type(unit) is tuple:
+            label, detail = self._label(unit)
+            self._record(ev.STARTED, label, 1, detail=detail)
+        else:
+            self._record(ev.STARTED, unit, 1)  # type: ignore[arg-type]
+        return True
+
+    def _keep_one(self, starts: list[Any], keep: str) -> None:
+        """Under the lock: begin one of ``starts`` that runs where ``keep`` says, for the reporting
+        thread or task to run next, and put it first.
+
+        Only a unit whose preparation needs no I/O (a map element, or a plain call with no
+        cache key) is begun here; the rest go through :meth:`_prepare`.
+        """
+        for i, start in enumerate(starts):
+            if type(start) is tuple:
+                els = self.elements[start[0]]
+                if els.place != keep:
+                    continue
+                job = Job(start, keep, els.namespace(start[1]), els.code.code)
+            elif type(start) is str and start in self.direct and (self.keys.get(start) is None or start in self.force):
+                try:  # (evaluating its callee is a name or an attribute: cheap)
+                    job = self._job(start)
+                except Exception:
+                    continue  # _prepare reports it
+                if job.place == INLINE:
+                    job.place = keep
+                elif job.place != keep:
+                    starts[i] = job  # prepared, for the other place
+                    continue
+            else:
+                continue
+            job.begun = self._begin(start, on_thread=keep == THREAD)
+            starts[i] = starts[0]
+            starts[0] = job
+            return
+
+    def _blocking_llm(self, label: str, info: dict[str, Any]) -> Any:
+        """``llm`` for code that runs on a worker thread (the driver's: it knows the loop)."""
+        raise NotImplementedError
+
+    def _job(self, name: str) -> Job:
+        """A direct step's job: its namespace and where it runs (raises what evaluating its callee raises)."""
+        code = self.code[name]
+        job = Job(name, THREAD, code=code.expr.code)
+        reads = code.reads
+        job.ns = namespace(reads, self._lookup, self._blocking_llm(name, job.info) if "llm" in reads else None)
+        where = self._places.get(name)
+        if where is None:
+            where = place(code.expr, job.ns, self.async_callees)
+            if name in self.flow.fixed_callee:  # the same function all run long: ask once
+                self._places[name] = where
+        job.place = where
+        return job
+
+    def _lookup(self, name: str) -> Any:
+        value = self.values.get(name, _NONE)
+        if value is not _NONE:
+            return value
+        group = self.flow.groups.get(name)
+        if group is not None and group.named:
+            return {m: self.values[m] for m in group.members}
+        return self.inputs[name]
+
+    # -- events ---------------------------------------------------------------------------
+    def emit(self, kind: ev.Kind, step: str | None = None, **fields: Any) -> None:
+        """Record an event from any thread; the observers get it on the loop, in order."""
+        with self._lock:
+            self._record(kind, step, **fields)
+        if self.observers and self.places.on_loop_thread():
+            self.journal.deliver()
+
+
+
+
+def resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+__all__ = ["CANCELLED", "FAILED", "INLINE", "LOOP", "OK", "THREAD", "Book", "Collect", "Job", "plan_of", "resolve"]
