@@ -11,7 +11,7 @@ timed number is a warm one.
   ``--quick``). :func:`crunch` is pure Python, deterministic and about 1 ms a
   call (integer arithmetic, holds the GIL throughout).
 
-  - flowmagic threads / dask: ``flow.map(rows, executor=..., progress=False)``,
+  - flowmagic threads / dask: ``flow.batch(rows, executor=..., progress=False)``,
     chunk size and ``in_flight`` left to the batch (on dask: at most 256 rows a
     chunk, about 8 chunks per worker thread).
   - serial loop: ``[crunch(x) for x in xs]`` in the benchmark's own process.
@@ -99,7 +99,7 @@ def sizes(quick: bool) -> tuple[int, int]:
 
 
 def default_chunk(n: int, slots: int) -> int:
-    """The chunk size ``flow.map(..., executor="dask")`` picks for ``n`` rows (flowmagic.engine.batch)."""
+    """The chunk size ``flow.batch(..., executor="dask")`` picks for ``n`` rows (flowmagic.engine.batch)."""
     return max(1, min(MAX_CHUNK, math.ceil(n / (slots * 8))))
 
 
@@ -115,7 +115,7 @@ def available() -> str | None:
 
 def _batch(flow: Flow, rows: list[dict[str, int]], executor: str, step: str) -> Callable[[], list[Any]]:
     def run() -> list[Any]:
-        batch = flow.map(rows, executor=executor, progress=False)
+        batch = flow.batch(rows, executor=executor, progress=False)
         if batch.status != "succeeded" or len(batch) != len(rows):
             raise RuntimeError(f"{flow.name} on {executor} ended {batch.status}: {list(batch.errors.items())[:3]}")
         if [r.index for r in batch] != list(range(len(rows))):
@@ -263,7 +263,7 @@ def _check_on_cluster(client: Any) -> None:
     workers = set(client.run(os.getpid).values())
     flow = Flow.from_source("score = worker_pid(row)\n", name="where", namespace={"worker_pid": worker_pid})
     rows = [{"row": i} for i in range(40)]
-    batch_pids = {r.values["score"] for r in flow.map(rows, executor="dask", progress=False)}
+    batch_pids = {r.values["score"] for r in flow.batch(rows, executor="dask", progress=False)}
     steps = Flow.from_source(
         "".join(f"p{i} = worker_pid()\n" for i in range(8)),
         name="where_steps",
@@ -291,7 +291,7 @@ def measure(repeat: int, quick: bool) -> dict[str, Any]:
 
     warm = Flow.from_source("score = crunch(row)\n", name="warm", namespace={"crunch": crunch}, cache=False)
     t0 = time.perf_counter()
-    warm.map([{"row": i} for i in range(4 * slots)], executor="dask", progress=False)
+    warm.batch([{"row": i} for i in range(4 * slots)], executor="dask", progress=False)
     first_batch = time.perf_counter() - t0
     _check_on_cluster(client)
 

@@ -1,4 +1,4 @@
-"""Batches: ``flow.map(rows, executor=...)`` and ``flow.imap`` on threads and on a real Dask cluster.
+"""Batches: ``flow.batch(rows, executor=...)`` and ``flow.imap`` on threads and on a real Dask cluster.
 
 The cluster is a ``LocalCluster`` of two worker processes. Functions of this module
 travel to the workers by value (the workers cannot import a test module).
@@ -48,7 +48,7 @@ def square_flow() -> Flow:
 
 # -- on threads ---------------------------------------------------------------------
 def test_a_threads_batch_returns_every_row_in_order_and_reports_failed_rows() -> None:
-    batch = square_flow().map([{"x": i} for i in range(300)], executor="threads", progress=False)
+    batch = square_flow().batch([{"x": i} for i in range(300)], executor="threads", progress=False)
     assert isinstance(batch, Batch)
     assert [r.index for r in batch] == list(range(300))
     assert batch.errors == {7: "y: ValueError: row 7 is unlucky"}
@@ -58,7 +58,7 @@ def test_a_threads_batch_returns_every_row_in_order_and_reports_failed_rows() ->
 
 
 def test_inputs_given_to_map_apply_to_every_row() -> None:
-    batch = square_flow().map([{"x": 2}, {"x": 3}], executor="threads", offset=100, progress=False)
+    batch = square_flow().batch([{"x": 2}, {"x": 3}], executor="threads", offset=100, progress=False)
     assert [r.values for r in batch] == [{"z": 104}, {"z": 109}]
 
 
@@ -94,7 +94,7 @@ def test_a_threads_batch_keeps_at_most_in_flight_rows_running() -> None:
         return x
 
     flow = Flow.from_source("y = step(x)", name="bounded", namespace={"step": step})
-    batch = flow.map([{"x": i} for i in range(40)], executor="threads", in_flight=3, progress=False)
+    batch = flow.batch([{"x": i} for i in range(40)], executor="threads", in_flight=3, progress=False)
     assert batch.status == "succeeded"
     assert peak == 3
 
@@ -124,13 +124,13 @@ def test_closing_the_stream_early_cancels_the_rows_not_yet_run() -> None:
 )
 def test_bad_rows_are_refused_before_anything_runs(rows: list[Any], message: str) -> None:
     with pytest.raises((ValueError, TypeError)) as caught:
-        square_flow().map(rows, executor="threads", progress=False)
+        square_flow().batch(rows, executor="threads", progress=False)
     assert message in str(caught.value)
 
 
 def test_an_unknown_executor_is_refused() -> None:
     with pytest.raises(ValueError, match="the executor is 'threads', 'dask' or 'dask://HOST:PORT'"):
-        square_flow().map([{"x": 1}], executor="spark", progress=False)
+        square_flow().batch([{"x": 1}], executor="spark", progress=False)
 
 
 # -- on a Dask cluster -----------------------------------------------------------------
@@ -140,7 +140,7 @@ def where(x: int) -> tuple[int, int]:
 
 def test_a_10000_row_batch_runs_on_the_worker_processes_in_order(cluster: Any) -> None:
     flow = Flow.from_source("y = square(x)\nz = where(y)\n", name="big", namespace={"square": square, "where": where})
-    batch = flow.map([{"x": i} for i in range(10_000)], executor="dask", progress=False)
+    batch = flow.batch([{"x": i} for i in range(10_000)], executor="dask", progress=False)
     assert [r.index for r in batch] == list(range(10_000))
     assert batch.errors == {i: f"y: ValueError: row {i} is unlucky" for i in range(7, 10_000, 1000)}
     values = [r.values["z"] for r in batch if r.ok]
@@ -160,10 +160,10 @@ def test_a_value_that_cannot_be_pickled_is_refused_before_anything_is_sent(clust
     namespace = {"touch": touch, "use": id, "lock": threading.Lock()}
     flow = Flow.from_source("y = touch(x)\nz = use(lock)\n", name="locked", namespace=namespace)
     with pytest.raises(NotSendableError, match=r"step 'z' cannot run on the cluster: 'lock' \(a _thread.lock\)"):
-        flow.map([{"x": 1}], executor="dask", progress=False)
+        flow.batch([{"x": 1}], executor="dask", progress=False)
     flow = Flow.from_source("y = touch(x)", name="rowlocked", namespace={"touch": touch})
     with pytest.raises(NotSendableError, match=r"row 3: input 'x' \(a lock, read by step 'y'\)"):
-        flow.map([{"x": 1}, {"x": 2}, {"x": 3}, {"x": threading.Lock()}], executor="dask", progress=False)
+        flow.batch([{"x": 1}, {"x": 2}, {"x": 3}, {"x": threading.Lock()}], executor="dask", progress=False)
     assert not marker.exists()
 
 
@@ -178,7 +178,7 @@ def crash_once(x: int, marker: str) -> int:
 def test_a_worker_killed_mid_batch_loses_no_row(cluster: Any, tmp_path: Path) -> None:
     marker = tmp_path / "crashed"
     flow = Flow.from_source("y = crash_once(x, marker)", name="crash", namespace={"crash_once": crash_once})
-    batch = flow.map([{"x": i} for i in range(40)], executor="dask", chunk=4, marker=str(marker), progress=False)
+    batch = flow.batch([{"x": i} for i in range(40)], executor="dask", chunk=4, marker=str(marker), progress=False)
     assert marker.exists(), "no worker was killed"
     assert batch.status == "succeeded", batch.errors
     assert [r.values["y"] for r in batch] == [i * 10 for i in range(40)]

@@ -451,7 +451,7 @@ def one_run(scenario: Scenario, tally: Tally, capsys: pytest.CaptureFixture[str]
                 else:  # a slow answer, or one slower than the step's timeout
                     server.fail_next(200, slow=HANG if req.kind == "hang" else req.slow, match=f"[{plan.name}]")
         flow = Flow.from_source(source, name="faults", namespace=tools.namespace(plans), **settings)
-        handle = flow.start_execution(flow.execution(observers=[events.append]))
+        handle = flow.session.start(flow.execution(observers=[events.append]))
         try:
             run = handle.wait(RUN_LIMIT)  # a run that never ends is a failure here, not a stuck suite
             statuses = {n: r.status for n, r in run.steps.items()}

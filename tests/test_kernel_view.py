@@ -145,7 +145,7 @@ def test_a_batch_shows_a_progress_bar_that_moves_while_the_cell_runs(kernel: Ker
         import time
         from flowmagic import Flow
         rows_flow = Flow.from_source("y = time.sleep(0.01) or x", name="rows", namespace={"time": time})
-        batch = rows_flow.map([{"x": i} for i in range(100)], executor="threads", in_flight=2)
+        batch = rows_flow.batch([{"x": i} for i in range(100)], executor="threads", in_flight=2)
         batch.status, len(batch.values)
         """
     )

@@ -271,5 +271,5 @@ def test_cancel_ends_the_run_when_it_lands_as_a_step_queues_the_next(shell: Inte
         assert "flow 'jammed' cancelled: 0 finished step(s) kept in jammed.last" in printed(capsys)
         assert [flow.last.steps[n].status for n in "ab"] == ["cancelled", "cancelled"]
     finally:
-        if not flow._handle.done():  # the hung run: stop its loop so no thread outlives the test
-            flow._handle._lent.stop()
+        if not flow.session.handle.done():  # the hung run: stop its loop so no thread outlives the test
+            flow.session.handle._lent.stop()

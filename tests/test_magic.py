@@ -127,13 +127,13 @@ def test_background_returns_at_once_and_can_be_cancelled(shell: InteractiveShell
     assert time.monotonic() - start < 0.3
     flow = shell.user_ns["bg"]
     assert flow.last.status == "running"
-    flow._handle.wait(3)
+    flow.session.handle.wait(3)
     assert flow.last.status == "succeeded" and flow.last["c"] == 0.4
     cell(shell, "%%flow bg2 --background\na = 1\nb = nap(2)\n")
     flow = shell.user_ns["bg2"]
     time.sleep(0.1)
     flow.cancel()
-    assert flow._handle.wait(2).status == "cancelled" and flow.last["a"] == 1
+    assert flow.session.handle.wait(2).status == "cancelled" and flow.last["a"] == 1
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,15 @@
-"""The worker pool: no cap, idle threads reused, and (with an idle timeout) idle threads exit."""
+"""The worker pool: abandoned work never holds up other work, idle threads are reused and (with an
+idle timeout) exit, and past its cap work waits for a thread, counted and reported by the run."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from flowmagic import Flow
+from flowmagic.engine import workers
+from flowmagic.engine.driver import Execution
+from flowmagic.engine.runner import run_blocking
 from flowmagic.engine.workers import WorkerPool, shared_pool
 
 
@@ -78,3 +83,40 @@ def test_work_submitted_as_idle_threads_time_out_still_runs() -> None:
 
 def test_runs_share_one_pool() -> None:
     assert shared_pool() is shared_pool()
+
+
+def test_a_capped_pool_queues_past_its_cap_counts_the_waits_and_frees_as_threads_return() -> None:
+    pool = WorkerPool("capped", max_threads=3)
+    gate = threading.Event()
+    stuck = [pool.submit(gate.wait, 5) for _ in range(3)]  # three abandoned-like steps hold every thread
+    later = pool.submit(lambda: "after")
+    assert pool.waits == 1 and len(names("capped")) == 3  # no fourth thread: it waits
+    assert not later.done()
+    gate.set()  # one of the held threads comes back and takes it
+    assert later.result(timeout=5) == "after"
+    assert all(f.result(timeout=5) for f in stuck)
+    assert wait_until(lambda: pool.idle == 3)  # the backlog was taken, not counted as idle
+    pool.shutdown()
+    pool.join()
+
+
+def test_a_run_reports_the_threads_it_abandoned_and_waits_at_the_pools_cap() -> None:
+    gate = threading.Event()
+    pool = WorkerPool("small", max_threads=2)
+
+    def hang() -> None:
+        gate.wait(10)
+
+    flow = Flow.from_source("parallel:\n    a = hang()\n    b = hang()\n    c = hang()\n", namespace={"hang": hang})
+    settings = flow.settings.changed(timeout=0.3)
+    try:
+        run = run_blocking(Execution(flow.name, flow.compiled, flow.resolve_inputs({}), settings, pool=pool))
+        assert run.status == "cancelled"
+        assert run.abandoned_threads == 2 and run.pool_waits == 1, (run.abandoned_threads, run.pool_waits)
+        text = run.summary()
+        assert "2 threads left to finish" in text and "1 step(s) waited for a worker thread" in text, text
+    finally:
+        gate.set()
+        pool.shutdown()
+        pool.join()
+    assert workers.MAX_THREADS >= 32  # the shared pool's cap leaves room for a run's workers

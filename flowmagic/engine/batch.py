@@ -1,6 +1,6 @@
 """Batches: one flow over many rows of inputs, a bounded number at a time, results in row order.
 
-``flow.map(rows, executor="dask")`` (or ``"threads"``) runs the whole flow once per
+``flow.batch(rows, executor="dask")`` (or ``"threads"``) runs the whole flow once per
 row. On threads every row is a run on one event loop, at most ``in_flight`` at
 once. On a cluster the rows travel in chunks: each chunk is one task that runs its
 rows' flows one after another on a worker (threads there), at most ``in_flight``

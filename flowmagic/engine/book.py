@@ -130,6 +130,8 @@ class Book:
         self._pulls: dict[str, Pull] = {}  # maps whose iterable is being pulled
         self.on_threads: set[Unit] = set()  # units whose code runs on a worker thread now
         self._phase = "new"  # then "running", then "ended" (RUN_FINISHED recorded)
+        self.ended = threading.Event()  # set once RUN_FINISHED is recorded and delivered
+        self._pool_waits = 0  # the pool's count of waits when the run started
         self._done: asyncio.Future[None] | None = None
 
     # -- the run ------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class Book:
         if type(unit) is tuple:
             els = self.elements[unit[0]]
             els.outcome(unit[1], outcome == OK, value)
-            label, detail = els.label(unit[1]), els.detail(unit[1])
+            label, detail = f"{els.name}[{unit[1]}]", {"map": els.name, "index": unit[1], "kind": els.kind}
             if info:
                 detail.update(info)
         else:
@@ -213,6 +215,9 @@ class Book:
                 starts.append(Collect(unit))
             elif verdict is _DONE and self._done is not None:
                 self.places.soon(resolve, self._done)
+                if not self.observers and not self._all_tasks:
+                    self._end()  # nothing left to settle or to tell: whoever waits need not wait for the loop
+                    self.ended.set()
         return starts
 
     def _label(self, unit: Unit) -> tuple[str, dict[str, Any] | None]:
@@ -241,8 +246,9 @@ class Book:
         if on_thread:
             self.on_threads.add(unit)
         if type(unit) is tuple:
-            label, detail = self._label(unit)
-            self._record(ev.STARTED, label, 1, detail=detail)
+            els = self.elements[unit[0]]
+            detail = {"map": els.name, "index": unit[1], "kind": els.kind}
+            self._record(ev.STARTED, f"{els.name}[{unit[1]}]", 1, detail=detail)
         else:
             self._record(ev.STARTED, unit, 1)  # type: ignore[arg-type]
         return True
@@ -259,7 +265,7 @@ class Book:
                 els = self.elements[start[0]]
                 if els.place != keep:
                     continue
-                job = Job(start, keep, els.namespace(start[1]), els.code.code)
+                job = Job(start, keep, None, els.code.code)  # its namespace is made outside the lock
             elif type(start) is str and start in self.direct and (self.keys.get(start) is None or start in self.force):
                 try:  # (evaluating its callee is a name or an attribute: cheap)
                     job = self._job(start)
@@ -276,6 +282,24 @@ class Book:
             starts[i] = starts[0]
             starts[0] = job
             return
+
+    def _end(self) -> None:
+        """Under the lock: the run's last event, once. (``ended`` is set by the caller, once the
+        observers have heard of it.)"""
+        if self._phase == "ended":
+            return
+        self._phase = "ended"
+        # a thread still inside abandoned user code goes back to the pool when that returns
+        abandoned = len(self.on_threads) + self.places.still_out()
+        pool = self.places.pool
+        waits = pool.waits - self._pool_waits if pool is not None else 0
+        detail = {
+            "status": self.sched.outcome(),
+            "reason": self.sched.reason,
+            "abandoned_threads": abandoned,
+            "pool_waits": waits,  # units that waited for a thread: the pool was at its cap
+        }
+        self._record(ev.RUN_FINISHED, detail=detail)
 
     def _blocking_llm(self, label: str, info: dict[str, Any]) -> Any:
         """``llm`` for code that runs on a worker thread (the driver's: it knows the loop)."""

@@ -21,6 +21,7 @@ with no pool, as in a browser kernel) the same decisions hold and sync code runs
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from typing import Any
 
@@ -48,15 +49,27 @@ class Execution(Book):
     """
 
     async def execute(self) -> Run:
-        """Run every step; return the :class:`Run` whatever happened to the steps."""
-        loop = asyncio.get_running_loop()
+        """Run every step on the running loop; return the :class:`Run` whatever happened to the steps."""
+        if not self.start(asyncio.get_running_loop(), threading.get_ident()):
+            return self.run  # cancelled before it began: nothing to run
+        return await self.wait()
+
+    def start(self, loop: asyncio.AbstractEventLoop, loop_thread: int) -> bool:
+        """Begin the run, from any thread, on ``loop`` (whose thread is ``loop_thread``): record its
+        start and get its first steps going. False if it had ended already (cancelled before it began).
+
+        Started from the thread that waits for the run (see :mod:`.runner`), sync steps go straight
+        to the worker threads; :meth:`wait` must then run on ``loop`` for the rest.
+        """
         with self._lock:
-            if self._phase != "new":  # cancelled before it began: nothing to run
-                return self.run
+            if self._phase != "new":
+                return False
             self._phase = "running"
             if self._threads and self.places.pool is None:
                 self.places.pool = shared_pool()
-            self.places.bind(loop)
+            if self.places.pool is not None:
+                self._pool_waits = self.places.pool.waits
+            self.places.bind(loop, loop_thread)
             self.journal.soon = self.places.soon
             self._done = loop.create_future()
             self.sched.announce = bool(self.observers)
@@ -65,9 +78,16 @@ class Execution(Book):
         if self.remote is not None:
             starts += self._check_sendable()
         self._dispatch(starts)
+        return True
+
+    async def wait(self) -> Run:
+        """On the run's loop, after :meth:`start`: wait for its end (or its ``--timeout``), and
+        for its tasks to settle."""
+        assert self._done is not None
         timeout = self.settings.timeout
         timer = None
         if timeout is not None:
+            loop = asyncio.get_running_loop()
             timer = loop.call_later(timeout, self.cancel, f"the run timed out after {timeout:g} s")
         try:
             await asyncio.shield(self._done)
@@ -93,6 +113,7 @@ class Execution(Book):
                 ended_here = False
         if ended_here:
             self.journal.deliver()  # no loop will: the observers hear of it here
+            self.ended.set()
 
     def end_now(self) -> None:
         """End the run here and now if it has not ended (a cancel whose tasks did not settle in time)."""
@@ -101,6 +122,7 @@ class Execution(Book):
                 return
             self._end()
         self.journal.deliver()
+        self.ended.set()
 
     async def _quiesce(self) -> None:
         """Wait for this run's tasks (cancelled ones included), then end the run."""
@@ -109,16 +131,7 @@ class Execution(Book):
         with self._lock:
             self._end()
         self.journal.deliver()
-
-    def _end(self) -> None:
-        """Under the lock: the run's last event, once."""
-        if self._phase == "ended":
-            return
-        self._phase = "ended"
-        # a thread still inside abandoned user code goes back to the pool when that returns
-        abandoned = len(self.on_threads) + self.places.still_out()
-        detail = {"status": self.sched.outcome(), "reason": self.sched.reason, "abandoned_threads": abandoned}
-        self._record(ev.RUN_FINISHED, detail=detail)
+        self.ended.set()
 
     def _check_sendable(self) -> list[Unit]:
         error = unsendable(self.flow, self.inputs, self.async_callees)
@@ -228,7 +241,11 @@ class Execution(Book):
                 with self._lock:
                     if not self._begin(unit, on_thread=True):
                         return
-            job.info["thread"] = True
+            if isinstance(unit, tuple):
+                if job.ns is None:  # an element begun in the hold that finished the one before
+                    job.ns = self.elements[unit[0]].namespace(unit[1])
+            else:
+                job.info["thread"] = True
             try:
                 value = eval(job.code, job.ns)  # type: ignore[arg-type]
             except BaseException as exc:  # even SystemExit: it is the step's error, not the run's
@@ -298,6 +315,11 @@ class Execution(Book):
         unit = job.unit
         if type(unit) is tuple:
             els = self.elements[unit[0]]
+            if job.ns is None:
+                job.ns = els.namespace(unit[1])
+            if els.async_calls:  # one attempt, no deadline: await it here
+                value = eval(els.code.code, job.ns)
+                return await value if is_awaitable(value) else value
             step = self.steps[unit[0]]
             label, detail, code = els.label(unit[1]), els.detail(unit[1]), els.code
         else:

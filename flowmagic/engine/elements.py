@@ -95,7 +95,7 @@ def check_size(name: str, bindings: list[Any]) -> None:
 class Elements:
     """A map's elements and their outcomes (changed only under the driver's lock)."""
 
-    __slots__ = ("bindings", "code", "failures", "kind", "name", "ns", "place", "results", "targets")
+    __slots__ = ("async_calls", "bindings", "code", "failures", "kind", "name", "ns", "place", "results", "targets")
 
     def __init__(self, name: str, code: Code, targets: tuple[str, ...], bindings: list[Any], ns: dict[str, Any]):
         self.name = name
@@ -107,6 +107,7 @@ class Elements:
         self.results: list[Any] = [UNSET] * len(bindings)  # each element's value or error
         self.failures: dict[int, BaseException] = {}
         self.place = "loop"
+        self.async_calls = False  # plain calls of one async function: one attempt each, straight on the loop
 
     def label(self, index: int) -> str:
         return f"{self.name}[{index}]"
@@ -121,16 +122,19 @@ class Elements:
 
     def choose_place(self, plain: bool, known: dict[Any, bool]) -> None:
         """Where every element runs: ``"thread"`` when they are plain sync calls (``plain``: no
-        retries, timeout, llm or cluster), else ``"loop"``, each through its own attempts."""
+        retries, timeout, llm or cluster), else ``"loop"``: awaited there when they are plain
+        calls of an async function, each through its own attempts otherwise."""
         code = self.code
         if not plain or code.llm or not self.bindings:
             return
         if code.callee is not None and not code.calls and not set(code.callee.co_names).isdisjoint(self.targets):
             return  # which function an element calls depends on the element: each is placed on the loop
         try:
-            self.place = "thread" if place(code, self.namespace(0), known) != "loop" else "loop"
+            where = place(code, self.namespace(0), known)
         except Exception:
             return  # the element's own evaluation reports it
+        self.place = "loop" if where == "loop" else "thread"
+        self.async_calls = where == "loop"
 
     def outcome(self, index: int, ok: bool, value: Any) -> None:
         self.results[index] = value

@@ -33,10 +33,10 @@ class Places:
         self.loop_thread = 0
         self.out: set[concurrent.futures.Future[Any]] = set()  # thread work not back yet
 
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The run starts on ``loop`` (this thread)."""
+    def bind(self, loop: asyncio.AbstractEventLoop, thread: int) -> None:
+        """The run's loop is ``loop``, running on thread ``thread``."""
         self.loop = loop
-        self.loop_thread = threading.get_ident()
+        self.loop_thread = thread
 
     def on_loop_thread(self) -> bool:
         return threading.get_ident() == self.loop_thread

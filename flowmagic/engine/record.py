@@ -91,6 +91,8 @@ class Run:
     sources: dict[str, str] = field(default_factory=dict, repr=False)  # each step's definition
     settings: dict[str, Any] = field(default_factory=dict)  # run settings that are not the defaults
     shape: Shape | None = field(default=None, repr=False, compare=False)  # what Run.show() draws
+    abandoned_threads: int = 0  # threads still in steps a timeout or a cancel let go, when it ended
+    pool_waits: int = 0  # steps that waited for a worker thread because the pool was at its cap
 
     def __getitem__(self, name: str) -> Any:
         if name in self.outputs:
@@ -191,6 +193,8 @@ class Run:
             "critical_path": self.critical_path,
             "tokens": dict(zip(("prompt", "completion"), self.tokens, strict=True)),
             "cost": self.cost,
+            "abandoned_threads": self.abandoned_threads,
+            "pool_waits": self.pool_waits,
             "steps": {n: r.to_dict() for n, r in self.steps.items()},
             "outputs": {n: _jsonable(v) for n, v in self.outputs.items()},
         }
@@ -270,6 +274,8 @@ class Recorder:
             detail = event.detail or {}
             run.status = RunStatus(detail.get("status", RunStatus.SUCCEEDED))
             run.reason = detail.get("reason")
+            run.abandoned_threads = int(detail.get("abandoned_threads", 0))
+            run.pool_waits = int(detail.get("pool_waits", 0))
             return
         assert event.step is not None
         if record is None:  # a map element, announced by its first event

@@ -49,6 +49,7 @@ class LoopThread:
         self.name = f"flowmagic-loop-{next(self._numbers)}"
         self._thread = threading.Thread(target=serve, args=(self.loop,), name=self.name, daemon=True)
         self._thread.start()
+        self.ident = self._thread.ident or 0
         self._expiry: asyncio.TimerHandle | None = None
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -147,10 +148,24 @@ __all__ = [
 def run_blocking(execution: Execution) -> Run:
     """Run to the end and return the :class:`Run`.
 
-    On ``KeyboardInterrupt`` the run is cancelled and :class:`FlowInterrupted`
-    (a ``KeyboardInterrupt``) is raised, carrying the cancelled run.
+    The run starts from this thread (its sync steps go straight to the worker threads) and
+    goes on on a lent loop; this thread waits for the run's end, not for the loop. On
+    ``KeyboardInterrupt`` the run is cancelled and :class:`FlowInterrupted` (a
+    ``KeyboardInterrupt``) is raised, carrying the cancelled run.
     """
-    return run_all_blocking([execution])[0]
+    lent: LoopThread | None = None
+    future: concurrent.futures.Future[Run] | None = None
+    try:
+        lent = loops.take()
+        if execution.start(lent.loop, lent.ident):
+            future = lent.submit(execution.wait())
+        while not execution.ended.wait(_POLL):
+            pass
+    except KeyboardInterrupt:
+        raise _interrupted([execution], future, lent) from None
+    # the loop finishes the run's last callbacks; it serves the next run meanwhile, as it would anyway
+    loops.give(lent, healthy=True)
+    return execution.run
 
 
 def run_all_blocking(executions: list[Execution]) -> list[Run]:

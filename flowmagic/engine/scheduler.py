@@ -127,8 +127,9 @@ class Scheduler:
 
     def succeeded(self, unit: Unit) -> list[Decision] | None:
         """``unit`` succeeded. None if it had settled already (a late report: nothing changes)."""
-        if type(unit) is tuple:
-            if not self.live(unit):
+        if type(unit) is tuple:  # a map's element: the common case of a large map, kept short
+            m = self.maps.get(unit[0])
+            if m is None or m.state[unit[1]] >= _E_FINAL:
                 return None
             self._settle_element(unit, _E_OK, Status.SUCCEEDED)
             return self._after()
@@ -328,7 +329,12 @@ class Scheduler:
         if claim is not None and self.reason is None and m.next < m.n and only(m.line, claim.limits):
             # nobody else waits for these slots: they go straight to the map's next element
             del self.claims[unit]
-            self._start_element(step, m, claim)
+            index = m.next
+            m.next = index + 1
+            m.state[index] = _E_GRANTED
+            following = claim.unit = (step, index)
+            self.claims[following] = claim
+            self.out.append(new(Decision, (Verdict.START, following, None)))
         else:
             self._release(unit)
         if status is Status.CANCELLED:

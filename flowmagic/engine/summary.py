@@ -93,6 +93,15 @@ def summary(run: Run) -> str:
     spent = token_line(run)
     if uses_llm and spent:
         lines.append(spent)
+    if run.abandoned_threads:
+        n = run.abandoned_threads
+        plural = 's' if n != 1 else ''
+        lines.append(f"{n} thread{plural} left to finish steps the run let go (threads cannot be stopped)")
+    if run.pool_waits:
+        lines.append(
+            f"{run.pool_waits} step(s) waited for a worker thread: the pool is at its cap, most of it held by "
+            "abandoned steps (FLOWMAGIC_MAX_THREADS)"
+        )
     # why steps were not cached, at the steps where it starts (what reads them inherits it)
     for r in top:
         if r.cache_note and not any(run.steps[d].cache_note for d in r.deps if d in run.steps):

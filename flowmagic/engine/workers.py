@@ -1,9 +1,12 @@
 """The worker threads sync steps run on.
 
-Like ``ThreadPoolExecutor``, but its threads are daemons and it never caps them:
-the executor's semaphores already bound how many steps run at once, and a step
-abandoned by a timeout or a cancel (threads cannot be killed) must neither take
-a worker away from the rest of the run nor keep the interpreter from exiting.
+Like ``ThreadPoolExecutor``, but its threads are daemons, and a step abandoned by a
+timeout or a cancel (threads cannot be killed) does not take a worker away from the
+rest of the run: the pool starts another thread rather than queue work behind it. Runs'
+limits already bound how many steps run at once, so the pool's own cap
+(:data:`MAX_THREADS`) is only reached when abandoned threads pile up (say, a tool that
+hangs forever, cancelled again and again). Past it, work waits for a thread to come
+back, and the pool counts each such wait (:attr:`WorkerPool.waits`), which runs report.
 
 Runs share one process-wide pool (:func:`shared_pool`), so a run starts its
 steps on threads the last run left idle instead of starting new ones (about
@@ -25,14 +28,20 @@ _STOP = None
 
 #: How long a thread of the shared pool waits for work before it exits.
 IDLE_SECONDS = 60.0
+#: The most threads the shared pool starts (``FLOWMAGIC_MAX_THREADS``); abandoned ones count.
+MAX_THREADS = int(os.environ.get("FLOWMAGIC_MAX_THREADS", "512"))
 
 
 class WorkerPool:
-    """Threads named ``flowmagic-NAME-N``; with ``idle_timeout``, one idle that long exits."""
+    """Threads named ``flowmagic-NAME-N``, at most ``max_threads``; with ``idle_timeout``, one idle
+    that long exits."""
 
-    def __init__(self, name: str, idle_timeout: float | None = None) -> None:
+    def __init__(self, name: str, idle_timeout: float | None = None, max_threads: int | None = None) -> None:
         self._name = name
         self._idle_timeout = idle_timeout
+        self.max_threads = max_threads
+        self.waits = 0  # work that had to wait for a thread because the pool was at its cap
+        self._backlog = 0  # such work not yet taken by a thread
         self._numbers = itertools.count()
         self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
@@ -51,6 +60,9 @@ class WorkerPool:
                 return future
             if self._idle:
                 self._idle -= 1  # claim an idle thread for this item
+            elif self.max_threads is not None and len(self._threads) >= self.max_threads:
+                self.waits += 1  # every thread is busy (some with abandoned steps): the first back takes it
+                self._backlog += 1
             else:
                 thread = threading.Thread(
                     target=self._work, name=f"flowmagic-{self._name}-{next(self._numbers)}", daemon=True
@@ -93,7 +105,10 @@ class WorkerPool:
             self._one(*item)
             del item
             with self._lock:
-                self._idle += 1
+                if self._backlog:
+                    self._backlog -= 1  # it goes straight to work waiting for a thread
+                else:
+                    self._idle += 1
 
     @staticmethod
     def _one(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -128,7 +143,7 @@ def shared_pool() -> WorkerPool:
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = WorkerPool("worker", idle_timeout=IDLE_SECONDS)
+            _shared = WorkerPool("worker", idle_timeout=IDLE_SECONDS, max_threads=MAX_THREADS)
         return _shared
 
 

@@ -1,9 +1,13 @@
-"""``Flow``: a parsed, checked flow that can be run many times."""
+"""``Flow``: a parsed, checked flow that can be run many times.
+
+The flow is its definition (steps, groups, inputs, shape, DOT, Agent Spec); running it is
+its session's (:mod:`flowmagic.engine.session`): the last run, the background run, variants
+and batches. The run methods here only hand over to it.
+"""
 
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from ..engine.events import Observer
     from ..engine.record import Run
     from ..engine.runner import RunHandle
+    from ..engine.session import Session
     from .shape import Shape
     from .variants import Variants
 
@@ -53,11 +58,8 @@ class Flow(BaseModel):
 
     _compiled: CompiledFlow = PrivateAttr()
     _namespace: Mapping[str, Any] | None = PrivateAttr(default=None)
-    _last: Run | None = PrivateAttr(default=None)
-    _handle: RunHandle | None = PrivateAttr(default=None)
     _shape: Shape | None = PrivateAttr(default=None)
-    _variants: Variants | None = PrivateAttr(default=None)
-    _batch_result: Batch | None = PrivateAttr(default=None)
+    _session: Session | None = PrivateAttr(default=None)
 
     @classmethod
     def from_source(
@@ -144,18 +146,6 @@ class Flow(BaseModel):
         return tuple(seen)
 
     @property
-    def last(self) -> Run | None:
-        """The most recent :class:`Run` (live while a background run goes on)."""
-        return self._last
-
-    @property
-    def history(self) -> list[Run]:
-        """The recent runs of every flow with this name, oldest first (``%flow history NAME``)."""
-        from ..engine.history import default_history
-
-        return [entry.run for entry in default_history.entries(self.name)]
-
-    @property
     def shape(self) -> Shape:
         """What the DAG draws: nodes, edges and the clusters of groups and branches."""
         if self._shape is None:
@@ -179,7 +169,14 @@ class Flow(BaseModel):
         flow = self.model_copy(update={"settings": self.settings.changed(**settings)})
         flow._compiled = self._compiled
         flow._namespace = self._namespace
+        flow._session = None  # a flow of its own, with runs of its own
         return flow
+
+    @property
+    def final_steps(self) -> tuple[str, ...]:
+        """The steps no other step reads: the flow's results."""
+        read = {d for s in self.steps.values() for d in s.deps}
+        return tuple(n for n in self.steps if n not in read)
 
     # -- running ------------------------------------------------------------------
     def resolve_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,6 +226,28 @@ class Flow(BaseModel):
                 found.add(name)
         return [n for n in self.steps if n in found]
 
+    # -- running: the flow's session (flowmagic.engine.session) ------------------------
+    @property
+    def session(self) -> Session:
+        """The runs of this flow and how they start (created on first use)."""
+        if self._session is None:
+            from ..engine.session import Session
+
+            self._session = Session(self)
+        return self._session
+
+    @property
+    def last(self) -> Run | None:
+        """The most recent :class:`Run` (live while a background run goes on)."""
+        return self._session.last if self._session is not None else None
+
+    @property
+    def history(self) -> list[Run]:
+        """The recent runs of every flow with this name, oldest first (``%flow history NAME``)."""
+        from ..engine.history import default_history
+
+        return [entry.run for entry in default_history.entries(self.name)]
+
     def execution(
         self,
         inputs: Mapping[str, Any] | None = None,
@@ -236,26 +255,9 @@ class Flow(BaseModel):
         rerun: Sequence[str] = (),
         **settings: Any,
     ) -> Execution:
-        """Prepare one run (inputs resolved now) without starting it; for adapters.
-
-        ``rerun`` steps and their descendants run even when cached.
-        """
-        from ..backends import remote_for
-        from ..engine.cache import default_cache
-        from ..engine.driver import Execution
-        from ..engine.history import default_history
-
-        run_settings = self.settings.changed(**settings) if settings else self.settings
-        force = frozenset(self.descendants(*rerun)) if rerun else frozenset()
-        resolved = self.resolve_inputs(inputs or {})
-        remote = remote_for(run_settings.executor)
-        execution = Execution(
-            self.name, self._compiled, resolved, run_settings, observers, default_cache, force, remote
-        )
-        execution.run.shape = self.shape
-        self._last = execution.run
-        default_history.add(self.name, execution.run)
-        return execution
+        """Prepare one run (inputs resolved now) without starting it, for adapters; it becomes
+        :attr:`last`. ``rerun`` steps and their descendants run even when cached."""
+        return self.session.execution(inputs, observers, rerun, **settings)
 
     def run(self, **inputs: Any) -> Run:
         """Run the flow and block until it ends; works in and out of Jupyter.
@@ -264,9 +266,11 @@ class Flow(BaseModel):
         ``run["step"]`` raises its error. An interrupt cancels the run (kept as
         ``flow.last``) and is re-raised.
         """
-        from ..engine.runner import run_blocking
+        return self.session.run(inputs)
 
-        return run_blocking(self.execution(inputs))
+    async def arun(self, **inputs: Any) -> Run:
+        """Run the flow on the caller's event loop: ``run = await flow.arun()``."""
+        return await self.session.arun(inputs)
 
     def rerun(self, *steps: str, **inputs: Any) -> Run:
         """Run ``steps`` and what depends on them again, even if cached; reuse the rest.
@@ -274,40 +278,60 @@ class Flow(BaseModel):
         For a step whose answer varies (an ``llm`` step with a temperature, say):
         ``flow.rerun("title")``. The new values replace the cached ones.
         """
-        from ..engine.runner import run_blocking
+        return self.session.run(inputs, rerun=steps)
 
-        return run_blocking(self.execution(inputs, rerun=steps))
+    def start(self, **inputs: Any) -> RunHandle:
+        """Start a run in the background and return its handle at once."""
+        return self.session.start(self.execution(inputs))
 
-    def map(
-        self,
-        variants: Iterable[Mapping[str, Any]],
-        *,
-        executor: str | None = None,
-        in_flight: int | None = None,
-        chunk: int | None = None,
-        progress: bool | None = None,
-        **inputs: Any,
-    ) -> Any:
-        """Run the flow once per variant, all at once, and return the runs (``.table()`` compares them).
+    def cancel(self) -> bool:
+        """Cancel the background run (:meth:`start`, ``--background``); keep what finished.
+
+        Waits a moment for the run to settle, so ``flow.last.status`` is then
+        ``"cancelled"``. Returns False when no background run was going on.
+        """
+        return self._session is not None and self._session.cancel()
+
+    def map(self, variants: Iterable[Mapping[str, Any]], **inputs: Any) -> Variants:
+        """Run the flow once per variant, all at once, and return the :class:`Variants` (``.table()``).
 
         A variant is a dict of inputs and :class:`RunSettings` fields, e.g.
         ``flow.map([{"topic": "cats"}, {"topic": "dogs", "model": "gpt-4o-mini"}])``;
         ``inputs`` apply to every variant. ``flowmagic.grid({"model": [...], "temperature": [...]})``
-        builds every combination.
-
-        With ``executor`` (``"threads"``, ``"dask"`` or ``"dask://HOST:PORT"``) it is a *batch*
-        instead, for many rows of inputs: at most ``in_flight`` runs (on a cluster: chunks of
-        ``chunk`` rows) at once, a progress bar in a notebook, and a :class:`~flowmagic.engine.batch.Batch`
-        of each row's final values, or its error, in row order. A failed row never stops the
-        rest. :meth:`imap` streams the same rows as they finish.
+        builds every combination. For many rows of inputs, use :meth:`batch`.
         """
-        if executor is not None:
-            return self._batch(variants, executor, in_flight, chunk, progress, inputs)
-        from ..engine.runner import run_all_blocking
+        if "executor" in inputs:
+            raise TypeError("flow.map() runs variants side by side; for many rows use flow.batch(rows, executor=...)")
+        return self.session.map(variants, inputs)
 
-        result, executions = self.prepare_variants(variants, inputs)
-        run_all_blocking(executions)  # an interrupt cancels them all; result keeps what finished
-        return result
+    @property
+    def variants(self) -> Variants | None:
+        """The runs of the last :meth:`map` (or ``--grid`` cell)."""
+        return self._session.variants if self._session is not None else None
+
+    def batch(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        executor: str = "threads",
+        in_flight: int | None = None,
+        chunk: int | None = None,
+        progress: bool | None = None,
+        **inputs: Any,
+    ) -> Batch:
+        """Run the flow once per row of inputs and return the :class:`~flowmagic.engine.batch.Batch`:
+        each row's final values, or its error, in row order. A failed row never stops the rest.
+
+        At most ``in_flight`` runs at once (on a cluster, ``executor="dask"`` or
+        ``"dask://HOST:PORT"``: chunks of ``chunk`` rows), and a progress bar in a notebook.
+        ``inputs`` apply to every row. :meth:`imap` streams the same rows as they finish.
+        """
+        return self.session.batch(rows, executor, in_flight, chunk, progress, inputs)
+
+    @property
+    def last_batch(self) -> Batch | None:
+        """The rows of the last :meth:`batch`, filled in as they finish."""
+        return self._session.last_batch if self._session is not None else None
 
     def imap(
         self,
@@ -321,114 +345,7 @@ class Flow(BaseModel):
         """Run the flow once per row of inputs and yield each row's :class:`RowResult` in row order,
         as soon as it (and every row before it) is done. Nothing runs until the first ``next()``;
         every row is checked, and on a cluster pickled, before anything is sent."""
-        from ..backends import remote_for
-        from ..engine.batch import rows_of, stream
-
-        for option, number in (("in_flight", in_flight), ("chunk", chunk)):
-            if number is not None and (not isinstance(number, int) or number < 1):
-                raise ValueError(f"{option} must be a whole number of at least 1, not {number!r}")
-        self.settings.changed(executor=executor)  # an unknown executor is refused here
-        checked = rows_of(self, list(rows), inputs)
-        return stream(self, checked, remote_for(executor), in_flight, chunk)
-
-    def _batch(
-        self,
-        rows: Iterable[Mapping[str, Any]],
-        executor: str,
-        in_flight: int | None,
-        chunk: int | None,
-        progress: bool | None,
-        inputs: Mapping[str, Any],
-    ) -> Batch:
-        from ..engine.batch import Batch
-
-        rows = list(rows)
-        results = self.imap(rows, executor=executor, in_flight=in_flight, chunk=chunk, **inputs)
-        batch = self._batch_result = Batch(self.name, len(rows), executor, self.final_steps)
-        show = None
-        if progress is not False:
-            show = present.draw("progress", batch)
-        try:
-            for result in results:
-                batch.add(result)
-                if show is not None:
-                    show()
-        finally:
-            batch.finished = time.time()
-            results.close()  # an interrupt: what has not finished is cancelled
-            if show is not None:
-                show(final=True)
-        return batch
-
-    @property
-    def batch(self) -> Batch | None:
-        """The rows of the last batch (``flow.map(rows, executor=...)``), filled in as they finish."""
-        return self._batch_result
-
-    def prepare_variants(
-        self, variants: Iterable[Mapping[str, Any]], inputs: Mapping[str, Any] | None = None
-    ) -> tuple[Variants, list[Execution]]:
-        """The :class:`Variants` to be and one execution per variant, all checked before any runs."""
-        from .variants import SETTINGS, Variants, split
-
-        chosen = [dict(v) for v in variants]
-        if not chosen:
-            raise ValueError("flow.map() needs at least one variant")
-        known = [*self.inputs, *SETTINGS]
-        for key in {k: None for v in chosen for k in v}:
-            if key not in known:
-                raise ValueError(
-                    f"'{key}' is neither an input of flow '{self.name}' nor a setting.{did_you_mean(key, known)}"
-                )
-        prepared = [split(variant) for variant in chosen]
-        for own_inputs, settings in prepared:  # check them all first: nothing is recorded if one is wrong
-            self.settings.changed(**settings)
-            self.resolve_inputs({**(inputs or {}), **own_inputs})
-        executions = [self.execution({**(inputs or {}), **own}, **settings) for own, settings in prepared]
-        result = Variants(self.name, chosen, [e.run for e in executions], self.final_steps)
-        self._variants = result
-        return result, executions
-
-    @property
-    def variants(self) -> Variants | None:
-        """The runs of the last :meth:`map` (or ``--grid`` cell)."""
-        return self._variants
-
-    @property
-    def final_steps(self) -> tuple[str, ...]:
-        """The steps no other step reads: the flow's results."""
-        read = {d for s in self.steps.values() for d in s.deps}
-        return tuple(n for n in self.steps if n not in read)
-
-    async def arun(self, **inputs: Any) -> Run:
-        """Run the flow on the caller's event loop: ``run = await flow.arun()``."""
-        return await self.execution(inputs).execute()
-
-    def start(self, **inputs: Any) -> RunHandle:
-        """Start a run in the background and return its handle at once."""
-        return self.start_execution(self.execution(inputs))
-
-    def start_execution(self, execution: Execution, on_done: Callable[[Run], None] | None = None) -> RunHandle:
-        """Start a prepared :meth:`execution` in the background; :meth:`cancel` can stop it."""
-        from ..engine.runner import RunHandle
-
-        self._handle = RunHandle(execution, on_done=on_done)
-        return self._handle
-
-    def cancel(self) -> bool:
-        """Cancel the background run (:meth:`start`, ``--background``); keep what finished.
-
-        Waits a moment for the run to settle, so ``flow.last.status`` is then
-        ``"cancelled"``. Returns False when no background run was going on.
-        """
-        from ..engine.runner import CANCEL_GRACE
-
-        handle = self._handle
-        if handle is None or handle.done():
-            return False
-        handle.cancel("cancelled by the user")
-        handle.wait(CANCEL_GRACE)
-        return True
+        return self.session.imap(rows, executor, in_flight, chunk, inputs)
 
     def __repr__(self) -> str:
         groups = len(self.groups)

@@ -196,7 +196,7 @@ class FlowMagics(Magics):
             raise UsageError("--grid runs its variants in this cell; it cannot also run in the --background")
         try:
             # every variant is checked before any runs
-            variants, executions = flow.prepare_variants(grid(parse_axes(args.grid)))
+            variants, executions = flow.session.prepare_variants(grid(parse_axes(args.grid)))
         except ValueError as exc:  # pydantic's ValidationError is one too
             raise UsageError(f"--grid: {exc}") from None
         handle = None if args.quiet else display(Text(variants_line(flow.name, variants.runs)), display_id=True)
@@ -226,7 +226,7 @@ class FlowMagics(Magics):
         try:
             show = _Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
             if background:
-                flow.start_execution(execution, on_done=show.done)
+                flow.session.start(execution, on_done=show.done)
                 return
             run = run_blocking(execution)
         except KeyboardInterrupt as exc:
