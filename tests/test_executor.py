@@ -659,3 +659,15 @@ def test_without_threads_every_step_runs_on_the_loops_own_thread_one_call_at_a_t
     assert run.status == "succeeded", run.summary()
     assert set(seen) == {threading.get_ident()} and len(seen) == 8
     assert threading.active_count() == before  # no worker thread was started for it
+
+
+def test_a_retry_never_waits_longer_than_the_cap_whatever_the_backoff_or_the_server_asks() -> None:
+    from flowmagic.engine.attempts import MAX_RETRY_DELAY, retry_delay
+
+    class Busy(Exception):
+        retry_after = 10_000.0  # a server asking for hours
+
+    assert retry_delay(ValueError(), backoff=1e6, attempt=3) == MAX_RETRY_DELAY
+    assert retry_delay(ValueError(), backoff=0.5, attempt=5000) == MAX_RETRY_DELAY  # no overflow
+    assert retry_delay(Busy(), backoff=0.01, attempt=1) == MAX_RETRY_DELAY
+    assert 0.25 <= retry_delay(ValueError(), backoff=0.5, attempt=1) <= 0.75  # the ordinary case is unchanged

@@ -13,6 +13,7 @@ code never runs under the lock. The driver (:mod:`.driver`) runs what this decid
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Sequence
 from types import CodeType
@@ -65,8 +66,8 @@ def plan_of(flow: CompiledFlow) -> Plan:
         children=flow.children,
         indegree=flow.indegree,
         group_of=flow.group_of,
-        parent_of={g: group.parent for g, group in flow.groups.items()},
-        group_workers={g: group.workers for g, group in flow.groups.items() if group.workers},
+        parent_of=flow.parent_of,
+        group_workers=flow.group_workers,
     )
 
 
@@ -98,7 +99,7 @@ class Book:
             steps={n: StepRecord(n, kind, group=g, branch=b, deps=d) for n, kind, g, b, d in flow.records},
             model=self.model,
             sources=flow.sources,
-            settings=settings.model_dump(exclude_defaults=True, exclude={"model"}),
+            settings=dict(_changed(settings)),
         )
         # the cache: keys are known up front; ``force`` steps run anyway and store what they get
         self.cache = cache if settings.cache else None
@@ -123,7 +124,7 @@ class Book:
         )
         self.values: dict[str, Any] = {}
         self.elements: dict[str, Elements] = {}
-        self.async_callees: dict[Any, bool] = {}
+        self.async_callees: dict[Any, bool] = {}  # (per run: a process-wide one would keep callees alive)
         self._places: dict[str, str] = {}  # where steps whose callee cannot change run
         self.tasks: dict[Unit, asyncio.Task[Any]] = {}  # the task running each unit on the loop
         self._all_tasks: set[asyncio.Task[Any]] = set()
@@ -132,6 +133,9 @@ class Book:
         self._phase = "new"  # then "running", then "ended" (RUN_FINISHED recorded)
         self.ended = threading.Event()  # set once RUN_FINISHED is recorded and delivered
         self._pool_waits = 0  # the pool's count of waits when the run started
+        # wait() runs on the loop (a task, a timer or observers need it): it ends the run
+        self.waiting = False
+        self._waiter: asyncio.Task[Run] | None = None
         self._done: asyncio.Future[None] | None = None
 
     # -- the run ------------------------------------------------------------------------
@@ -214,9 +218,10 @@ class Book:
             elif verdict is _COLLECT:
                 starts.append(Collect(unit))
             elif verdict is _DONE and self._done is not None:
-                self.places.soon(resolve, self._done)
-                if not self.observers and not self._all_tasks:
-                    self._end()  # nothing left to settle or to tell: whoever waits need not wait for the loop
+                if self.waiting:  # wait() on the loop ends the run once its tasks settle
+                    self.places.soon(resolve, self._done)
+                else:  # no task, no timer, no observer: the run ends where its last step finished
+                    self._end()
                     self.ended.set()
         return starts
 
@@ -337,6 +342,12 @@ class Book:
             self.journal.deliver()
 
 
+
+
+@functools.lru_cache(maxsize=256)
+def _changed(settings: RunSettings) -> dict[str, Any]:
+    """The settings that are not the defaults, for the record (the same few settings, run after run)."""
+    return settings.model_dump(exclude_defaults=True, exclude={"model"})
 
 
 def resolve(future: asyncio.Future[None]) -> None:

@@ -50,21 +50,24 @@ class Execution(Book):
 
     async def execute(self) -> Run:
         """Run every step on the running loop; return the :class:`Run` whatever happened to the steps."""
-        if not self.start(asyncio.get_running_loop(), threading.get_ident()):
+        if not self.start(asyncio.get_running_loop(), threading.get_ident(), waiting=True):
             return self.run  # cancelled before it began: nothing to run
         return await self.wait()
 
-    def start(self, loop: asyncio.AbstractEventLoop, loop_thread: int) -> bool:
+    def start(self, loop: asyncio.AbstractEventLoop, loop_thread: int, waiting: bool = False) -> bool:
         """Begin the run, from any thread, on ``loop`` (whose thread is ``loop_thread``): record its
         start and get its first steps going. False if it had ended already (cancelled before it began).
 
         Started from the thread that waits for the run (see :mod:`.runner`), sync steps go straight
-        to the worker threads; :meth:`wait` must then run on ``loop`` for the rest.
+        to the worker threads, and that thread waits for :attr:`ended`. :meth:`wait` must run on the
+        loop when :attr:`waiting` says so (a ``--timeout``, observers, or ``waiting`` asked for);
+        otherwise the loop starts it with the run's first task, if there is one.
         """
         with self._lock:
             if self._phase != "new":
                 return False
             self._phase = "running"
+            self.waiting = waiting or self.settings.timeout is not None or bool(self.observers)
             if self._threads and self.places.pool is None:
                 self.places.pool = shared_pool()
             if self.places.pool is not None:
@@ -214,8 +217,12 @@ class Execution(Book):
         """On the loop: a task for a started unit (none if a cancel settled it meanwhile)."""
         loop = self.places.loop
         assert loop is not None
-        if not self.sched.live(job.unit):
-            return
+        with self._lock:  # (so a run that ends now ends here, or waits for this task: never both)
+            if not self.sched.live(job.unit):
+                return
+            if not self.waiting:  # the run's first task: wait() ends the run once the tasks settle
+                self.waiting = True
+                self._waiter = loop.create_task(self.wait())  # (held: the loop keeps tasks only weakly)
         task = loop.create_task(self._loop_jobs(job))
         self.tasks[job.unit] = task
         self._all_tasks.add(task)

@@ -45,6 +45,7 @@ class History:
         self._counts: dict[str, int] = {}
         self._order: list[tuple[str, Entry]] = []  # every kept entry, oldest first
         self._sizes: dict[int, int] = {}  # id(entry) -> size, once its run is over
+        self._known = 0  # the sum of self._sizes: runs over, measured once each
         self._lock = threading.Lock()
 
     @property
@@ -104,10 +105,12 @@ class History:
             self._counts.clear()
             self._order.clear()
             self._sizes.clear()
+            self._known = 0
 
     def _trim(self) -> None:
         """Drop the oldest runs, the latest of each flow excepted, while the rest is over budget."""
-        total = sum(self._size(entry) for _, entry in self._order)
+        # runs over are measured once and kept in a running total; only runs going on are measured now
+        total = self._known + sum(self._size(e) for _, e in self._order if id(e) not in self._sizes)
         for name, entry in list(self._order):
             if total <= self._max_bytes:
                 break
@@ -123,13 +126,14 @@ class History:
         size = size_of(outputs) if outputs is not None else 0
         if getattr(entry.run, "status", "running") != "running":  # over: its outputs are final
             self._sizes[id(entry)] = size
+            self._known += size
         return size
 
     def _forget(self, name: str, entry: Entry) -> None:
         # by identity: comparing entries would compare whole runs, outputs and all
         self._entries[name] = [e for e in self._entries[name] if e is not entry]
         self._order = [(n, e) for n, e in self._order if e is not entry]
-        self._sizes.pop(id(entry), None)
+        self._known -= self._sizes.pop(id(entry), 0)
 
 
 #: Where every run is recorded.

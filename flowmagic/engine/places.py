@@ -57,7 +57,7 @@ class Places:
         if self.pool is None:
             self.soon(fn, *args)
         else:
-            self.pool.submit(fn, *args)
+            self.pool.run(fn, *args)
 
     def in_thread(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
         """``fn(*args)`` on a worker thread, as a future of the loop (without threads: here, now)."""

@@ -157,7 +157,7 @@ def run_blocking(execution: Execution) -> Run:
     future: concurrent.futures.Future[Run] | None = None
     try:
         lent = loops.take()
-        if execution.start(lent.loop, lent.ident):
+        if execution.start(lent.loop, lent.ident) and execution.waiting:
             future = lent.submit(execution.wait())
         while not execution.ended.wait(_POLL):
             pass

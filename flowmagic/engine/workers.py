@@ -20,6 +20,7 @@ import itertools
 import os
 import queue
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
@@ -43,7 +44,7 @@ class WorkerPool:
         self.waits = 0  # work that had to wait for a thread because the pool was at its cap
         self._backlog = 0  # such work not yet taken by a thread
         self._numbers = itertools.count()
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+        self._queue: queue.SimpleQueue[tuple[Future[Any] | None, Callable[..., Any], tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
         )
         self._lock = threading.Lock()
@@ -52,12 +53,21 @@ class WorkerPool:
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a thread of the pool; its future holds the result or the error."""
         future: Future[Any] = Future()
+        self._put(future, fn, args)
+        return future
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a thread of the pool, for its effect: no future (``fn`` reports itself)."""
+        self._put(None, fn, args)
+
+    def _put(self, future: Future[Any] | None, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         with self._lock:
             if self._closed:  # late work (a step let go by a cancel): a thread of its own, that ends
                 thread = threading.Thread(target=self._one, args=(future, fn, args), daemon=True)
                 thread.start()
-                return future
+                return
             if self._idle:
                 self._idle -= 1  # claim an idle thread for this item
             elif self.max_threads is not None and len(self._threads) >= self.max_threads:
@@ -70,7 +80,6 @@ class WorkerPool:
                 self._threads.append(thread)
                 thread.start()
         self._queue.put((future, fn, args))
-        return future
 
     @property
     def idle(self) -> int:
@@ -111,7 +120,13 @@ class WorkerPool:
                     self._idle += 1
 
     @staticmethod
-    def _one(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _one(future: Future[Any] | None, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if future is None:  # run(): fn reports its own outcome
+            try:
+                fn(*args)
+            except BaseException:  # a bug, not a step's error (fn catches those): say so, keep the thread
+                traceback.print_exc()
+            return
         if future.set_running_or_notify_cancel():
             try:
                 result = fn(*args)
@@ -141,6 +156,9 @@ _shared_lock = threading.Lock()
 def shared_pool() -> WorkerPool:
     """The process's pool that runs use unless given one (started on first use)."""
     global _shared
+    pool = _shared
+    if pool is not None:
+        return pool
     with _shared_lock:
         if _shared is None:
             _shared = WorkerPool("worker", idle_timeout=IDLE_SECONDS, max_threads=MAX_THREADS)

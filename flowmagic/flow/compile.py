@@ -78,6 +78,16 @@ class CompiledFlow:
         )
 
     @cached_property
+    def parent_of(self) -> dict[str, str | None]:
+        """Each group's enclosing group, or None."""
+        return {g: group.parent for g, group in self.groups.items()}
+
+    @cached_property
+    def group_workers(self) -> dict[str, int]:
+        """The groups that bound their concurrency (``parallel (workers=N)``), and the bound."""
+        return {g: group.workers for g, group in self.groups.items() if group.workers}
+
+    @cached_property
     def group_of(self) -> dict[str, str | None]:
         """Each step's innermost group, or None."""
         return {n: s.group for n, s in self.steps.items()}
