@@ -671,3 +671,23 @@ def test_a_retry_never_waits_longer_than_the_cap_whatever_the_backoff_or_the_ser
     assert retry_delay(ValueError(), backoff=0.5, attempt=5000) == MAX_RETRY_DELAY  # no overflow
     assert retry_delay(Busy(), backoff=0.01, attempt=1) == MAX_RETRY_DELAY
     assert 0.25 <= retry_delay(ValueError(), backoff=0.5, attempt=1) <= 0.75  # the ordinary case is unchanged
+
+
+def test_a_chain_that_alternates_sync_async_and_plain_steps_runs_each_where_it_belongs() -> None:
+    """Each step follows the one before it in the same hold of the lock, and still runs in its own place."""
+    where: dict[str, str] = {}
+
+    def sync(name: str, x: int) -> int:
+        where[name] = threading.current_thread().name
+        return x + 1
+
+    async def asyn(name: str, x: int) -> int:
+        await asyncio.sleep(0)
+        where[name] = threading.current_thread().name
+        return x + 10
+
+    text = "a = sync('a', 0)\nb = asyn('b', a)\nc = b * 2\nd = sync('d', c)\ne = asyn('e', d)\nf = sync('f', e)\n"
+    run = make(text, sync=sync, asyn=asyn).run()
+    assert run.status == "succeeded" and run["f"] == ((1 + 10) * 2 + 1 + 10) + 1
+    assert all(where[n].startswith("flowmagic-worker") for n in "adf"), where
+    assert all(where[n].startswith("flowmagic-loop") for n in "be"), where

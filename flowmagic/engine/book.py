@@ -125,7 +125,7 @@ class Book:
         self.values: dict[str, Any] = {}
         self.elements: dict[str, Elements] = {}
         self.async_callees: dict[Any, bool] = {}  # (per run: a process-wide one would keep callees alive)
-        self._places: dict[str, str] = {}  # where steps whose callee cannot change run
+        self._places: dict[tuple[Any, ...], str] = {}  # where calls of a callee that cannot change run
         self.tasks: dict[Unit, asyncio.Task[Any]] = {}  # the task running each unit on the loop
         self._all_tasks: set[asyncio.Task[Any]] = set()
         self._pulls: dict[str, Pull] = {}  # maps whose iterable is being pulled
@@ -272,15 +272,8 @@ class Book:
                     continue
                 job = Job(start, keep, None, els.code.code)  # its namespace is made outside the lock
             elif type(start) is str and start in self.direct and (self.keys.get(start) is None or start in self.force):
-                try:  # (evaluating its callee is a name or an attribute: cheap)
-                    job = self._job(start)
-                except Exception:
-                    continue  # _prepare reports it
-                if job.place == INLINE:
-                    job.place = keep
-                elif job.place != keep:
-                    starts[i] = job  # prepared, for the other place
-                    continue
+                # its namespace and place are made outside the lock (see place_begun)
+                job = Job(start, keep, None, self.code[start].expr.code)
             else:
                 continue
             job.begun = self._begin(start, on_thread=keep == THREAD)
@@ -310,19 +303,34 @@ class Book:
         """``llm`` for code that runs on a worker thread (the driver's: it knows the loop)."""
         raise NotImplementedError
 
+    def place_begun(self, job: Job) -> None:
+        """Outside the lock, for a step begun by :meth:`_keep_one`: its namespace, and where it runs
+        (raises what reading its names or its callee raises). Code with no call runs where it is."""
+        where = self._fill(job)
+        if where != INLINE:
+            job.place = where
+
     def _job(self, name: str) -> Job:
         """A direct step's job: its namespace and where it runs (raises what evaluating its callee raises)."""
+        job = Job(name, THREAD, code=self.code[name].expr.code)
+        job.place = self._fill(job)
+        return job
+
+    def _fill(self, job: Job) -> str:
+        """Give a direct step's job its namespace; return where its code runs."""
+        name: str = job.unit  # type: ignore[assignment]
         code = self.code[name]
-        job = Job(name, THREAD, code=code.expr.code)
         reads = code.reads
         job.ns = namespace(reads, self._lookup, self._blocking_llm(name, job.info) if "llm" in reads else None)
-        where = self._places.get(name)
+        fixed = name in self.flow.fixed_callee  # its callee reads no step: the same all run long
+        callee = code.expr.callee
+        key = (callee.co_code, callee.co_names, callee.co_consts) if fixed and callee is not None else None
+        where = self._places.get(key) if key is not None else None
         if where is None:
             where = place(code.expr, job.ns, self.async_callees)
-            if name in self.flow.fixed_callee:  # the same function all run long: ask once
-                self._places[name] = where
-        job.place = where
-        return job
+            if key is not None:  # steps calling the same function (the same text) run in the same place
+                self._places[key] = where
+        return where
 
     def _lookup(self, name: str) -> Any:
         value = self.values.get(name, _NONE)

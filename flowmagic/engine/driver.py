@@ -252,6 +252,16 @@ class Execution(Book):
                 if job.ns is None:  # an element begun in the hold that finished the one before
                     job.ns = self.elements[unit[0]].namespace(unit[1])
             else:
+                if job.ns is None:  # a step begun in the hold that finished the one before
+                    try:
+                        self.place_begun(job)
+                    except Exception as exc:
+                        job = self._dispatch(self._report(unit, FAILED, exc), keep=THREAD)
+                        continue
+                    if job.place == LOOP:  # an async call: the loop awaits it
+                        self.on_threads.discard(unit)
+                        self.places.soon(self._task, job)
+                        return
                 job.info["thread"] = True
             try:
                 value = eval(job.code, job.ns)  # type: ignore[arg-type]
@@ -303,9 +313,28 @@ class Execution(Book):
                 if not self._begin(unit):
                     self.tasks.pop(unit, None)
                     return None
+        if type(unit) is str and job.begun and job.ns is None and unit in self.direct:
+            try:  # a step begun in the hold that finished the one before
+                self.place_begun(job)
+            except Exception as exc:
+                return self._dispatch(self._report(unit, FAILED, exc), keep=LOOP)
+            if job.place == THREAD:  # a sync call: a worker thread runs it
+                self.tasks.pop(unit, None)
+                self.on_threads.add(unit)
+                self.places.on_pool(self._thread_jobs, job)
+                return None
         try:
             if job.awaitable is not None:  # it began on a thread
                 value = await job.awaitable
+            elif job.ns is not None and unit in self.direct:  # an async call, or cheap code: evaluate it here
+                value = eval(job.code, job.ns)  # type: ignore[arg-type]
+                if is_awaitable(value):
+                    value = await value
+            elif type(unit) is tuple and self.elements[unit[0]].async_calls:  # a map's async call, as above
+                els = self.elements[unit[0]]
+                value = eval(els.code.code, job.ns if job.ns is not None else els.namespace(unit[1]))
+                if is_awaitable(value):
+                    value = await value
             elif type(unit) is str and self.steps[unit].kind == "map":
                 return self._dispatch(await self._expand(unit), keep=LOOP)
             else:
@@ -324,9 +353,6 @@ class Execution(Book):
             els = self.elements[unit[0]]
             if job.ns is None:
                 job.ns = els.namespace(unit[1])
-            if els.async_calls:  # one attempt, no deadline: await it here
-                value = eval(els.code.code, job.ns)
-                return await value if is_awaitable(value) else value
             step = self.steps[unit[0]]
             label, detail, code = els.label(unit[1]), els.detail(unit[1]), els.code
         else:
