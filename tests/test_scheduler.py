@@ -294,6 +294,22 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert decisions is not None, f"{unit} was live, yet its report came too late"
         self.apply(decisions)
 
+    @precondition(lambda self: any(isinstance(u, tuple) for u in self.running))
+    @rule(data=st.data())
+    def pass_on(self, data: st.DataObject) -> None:
+        """An element's slots handed straight to its map's next element, when nobody else waits."""
+        unit = data.draw(st.sampled_from([u for u in self.running if isinstance(u, tuple)]))
+        before = self.s.status(unit)
+        following = self.s.pass_on(unit)
+        if following is None:
+            assert self.s.status(unit) == before  # nothing changed
+            return
+        assert following[0] == unit[0] and following not in self.started and following not in self.settled
+        self.settle(unit, "succeeded")
+        self.started.add(following)
+        self.running.append(following)
+        assert not self.s.begin(following)  # it runs already
+
     @precondition(lambda self: self.settled)
     @rule(data=st.data())
     def late_report(self, data: st.DataObject) -> None:

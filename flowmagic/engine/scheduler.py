@@ -148,6 +148,30 @@ class Scheduler:
         out, self.out = self.out, []
         return out
 
+    def pass_on(self, unit: tuple[str, int]) -> tuple[str, int] | None:
+        """Running map element ``unit`` succeeded, and nobody else waits for its slots: they go
+        straight to the map's next element, which is RUNNING at once. Returns that element; or
+        None, and nothing changed, when that is not the case (then report through :meth:`succeeded`).
+
+        The common case of a large map, in one call: no decision to make but this one.
+        """
+        step, index = unit
+        m = self.maps.get(step)
+        if m is None or m.state[index] != _E_RUNNING or self.reason is not None or m.next >= m.n:
+            return None
+        claim = self.claims.get(unit)
+        if claim is None or not only(m.line, claim.limits):
+            return None
+        m.state[index] = _E_OK
+        m.left -= 1
+        del self.claims[unit]
+        following = m.next
+        m.next = following + 1
+        m.state[following] = _E_RUNNING
+        claim.unit = nxt = (step, following)
+        self.claims[nxt] = claim
+        return nxt
+
     def failed(self, unit: Unit, stop: str | None = None) -> list[Decision] | None:
         """``unit`` failed; with ``stop`` (a reason), the rest of the run is cancelled whatever
         ``stop_on_error`` says (a step that cannot be sent to a cluster, say). None if late."""
@@ -398,6 +422,11 @@ class Scheduler:
             elif state in (GRANTED, RUNNING) and step not in self.maps and self.reason is None:
                 assert self.claims[step].granted, f"step '{step}' runs without its slots"
         assert finals + self.unfinished == len(self.state), "unfinished does not count the live steps"
+        for name, m in self.maps.items():
+            assert m.left == sum(code < _E_FINAL for code in m.state), f"map '{name}' miscounts its elements left"
+            assert m.failed == m.state.count(_E_FAILED), f"map '{name}' miscounts its failures"
+            if self.reason is None:  # (a cancel settles the elements not started too)
+                assert all(code == _E_WAIT for code in m.state[m.next :]), f"map '{name}' started one out of order"
 
 
 _ELEMENT_FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
