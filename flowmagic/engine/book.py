@@ -166,18 +166,21 @@ class Book:
         with self._lock:
             self.on_threads.discard(unit)
             self.tasks.pop(unit, None)
-            if keep == THREAD and outcome == OK and type(unit) is tuple:
+            if keep is not None and outcome == OK and type(unit) is tuple:
                 following = self.sched.pass_on(unit)  # the common case of a large map, in short
                 if following is not None:
-                    return [self._passed_on(unit, value, info, following)]
+                    return [self._passed_on(unit, value, info, following, keep)]
             starts = self._settle(unit, outcome, value, info)
             if keep is not None and starts:
                 self._keep_one(starts, keep)
             return starts
 
-    def _passed_on(self, unit: tuple[str, int], value: Any, info: dict[str, Any] | None, following: Any) -> Job:
-        """Under the lock: a map element succeeded and handed its slots to the next, which this
-        thread runs now: record both, as :meth:`_settle` and :meth:`_begin` would."""
+    def _passed_on(
+        self, unit: tuple[str, int], value: Any, info: dict[str, Any] | None, following: Any, keep: str
+    ) -> Job:
+        """Under the lock: a map element succeeded and handed its slots to the next, which the
+        caller (a thread or a task, ``keep``) runs now: record both, as :meth:`_settle` and
+        :meth:`_begin` would."""
         els = self.elements[unit[0]]
         name, kind, index = els.name, els.kind, following[1]
         els.results[unit[1]] = value
@@ -185,9 +188,10 @@ class Book:
         if info:
             detail.update(info)
         self._record(ev.FINISHED, f"{name}[{unit[1]}]", value=value, detail=detail)
-        self.on_threads.add(following)
+        if keep == THREAD:
+            self.on_threads.add(following)
         self._record(ev.STARTED, f"{name}[{index}]", 1, detail={"map": name, "index": index, "kind": kind})
-        job = Job(following, THREAD, None, els.code.code)
+        job = Job(following, keep, None, els.code.code)
         job.begun = True
         return job
 
