@@ -374,8 +374,6 @@ class Book:
             self.journal.deliver()
 
 
-
-
 @functools.lru_cache(maxsize=256)
 def _changed(settings: RunSettings) -> dict[str, Any]:
     """The settings that are not the defaults, for the record (the same few settings, run after run)."""
