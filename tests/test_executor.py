@@ -578,6 +578,26 @@ def test_no_threads_or_loops_are_left_after_runs_and_later_runs_reuse_the_worker
     assert {t.ident for t in threading.enumerate()} == before  # the same idle workers ran a and b
 
 
+def test_an_idle_loop_closes_after_its_idle_time_and_a_lent_one_never_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowmagic.engine import runner
+
+    monkeypatch.setattr(runner, "IDLE_SECONDS", 0.2)
+    pool = runner.Loops()
+    first = pool.take()
+    pool.give(first, healthy=True)  # sets its one timer
+    busy = pool.take()
+    assert busy is first and pool.idle() == []
+    time.sleep(0.5)  # past its idle time, but lent: it stays open
+    assert not busy.loop.is_closed() and busy.loop.is_running()
+    pool.give(busy, healthy=True)
+    assert pool.idle() == [busy.name]
+    deadline = time.monotonic() + 5
+    while busy.loop.is_running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool.idle() == [] and not busy.loop.is_running()
+    busy.stop()
+
+
 # -- llm steps and the record ------------------------------------------------------------
 
 

@@ -109,13 +109,17 @@ class History:
 
     def _trim(self) -> None:
         """Drop the oldest runs, the latest of each flow excepted, while the rest is over budget."""
-        # runs over are measured once and kept in a running total; only runs going on are measured now
-        total = self._known + sum(self._size(e) for _, e in self._order if id(e) not in self._sizes)
+        # a run is measured once, the first time it is seen over, and kept in a running total; runs
+        # still going on count from then (a run just added has no outputs yet)
+        total = self._known
+        for _, entry in self._order:
+            if id(entry) not in self._sizes and getattr(entry.run, "status", "running") != "running":
+                total += self._size(entry)
         for name, entry in list(self._order):
             if total <= self._max_bytes:
                 break
             if self._entries[name][-1] is not entry:
-                total -= self._size(entry)
+                total -= self._sizes.get(id(entry), 0)  # what it counted for
                 self._forget(name, entry)
 
     def _size(self, entry: Entry) -> int:

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -50,7 +51,8 @@ class LoopThread:
         self._thread = threading.Thread(target=serve, args=(self.loop,), name=self.name, daemon=True)
         self._thread.start()
         self.ident = self._thread.ident or 0
-        self._expiry: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
+        self.timed = False  # whether its idle timer is set (once, on the first give)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -64,7 +66,12 @@ class LoopThread:
 
 
 class Loops:
-    """Idle loop threads, lent to one run at a time."""
+    """Idle loop threads, lent to one run at a time.
+
+    Lending and taking back do not wake the loop: each loop has one timer, set when it is
+    first given back, that closes it once it has been idle for :data:`IDLE_SECONDS` and
+    otherwise looks again when it could next be due.
+    """
 
     def __init__(self) -> None:
         self._idle: list[LoopThread] = []
@@ -75,7 +82,6 @@ class Loops:
             while self._idle:
                 lent = self._idle.pop()
                 if not lent.loop.is_closed():
-                    lent.loop.call_soon_threadsafe(_unexpire, lent)
                     return lent
         return LoopThread()
 
@@ -85,17 +91,28 @@ class Loops:
             lent.stop(join=None)
             return
         with self._lock:
+            lent.idle_since = time.monotonic()
             self._idle.append(lent)
-        with contextlib.suppress(RuntimeError):
-            lent.loop.call_soon_threadsafe(_expire_later, self, lent)
+            timed, lent.timed = lent.timed, True
+        if not timed:
+            with contextlib.suppress(RuntimeError):
+                lent.loop.call_soon_threadsafe(self._look, lent, IDLE_SECONDS)
+
+    def _look(self, lent: LoopThread, delay: float) -> None:
+        lent.loop.call_later(delay, self.expire, lent)
 
     def expire(self, lent: LoopThread) -> None:
-        """On ``lent``'s loop, after :data:`IDLE_SECONDS`: close it, if no run took it meanwhile."""
+        """On ``lent``'s loop: close it if it has been idle for :data:`IDLE_SECONDS`, else look again
+        when it could be."""
         with self._lock:
-            if lent not in self._idle:
-                return
-            self._idle.remove(lent)
-        lent.loop.stop()
+            idle = lent in self._idle
+            left = IDLE_SECONDS - (time.monotonic() - lent.idle_since) if idle else IDLE_SECONDS
+            if left <= 0:
+                self._idle.remove(lent)
+        if left <= 0:
+            lent.loop.stop()
+        else:
+            self._look(lent, left)
 
     def idle(self) -> list[str]:
         """The names of the loop threads waiting for a run (they outlive runs, by design)."""
@@ -108,16 +125,6 @@ class Loops:
             idle, self._idle = self._idle, []
         for lent in idle:
             lent.stop()
-
-
-def _expire_later(loops: Loops, lent: LoopThread) -> None:
-    lent._expiry = lent.loop.call_later(IDLE_SECONDS, loops.expire, lent)
-
-
-def _unexpire(lent: LoopThread) -> None:
-    if lent._expiry is not None:
-        lent._expiry.cancel()
-        lent._expiry = None
 
 
 #: The process's idle run loops.
