@@ -19,12 +19,15 @@ from flowmagic.errors import FlowDefinitionError, FlowSyntaxError
 
 VALID = [
     'title = llm("A title about {topic}")\nparallel:\n    song = llm("A song for {title}")\n    cast = boom(title)\n',
-    "parallel research (workers=2):\n    branch web:\n        hits = boom(q)\n        notes = llm(\"Sum {hits}\")\n"
-    "    branch docs:\n        pages = boom(q)\n@retries(2) @timeout(5)\nanswer = llm(\"{research}\", temperature=0)\n",
+    'parallel research (workers=2):\n    branch web:\n        hits = boom(q)\n        notes = llm("Sum {hits}")\n'
+    '    branch docs:\n        pages = boom(q)\n@retries(2) @timeout(5)\nanswer = llm("{research}", temperature=0)\n',
     "checks = [boom(x) for x in items if x]\ntotal = sum(checks)  # a comment\n",
     "a = (1 +\n     2)\nb = '''multi\nline'''\n@cache(False)\nc = a\n",
+    "kind = boom(t)\nif kind == 'bug':\n    r = boom(t)\n    reply = llm(\"{r}\")\nelif kind:\n    reply = kind\n"
+    "else:\n    parallel:\n        reply = boom(1)\n        x = boom(2)\nout = reply\n",
 ]
-PIECES = [*"()[]{}:=@,'\"#\n\t ", "parallel", "branch", "llm(", "__class__", "  ", "\r", "\x0c"]
+PIECES = [*"()[]{}:=@,'\"#\n\t ", "parallel", "branch", "if ", "elif ", "else:", "llm("]
+PIECES += ["__class__", "  ", "\r", "\x0c"]
 EXAMPLES = int(os.environ.get("FLOWMAGIC_FUZZ_EXAMPLES", "400"))
 calls: list[Any] = []
 

@@ -1,11 +1,13 @@
 """The pure scheduler: table-driven cases, and a stateful property test over random runs.
 
 The stateful test plays the driver: it builds a random DAG (groups with limits, nested
-groups, maps), then applies facts in a random order (a unit begins, succeeds, fails,
-is cancelled; a map expands; the run is cancelled; late reports for settled units) and
-checks after every rule that every unit has at most one final state, that nothing was
-started after it settled, that the limits hold, that no ready unit waits while a slot
-is free, and that the run never stalls: while it is not over, something is running.
+groups, maps, an if block with its arms and a join), then applies facts in a random
+order (a unit begins, succeeds, fails, is cancelled; a condition chooses an arm; a map
+expands; the run is cancelled; late reports for settled units) and checks after every
+rule that every unit has at most one final state, that nothing was started after it
+settled, that only a condition's chosen arm runs, that the limits hold, that no ready
+unit waits while a slot is free, and that the run never stalls: while it is not over,
+something is running.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def plan_of(
     groups: dict[str, str | None] | None = None,
     parents: dict[str, str | None] | None = None,
     workers: dict[str, int] | None = None,
+    arms: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] | None = None,
+    joins: dict[str, str] | None = None,
 ) -> Plan:
     order = list(deps)
     children: dict[str, list[str]] = {n: [] for n in order}
@@ -39,6 +43,8 @@ def plan_of(
         group_of={n: (groups or {}).get(n) for n in order},
         parent_of=parents or {},
         group_workers=workers or {},
+        arms=arms or {},
+        joins=joins or {},
     )
 
 
@@ -185,6 +191,41 @@ def test_an_empty_flow_is_done_at_once() -> None:
     assert Scheduler(plan_of({}), 1).start() == [Decision(Verdict.DONE)]
 
 
+ROUTED = {"k": (), "c": ("k",), "a1": ("c",), "a2": ("c", "a1"), "b1": ("c",), "j": ("c", "a2", "b1"), "out": ("j",)}
+ROUTED_ARMS = {"c": (("if x", ("a1", "a2")), ("else", ("b1",)))}
+
+
+@pytest.mark.parametrize(("arm", "ran", "skipped"), [(0, ["a1", "a2"], ["b1"]), (1, ["b1"], ["a1", "a2"])])
+def test_a_condition_starts_its_chosen_arm_and_skips_the_others_and_the_join_waits_for_the_arm(
+    arm: int, ran: list[str], skipped: list[str]
+) -> None:
+    s = Scheduler(plan_of(ROUTED, arms=ROUTED_ARMS, joins={"j": "c"}), 4)
+    assert starts(s.start()) == ["k"]
+    assert starts(finish(s, "k")) == ["c"]
+    assert s.begin("c")
+    decisions = s.chosen("c", arm)
+    label = ROUTED_ARMS["c"][arm][0]
+    assert [(d.unit, d.reason) for d in decisions if d.verdict is Verdict.SKIP] == [
+        (n, f"'c' chose '{label}'") for n in skipped
+    ]
+    running = starts(decisions)
+    assert running == ran[:1]
+    while running:
+        running += starts(finish(s, running.pop(0)))
+        s.check()
+    assert s.status("j") == "succeeded" and s.status("out") == "succeeded" and s.over
+
+
+def test_a_condition_that_chooses_no_arm_skips_every_arm_and_the_rest_goes_on() -> None:
+    deps = {"c": (), "a": ("c",), "after": ()}
+    s = Scheduler(plan_of(deps, arms={"c": (("if x", ("a",)),)}), 4)
+    assert starts(s.start()) == ["c", "after"]
+    assert s.begin("c")
+    decisions = s.chosen("c", 1)
+    assert [(d.verdict, d.unit, d.reason) for d in decisions] == [(Verdict.SKIP, "a", "'c': no condition was true")]
+    assert finish(s, "after")[-1].verdict is Verdict.DONE and s.outcome() == "succeeded"
+
+
 # -- the stateful property test --------------------------------------------------------
 
 
@@ -199,8 +240,24 @@ def flows(draw: st.DrawFn) -> dict[str, object]:
     groups = {"g0": None, "g1": "g0", "g2": None}
     group_of = {name: draw(st.sampled_from([None, "g0", "g1", "g2"])) for name in names}
     workers = {g: draw(st.integers(1, 3)) for g in groups if draw(st.booleans())}
+    arms: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+    joins: dict[str, str] = {}
+    if draw(st.booleans()):  # an if block after the steps: a condition, its arms, maybe a join
+        deps["c"] = tuple(sorted(draw(st.sets(st.sampled_from(names[:2]), max_size=1))))
+        lasts = []
+        for a in range(draw(st.integers(1, 3))):
+            steps = [f"a{a}_{j}" for j in range(draw(st.integers(1, 2)))]
+            for j, step in enumerate(steps):
+                deps[step] = ("c", *steps[:j], *sorted(draw(st.sets(st.sampled_from(names), max_size=1))))
+                group_of[step] = draw(st.sampled_from([None, "g1"]))
+            arms["c"] = (*arms.get("c", ()), (f"arm {a}", tuple(steps)))
+            lasts.append(steps[-1])
+        if draw(st.booleans()):  # every arm assigns it: a join, and a step after the block
+            deps["j"] = ("c", *lasts)
+            joins["j"] = "c"
+            deps["after"] = ("j",)
     return {
-        "plan": plan_of(deps, group_of, groups, workers),
+        "plan": plan_of(deps, group_of, groups, workers, arms, joins),
         "maps": frozenset(draw(st.sets(st.sampled_from(names), max_size=3))),
         "workers": draw(st.integers(1, 4)),
         "sequential": draw(st.booleans()),
@@ -229,6 +286,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.settled: dict[Unit, str] = {}
         self.started: set[Unit] = set()
         self.element_outcomes: dict[str, dict[int, str]] = {}
+        self.chosen: dict[Unit, int] = {}  # each condition that succeeded, and the arm it chose
         self.done = 0
         self.apply(self.s.start())
 
@@ -284,11 +342,18 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.apply(self.s.expanded(unit, n))
 
     @precondition(lambda self: self.running)
-    @rule(data=st.data(), outcome=st.sampled_from(["succeeded", "failed", "cancelled"]))
+    @rule(data=st.data(), outcome=st.sampled_from(["succeeded", "succeeded", "succeeded", "failed", "cancelled"]))
     def report(self, data: st.DataObject, outcome: str) -> None:
         unit = data.draw(st.sampled_from(self.running))
         if outcome != "cancelled":  # a CANCEL decision records a cancel, whoever asked for it
             self.settle(unit, outcome)
+        if outcome == "succeeded" and unit in self.plan.arms:  # a condition: it chooses an arm, or none
+            arm = data.draw(st.integers(0, len(self.plan.arms[unit])))
+            self.chosen[unit] = arm
+            decisions = self.s.chosen(unit, arm)  # type: ignore[arg-type]
+            assert decisions is not None
+            self.apply(decisions)
+            return
         fact = {"succeeded": self.s.succeeded, "failed": self.s.failed, "cancelled": self.s.cancelled}[outcome]
         decisions = fact(unit)
         assert decisions is not None, f"{unit} was live, yet its report came too late"
@@ -324,9 +389,10 @@ class SchedulerMachine(RuleBasedStateMachine):
             unit = data.draw(st.sampled_from(waiting))
             assert not self.s.begin(unit), f"{unit} began before it was started"
 
-    @rule(reason=st.sampled_from(["interrupted", "timed out"]))
-    def cancel(self, reason: str) -> None:
-        self.apply(self.s.cancel(reason))
+    @rule(reason=st.sampled_from(["interrupted", "timed out"]), now=st.integers(0, 7))
+    def cancel(self, reason: str, now: int) -> None:
+        if now == 0:  # (rarely: runs that are cancelled at once would never reach their later steps)
+            self.apply(self.s.cancel(reason))
 
     # -- invariants ---------------------------------------------------------------------
     @invariant()
@@ -352,12 +418,24 @@ class SchedulerMachine(RuleBasedStateMachine):
         for step, status in self.settled.items():
             if isinstance(step, str) and status in ("failed", "cancelled", "skipped"):
                 for child in self.plan.children[step]:
-                    assert child in self.settled or not self.s.live(child), f"{child} still live after {step}"
+                    untaken = status == "skipped" and self.plan.joins.get(child) in self.chosen
+                    if not untaken:  # (a join waits for the chosen arm, not for the arms skipped)
+                        assert child in self.settled or not self.s.live(child), f"{child} still live after {step}"
+
+    @invariant()
+    def only_the_chosen_arm_runs(self) -> None:
+        if not hasattr(self, "s"):
+            return
+        for cond, arm in self.chosen.items():
+            for index, (_, steps) in enumerate(self.plan.arms[cond]):
+                for step in steps:
+                    if index != arm:  # (cancelled if a cancel reached it before the condition chose)
+                        assert self.settled.get(step) in ("skipped", "cancelled") and step not in self.started, step
 
 
 SchedulerMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("FLOWMAGIC_SCHEDULER_EXAMPLES", "300")),
-    stateful_step_count=60,
+    stateful_step_count=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

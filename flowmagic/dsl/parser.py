@@ -1,7 +1,8 @@
 """Parse a flow body into a syntax tree.
 
-The body is Python expressions plus two block keywords: ``parallel`` and
-``branch``. Each logical line is classified by its first tokens; a step line is
+The body is Python expressions plus two block keywords, ``parallel`` and
+``branch``, and Python's own ``if``/``elif``/``else``. Each logical line is
+classified by its first tokens; a step line is
 handed to Python's own ``ast`` parser, so every Python expression works and
 positions come back exact. Nothing is evaluated here.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from ..errors import FlowDefinitionError, FlowSyntaxError, did_you_mean
 from .limits import MAX_BLOCK_DEPTH, check_nesting, too_deep_block
 from .lines import LogicalLine, logical_lines, physical_line, split_lines
-from .syntax import BranchNode, GroupNode, Node, Option, Pos, Span, StepNode
+from .syntax import Arm, BranchNode, GroupNode, IfNode, Node, Option, Pos, Span, StepNode
 
 RESERVED = frozenset({"parallel", "branch", "llm"})
 #: Not keywords, but Python refuses to bind them: a step of that name could never be read.
@@ -80,7 +81,7 @@ class _Parser:
             nodes.append(node)
         if pending:
             raise self._definition(
-                f"@{pending[-1].name}(...) must be followed by a step, 'parallel' or 'branch'", pending[-1].pos
+                f"@{pending[-1].name}(...) must be followed by a step, 'parallel', 'branch' or 'if'", pending[-1].pos
             )
         return nodes
 
@@ -102,7 +103,49 @@ class _Parser:
             branch = self._branch_header(ll)
             branch.body = self._body(ll, depth, "branch")
             return branch
+        first = ll.tokens[0]
+        if first.type == tokenize.NAME and first.string == "if":
+            return self._if(ll, depth)
+        if first.type == tokenize.NAME and first.string in ("elif", "else"):
+            word = first.string
+            raise self._syntax(f"'{word}' without an 'if' before it", first.start[0], first.start[1], first.end[1])
         return self._step(ll)
+
+    def _if(self, ll: LogicalLine, depth: int) -> IfNode:
+        """``if TEST:`` and the ``elif``/``else`` arms that follow it at the same depth."""
+        node = IfNode(arms=[self._arm(ll, depth)], pos=self._tok_pos(ll.tokens[0]))
+        while self.i < len(self.logical) and node.arms[-1].word != "else":
+            nxt = self.logical[self.i]
+            word = nxt.tokens[0]
+            if nxt.depth != depth or word.type != tokenize.NAME or word.string not in ("elif", "else"):
+                break
+            self.i += 1
+            check_nesting(nxt.tokens, self.lines)
+            node.arms.append(self._arm(nxt, depth))
+        return node
+
+    def _arm(self, ll: LogicalLine, depth: int) -> Arm:
+        word = ll.tokens[0].string
+        self._expect_colon(ll, word)
+        toks = ll.tokens[1:-1]
+        pos = self._tok_pos(ll.tokens[0])
+        test: ast.expr | None = None
+        span: Span | None = None
+        source = ""
+        if word == "else":
+            if toks:
+                raise self._syntax("expected ':' after 'else'", toks[0].start[0], toks[0].start[1], toks[0].end[1])
+        else:
+            if not toks:
+                raise self._syntax(f"expected a condition after '{word}'", pos.line, pos.end_col)
+            span = Span(self.lines, toks[0].start, toks[-1].end)
+            tree = span.parse("eval")
+            assert isinstance(tree, ast.Expression)
+            test, source = tree.body, span.segment(tree.body)
+            if isinstance(test, ast.NamedExpr):
+                raise self._definition("a condition cannot assign a name: make it a step first", span.pos(test))
+        body = self._body(ll, depth, word)
+        return Arm(word=word, test=test, source=source, span=span, body=body, pos=pos)
 
     def _body(self, header: LogicalLine, depth: int, word: str) -> list[Node]:
         nxt = self.logical[self.i] if self.i < len(self.logical) else None
@@ -112,7 +155,8 @@ class _Parser:
         if too_deep_block(depth + 1):
             first = header.tokens[0]
             raise self._syntax(
-                f"too deeply nested: more than {MAX_BLOCK_DEPTH} 'parallel' and 'branch' blocks inside one another",
+                f"too deeply nested: more than {MAX_BLOCK_DEPTH} 'parallel', 'branch' and 'if' blocks "
+                "inside one another",
                 first.start[0],
                 first.start[1],
                 first.end[1],
@@ -189,7 +233,7 @@ class _Parser:
             word = first.string
             raise self._syntax(
                 f"'{word}' blocks are not part of a flow: write steps as 'name = expression', "
-                "and group them with 'parallel:' or 'branch NAME:'",
+                "group them with 'parallel:' or 'branch NAME:', and choose between them with 'if:'",
                 first.start[0],
                 first.start[1],
                 first.end[1],
@@ -204,9 +248,16 @@ class _Parser:
             raise self._definition("a step needs a name: write 'name = expression'", stmt.pos(node))
         if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             raise self._definition("a step is written 'name = expression'", stmt.pos(node))
+        if isinstance(node, (ast.Break, ast.Continue)):
+            word = "break" if isinstance(node, ast.Break) else "continue"
+            raise self._definition(f"'{word}' outside loop", stmt.pos(node))
+        if isinstance(node, ast.Return):
+            why = "a flow has no 'return': its results are the values of its last steps"
+            raise self._definition(why, stmt.pos(node))
         if not isinstance(node, ast.Assign):
             raise self._definition(
-                "only steps ('name = expression'), 'parallel:' and 'branch NAME:' blocks are allowed in a flow",
+                "only steps ('name = expression') and 'parallel:', 'branch NAME:' and 'if' blocks "
+                "are allowed in a flow",
                 stmt.pos(node),
             )
         if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):

@@ -65,6 +65,27 @@ class GroupNode:
     options: list[Option] = field(default_factory=list)
 
 
+@dataclass
+class Arm:
+    """One arm of an ``if`` block: ``if TEST:``, ``elif TEST:`` or ``else:`` (``test`` None) and its body."""
+
+    word: str  # "if", "elif" or "else"
+    test: ast.expr | None
+    source: str  # the test's text ("" for else)
+    span: Span | None  # maps positions inside ``test`` back to the flow
+    body: list[Node]
+    pos: Pos  # the keyword
+
+
+@dataclass
+class IfNode:
+    """``if TEST:`` with its ``elif`` and ``else`` arms, in order."""
+
+    arms: list[Arm]
+    pos: Pos  # the ``if`` keyword
+    options: list[Option] = field(default_factory=list)
+
+
 class Span:
     """The source of one statement, and how to map ``ast`` positions in it back to the flow."""
 
@@ -169,4 +190,4 @@ class Span:
         )
 
 
-Node = Union[StepNode, BranchNode, GroupNode]  # noqa: UP007 - a runtime alias, Python 3.10 too
+Node = Union[StepNode, BranchNode, GroupNode, IfNode]  # noqa: UP007 - a runtime alias, Python 3.10 too

@@ -16,7 +16,7 @@ import random
 from typing import Any, Protocol
 
 from ..errors import StepTimeout
-from ..flow.compile import Code
+from ..flow.compiled import Code
 from ..flow.model import StepOptions
 from ..llm.call import LLMCall, deferred_llm
 from .evaluate import is_awaitable, where

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from types import CodeType
 from typing import Any
 
-from ..flow.compile import CompiledFlow
+from ..flow.compiled import CompiledFlow
 from ..flow.model import RunSettings
 from ..llm.registry import resolve_model
 from . import events as ev
@@ -68,6 +68,8 @@ def plan_of(flow: CompiledFlow) -> Plan:
         group_of=flow.group_of,
         parent_of=flow.parent_of,
         group_workers=flow.group_workers,
+        arms=flow.arms,
+        joins=flow.join_conds,
     )
 
 
@@ -200,7 +202,7 @@ class Book:
     ) -> list[Any]:
         sched = self.sched
         if outcome == OK:
-            decisions = sched.succeeded(unit)
+            decisions = sched.succeeded(unit) if unit not in self.flow.arms else sched.chosen(unit, value)
         elif outcome == FAILED:
             decisions = sched.failed(unit, stop)
         else:
@@ -345,7 +347,8 @@ class Book:
         name: str = job.unit  # type: ignore[assignment]
         code = self.code[name]
         reads = code.reads
-        job.ns = namespace(reads, self._lookup, self._blocking_llm(name, job.info) if "llm" in reads else None)
+        llm = self._blocking_llm(name, job.info) if "llm" in reads else None
+        job.ns = namespace(reads, self._lookup, llm, code.binds)
         fixed = name in self.flow.fixed_callee  # its callee reads no step: the same all run long
         callee = code.expr.callee
         key = (callee.co_code, callee.co_names, callee.co_consts) if fixed and callee is not None else None

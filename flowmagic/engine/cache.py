@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..flow.compile import CompiledFlow
+from ..flow.compiled import CompiledFlow
 from . import seal, stored
 from .cache_secret import NoSecret, Secret, describe, resolve
 from .fingerprint import Unfingerprintable, digest, fingerprint
@@ -271,19 +271,23 @@ def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], llm_sett
     for step_name in flow.order:
         step = steps[step_name]
         why = None if step.options.cache else "@cache(False)"
-        parts = [VERSION, name, step_name, step.kind, _normal(step.source)]
+        # a step in an if block's arm is named after its line (reply@7): its key is not, so a line
+        # added above it changes nothing; what it computes and reads is all that counts
+        parts = [VERSION, name, _unlined(step_name), step.kind, _normal(step.source)]
         if step.kind == "llm" or "llm" in flow.code[step_name].reads:
             parts += ["llm", llm_settings]
-        for read in flow.code[step_name].reads:
+        compiled = flow.code[step_name]
+        for read in compiled.reads:
             if why:
                 break
             if read == "llm":
                 continue
-            elif read in steps:
-                dep = out.keys[read]
+            unit = compiled.unit_of(read)
+            if unit in steps:
+                dep = out.keys[unit]
                 if dep is None:
-                    why = f"it reads '{read}', which is not cached"
-                parts += ["step", read, dep or ""]
+                    why = f"it reads '{unit}', which is not cached"
+                parts += ["step", _unlined(read), dep or ""]
             elif read in flow.groups and flow.groups[read].named:
                 members = flow.groups[read].members
                 missing = [m for m in members if out.keys[m] is None]
@@ -301,6 +305,11 @@ def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], llm_sett
         else:
             out.keys[step_name] = digest(*parts)
     return out
+
+
+def _unlined(name: str) -> str:
+    """A step's name without the line an if block's arm adds to it (``reply@7``, ``if@3``)."""
+    return name.partition("@")[0]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,7 +7,7 @@ See :mod:`flowmagic.engine.scheduler` for the rules that connect them.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .limits import Claim, Limit
@@ -49,6 +49,11 @@ class Plan:
     steps, declaration order. ``group_of`` maps a step to its innermost group (or None);
     ``parent_of`` a group to the group around it; ``group_workers`` the groups that
     have a limit.
+
+    ``arms`` maps each condition (an ``if`` block's unit) to its arms in order, each a
+    label (``elif x > 1``) and every step inside it, nested ones included; the steps of an
+    arm read its condition. ``joins`` maps each step that takes a name's value from the
+    chosen arm to its condition: it reads the condition and one step per arm.
     """
 
     order: Sequence[str]
@@ -57,6 +62,8 @@ class Plan:
     group_of: Mapping[str, str | None]
     parent_of: Mapping[str, str | None]
     group_workers: Mapping[str, int]
+    arms: Mapping[str, Sequence[tuple[str, Sequence[str]]]] = field(default_factory=dict)
+    joins: Mapping[str, str] = field(default_factory=dict)
 
 
 class MapState:

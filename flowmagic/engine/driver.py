@@ -2,7 +2,8 @@
 
 How a unit runs once the scheduler STARTs it (:meth:`Execution._dispatch`, :meth:`_prepare`):
 
-- a cached step succeeds at once, with its stored value;
+- a cached step succeeds at once, with its stored value, and so does a name's value after
+  an ``if`` block (a join: the chosen arm's value);
 - code with no call in it (``total = a + b``) is evaluated right where the decision was
   taken, on a worker thread or the loop;
 - a plain sync call runs on a worker thread. The thread that finishes a unit begins one
@@ -25,7 +26,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from ..flow.compile import Code
+from ..flow.compiled import Code
 from ..llm.call import LLMCall, deferred_llm
 from ..llm.call import call as call_llm
 from . import events as ev
@@ -177,6 +178,11 @@ class Execution(Book):
             return Job(unit, els.place, els.namespace(unit[1]), els.code.code)
         if kind is Collect:
             todo.extend(self._collect(unit))
+            return None
+        join = self.flow.joins.get(unit)
+        if join is not None:  # a name's value after an if block: the chosen arm's
+            cond, steps = join
+            todo.extend(self._report(unit, OK, self.values[steps[self.values[cond]]]))
             return None
         key = self.keys.get(unit)
         if key is not None and unit not in self.force:
@@ -360,7 +366,8 @@ class Execution(Book):
             label, detail, code = step.name, None, self.code[step.name].expr
         ns = job.ns
         if ns is None:
-            ns = namespace(self.code[step.name].reads, self._lookup, self._blocking_llm(label, job.info))
+            compiled = self.code[step.name]
+            ns = namespace(compiled.reads, self._lookup, self._blocking_llm(label, job.info), compiled.binds)
         if step.name in self.direct:  # an async call: one attempt, no deadline
             value = eval(code.code, ns)
             return await value if is_awaitable(value) else value
@@ -370,7 +377,7 @@ class Execution(Book):
         """A map: pull its iterable (a cancel stops the pull), then let the scheduler start its elements."""
         compiled = self.code[name]
         assert compiled.bindings is not None
-        ns = namespace(compiled.reads, self._lookup, self._blocking_llm(name, {}))
+        ns = namespace(compiled.reads, self._lookup, self._blocking_llm(name, {}), compiled.binds)
         pull = Pull(await evaluate_code(self, name, compiled.bindings, ns, {}, send=False))
         with self._lock:
             self._pulls[name] = pull

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from ..errors import MapError
-from ..flow.compile import Code
+from ..flow.compiled import Code
 from .evaluate import place
 
 #: A map larger than this is refused with an error rather than flooding the machine.

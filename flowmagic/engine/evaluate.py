@@ -13,16 +13,19 @@ from collections.abc import Callable
 from types import CoroutineType
 from typing import Any
 
-from ..flow.compile import Code
+from ..flow.compiled import Code
 
 _BUILTINS = vars(builtins)
 
 
-def namespace(reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Any = None) -> dict[str, Any]:
-    """The globals a step's code runs with: exactly the names it reads (``llm`` bound to ``llm``)."""
+def namespace(
+    reads: tuple[str, ...], lookup: Callable[[str], Any], llm: Any = None, binds: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The globals a step's code runs with: exactly the names it reads (``llm`` bound to ``llm``);
+    ``binds`` says which step a name stands for where it is not the step of that name."""
     ns: dict[str, Any] = {"__builtins__": _BUILTINS}
     for name in reads:
-        ns[name] = llm if name == "llm" else lookup(name)
+        ns[name] = llm if name == "llm" else lookup(binds.get(name, name) if binds else name)
     return ns
 
 

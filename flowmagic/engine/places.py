@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..flow.compile import Code
+from ..flow.compiled import Code
 from .remote import Remote, evaluate, pack
 from .workers import WorkerPool
 

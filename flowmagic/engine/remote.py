@@ -20,7 +20,7 @@ from types import CodeType
 from typing import Any, Protocol
 
 from ..errors import NotSendableError
-from ..flow.compile import CompiledFlow
+from ..flow.compiled import CompiledFlow
 from .evaluate import where
 
 _BUILTINS = vars(builtins)

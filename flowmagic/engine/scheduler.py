@@ -13,6 +13,8 @@ fact (method)             what the scheduler may decide
                           nothing settled it since): the driver's gate before user code runs
 ``succeeded(unit)``       START steps it made ready, or units its slots were handed to;
                           COLLECT a map whose last element this was; DONE
+``chosen(cond, arm)``      condition ``cond`` succeeded with arm number ``arm``: SKIP the
+                          steps of the other arms; START what that made ready
 ``failed(unit)``          SKIP what depends on it; with ``stop_on_error``, CANCEL the rest
 ``cancelled(unit)``       CANCEL it and what depends on it
 ``expanded(map, n)``      QUEUED and START the map's elements, as slots allow; COLLECT if n == 0
@@ -42,7 +44,8 @@ Invariants (checked by :meth:`check`, and after every rule of the stateful test)
 every unit ends in exactly one final state; nothing is STARTed after it settled, and
 :meth:`begin` refuses a settled unit; no limit is over its size; a limit with a free slot
 has nobody live in its line; outside ``sequential``, no PENDING step has all it reads
-done; a failure skips, and a cancel cancels, everything that depends on it.
+done; a failure skips, and a cancel cancels, everything that depends on it; a condition
+skips every step of the arms it did not choose, and nothing else.
 
 Fairness: elements of a map queue one at a time, and a map that is handed a slot lines
 up again at the back, so a step that becomes ready while a large map runs gets the next
@@ -147,6 +150,37 @@ class Scheduler:
             return self._after()
         out, self.out = self.out, []
         return out
+
+    def chosen(self, cond: str, arm: int) -> list[Decision] | None:
+        """Condition ``cond`` succeeded and chose arm ``arm`` (past the last: none). The steps of
+        the other arms are SKIPPED; a join counts a skipped arm's step as done, since it takes
+        the chosen arm's. None if late."""
+        if self.state.get(cond) not in _LIVE:
+            return None
+        arms = self.plan.arms[cond]
+        label = arms[arm][0] if 0 <= arm < len(arms) else None
+        reason = f"'{cond}' chose '{label}'" if label else f"'{cond}': no condition was true"
+        joins, state, waiting = self.plan.joins, self.state, self.waiting
+        freed: list[str] = []
+        for index, (_, steps) in enumerate(arms):
+            if index == arm:
+                continue
+            for step in steps:
+                if state[step] is PENDING:
+                    self._settle(step, Status.SKIPPED, reason)
+                for child in self.plan.children[step]:
+                    if joins.get(child) == cond:
+                        waiting[child] -= 1
+                        freed.append(child)
+        self._settle(cond, Status.SUCCEEDED)
+        for child in self.plan.children[cond]:
+            waiting[child] -= 1
+            freed.append(child)
+        if not self.sequential:
+            for child in dict.fromkeys(freed):
+                if not waiting[child] and state[child] is PENDING:
+                    self._ready(child)
+        return self._after()
 
     def pass_on(self, unit: tuple[str, int]) -> tuple[str, int] | None:
         """Running map element ``unit`` succeeded, and nobody else waits for its slots: they go

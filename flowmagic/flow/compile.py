@@ -1,113 +1,28 @@
 """Turn a parsed flow into validated steps, groups and code objects.
 
 Checks everything that can be checked without running: duplicate names, cycles,
-members of one group that depend on each other, misplaced blocks. Names that are
+members of one group that depend on each other, misplaced blocks, names read where
+no arm of an ``if`` block gave them a value (:mod:`.scopes`). Names that are
 not steps become inputs; whether they exist is checked when the flow runs.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
-from functools import cached_property
-from types import CodeType
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..dsl.names import analyse, is_llm_call
-from ..dsl.syntax import BranchNode, GroupNode, Node, Option, Pos, Span, StepNode
+from ..dsl.syntax import BranchNode, GroupNode, IfNode, Node, Option, Pos, StepNode
 from ..errors import FLOW_FILENAME, FlowDefinitionError
+from .checks import check_cycles, check_groups
+from .compiled import Code, CompiledFlow, CompiledStep, topological
+from .expressions import arm_label, compile_condition, compile_expr, compile_map, if_source
 from .model import Branch, Group, Step, StepOptions
+from .scopes import Binding, Scope, name_bindings
+from .shape import Cluster
 
-
-@dataclass(frozen=True)
-class Code:
-    """A compiled expression and what the executor needs to know to run it."""
-
-    code: CodeType
-    llm: bool  # the expression is a single llm(...) call
-    callee: CodeType | None  # evaluates the called function (to tell async from sync)
-    calls: int  # calls it makes besides the top one; 0 means cheap to evaluate on the event loop
-
-
-@dataclass(frozen=True)
-class CompiledStep:
-    name: str
-    expr: Code  # for a map: one element
-    reads: tuple[str, ...]  # every name the step reads (steps, groups, inputs)
-    input_pos: dict[str, Pos]  # where each input is first read, for error carets
-    bindings: Code | None = None  # for a map: evaluates to a list of loop-variable tuples
-    targets: tuple[str, ...] = ()  # for a map: the loop variables
-
-
-@dataclass
-class CompiledFlow:
-    steps: dict[str, Step]
-    groups: dict[str, Group]
-    code: dict[str, CompiledStep]
-
-    @cached_property
-    def order(self) -> list[str]:
-        """Every step after the steps it reads (see :func:`topological`), computed once per flow."""
-        return topological(self.steps)
-
-    @cached_property
-    def declared(self) -> list[str]:
-        """The steps in the order the cell declares them."""
-        return sorted(self.steps, key=lambda n: self.steps[n].index)
-
-    @cached_property
-    def children(self) -> dict[str, tuple[str, ...]]:
-        """The steps that read each step, in declaration order."""
-        found: dict[str, list[str]] = {n: [] for n in self.steps}
-        for n in self.declared:
-            for d in self.steps[n].deps:
-                found[d].append(n)
-        return {n: tuple(c) for n, c in found.items()}
-
-    @cached_property
-    def indegree(self) -> dict[str, int]:
-        """How many steps each step reads (copy it: a run counts it down)."""
-        return {n: len(s.deps) for n, s in self.steps.items()}
-
-    @cached_property
-    def fixed_callee(self) -> frozenset[str]:
-        """Steps whose called function reads no step: it is the same all run long."""
-        steps = self.steps.keys()
-        return frozenset(
-            n for n, c in self.code.items() if c.expr.callee is not None and steps.isdisjoint(c.expr.callee.co_names)
-        )
-
-    @cached_property
-    def parent_of(self) -> dict[str, str | None]:
-        """Each group's enclosing group, or None."""
-        return {g: group.parent for g, group in self.groups.items()}
-
-    @cached_property
-    def group_workers(self) -> dict[str, int]:
-        """The groups that bound their concurrency (``parallel (workers=N)``), and the bound."""
-        return {g: group.workers for g, group in self.groups.items() if group.workers}
-
-    @cached_property
-    def group_of(self) -> dict[str, str | None]:
-        """Each step's innermost group, or None."""
-        return {n: s.group for n, s in self.steps.items()}
-
-    @cached_property
-    def sources(self) -> dict[str, str]:
-        """Each step's source line (shared by the runs' records: do not change it)."""
-        return {n: s.source for n, s in self.steps.items()}
-
-    @cached_property
-    def records(self) -> list[tuple[str, str, str | None, str | None, tuple[str, ...]]]:
-        """What a run's record of each step starts from: name, kind, group, branch, deps."""
-        return [(n, s.kind, s.group, s.branch, s.deps) for n, s in self.steps.items()]
-
-    @cached_property
-    def simple(self) -> frozenset[str]:
-        """Steps run in one attempt without a deadline: plain calls, no ``@retries`` or ``@timeout``."""
-        return frozenset(
-            n for n, s in self.steps.items() if s.kind == "call" and s.options.timeout is None and not s.options.retries
-        )
+__all__ = ["Code", "CompiledFlow", "CompiledStep", "compile_nodes", "topological"]
 
 
 def compile_nodes(nodes: list[Node]) -> CompiledFlow:
@@ -131,253 +46,306 @@ def _options(options: list[Option], base: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _compile_expr(expr: ast.expr, span: Span) -> Code:
-    calls = sum(isinstance(n, ast.Call) for n in ast.walk(expr))
-    callee = None
-    if isinstance(expr, ast.Call):
-        calls -= 1
-        if not is_llm_call(expr):
-            callee = span.compile(ast.Expression(expr.func), FLOW_FILENAME)
-            calls += sum(isinstance(n, ast.Call) for n in ast.walk(expr.func))
-    return Code(
-        code=span.compile(ast.Expression(expr), FLOW_FILENAME),
-        llm=is_llm_call(expr),
-        callee=callee,
-        calls=calls,
-    )
+@dataclass(frozen=True)
+class _At:
+    """Where a statement stands: its group and branch, the options around it, the scope its
+    names are read in, and the innermost cluster it is drawn in."""
 
-
-@dataclass
-class _Pending:
-    node: StepNode
     group: str | None
     branch: str | None
     options: dict[str, Any]
+    scope: Scope
+    cluster: str | None
+
+    def but(self, **changes: Any) -> _At:
+        return replace(self, **changes)
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A step line, where it stands."""
+
+    node: StepNode
+    at: _At
     index: int
+    binding: Binding
+
+
+@dataclass(eq=False)
+class _If:
+    """An if block's condition, a step of its own named ``if@LINE``."""
+
+    node: IfNode
+    at: _At
+    index: int
+    key: str
+    arms: list[list[Any]]  # each arm's pending items, nested ones included
+
+
+@dataclass(eq=False)
+class _Join:
+    """A name's value after an if block: the chosen arm's."""
+
+    cond: _If
+    variants: list[Binding]  # one per arm
+    index: int
+    binding: Binding
 
 
 class _Compiler:
     def __init__(self) -> None:
-        self.pending: list[_Pending] = []
-        self.groups: dict[str, Group] = {}
+        self.pending: list[_Pending | _If | _Join] = []
+        self.bindings: list[Binding] = []
+        self.groups: dict[str, tuple[GroupNode, str, str | None, list[tuple[str, Pos, int, int]]]] = {}
         self.group_pos: dict[str, Pos] = {}
+        self.clusters: list[Cluster] = []  # parents first
         self.unnamed = 0
+        self.top = Scope()
 
     def run(self, nodes: list[Node]) -> CompiledFlow:
-        self.walk(nodes, None, None, {})
+        self.walk(nodes, _At(None, None, {}, self.top, None))
+        name_bindings(self.bindings, self.top)
+        names: dict[str, Pos] = {}  # every unit's name and where it is declared
+        for p in self.pending:
+            key, pos = self.key(p), (p.node.pos if isinstance(p, _If) else p.binding.pos)
+            names[key] = pos
+        for gname, gpos in self.group_pos.items():
+            if gname in names or any(b.name == gname for b in self.bindings):
+                line = next((b.pos.line for b in self.bindings if b.name == gname), gpos.line)
+                raise _error(f"group '{gname}' has the same name as the step on line {line}", gpos)
+        groups = self.finish_groups()
+        readable_groups = {n: g for n, g in groups.items() if g.named}
         steps: dict[str, Step] = {}
         code: dict[str, CompiledStep] = {}
-        names: dict[str, Pos] = {}
         for p in self.pending:
-            if p.node.name in names:
-                first = names[p.node.name]
-                raise _error(f"step '{p.node.name}' is already defined on line {first.line}", p.node.pos)
-            names[p.node.name] = p.node.pos
-        for gname, gpos in self.group_pos.items():
-            if gname in names:
-                raise _error(f"group '{gname}' has the same name as the step on line {names[gname].line}", gpos)
-        readable_groups = {n: g for n, g in self.groups.items() if g.named}
-        for p in self.pending:
-            step, compiled = self.step(p, names, readable_groups)
+            step, compiled = self.step(p, readable_groups)
             steps[step.name] = step
             code[step.name] = compiled
-        self.check_cycles(steps, names)
-        self.check_groups(steps, names)
-        return CompiledFlow(steps=steps, groups=self.groups, code=code)
+        check_cycles(steps, names)
+        check_groups(steps, names, groups)
+        arms = {
+            p.key: tuple((arm_label(p.node, i), tuple(self.key(q) for q in arm)) for i, arm in enumerate(p.arms))
+            for p in self.pending
+            if isinstance(p, _If)
+        }
+        joins = {
+            p.binding.key: (p.cond.key, tuple(v.key for v in p.variants)) for p in self.pending if isinstance(p, _Join)
+        }
+        drawn = {self.key(p): (p.cond.at if isinstance(p, _Join) else p.at).cluster for p in self.pending}
+        return CompiledFlow(
+            steps=steps, groups=groups, code=code, arms=arms, joins=joins, clusters=tuple(self.clusters), drawn=drawn
+        )
+
+    @staticmethod
+    def key(p: _Pending | _If | _Join) -> str:
+        return p.key if isinstance(p, _If) else p.binding.key
 
     # -- structure ------------------------------------------------------------
-    def walk(self, nodes: list[Node], group: str | None, branch: str | None, options: dict[str, Any]) -> None:
+    def walk(self, nodes: list[Node], at: _At) -> None:
         for node in nodes:
-            opts = _options(node.options, options)
+            here = at.but(options=_options(node.options, at.options))
             if isinstance(node, StepNode):
-                self.pending.append(_Pending(node, group, branch, opts, len(self.pending)))
+                self.assign(node, here)
             elif isinstance(node, BranchNode):
                 raise _error("'branch' belongs directly inside a 'parallel' block", node.pos)
+            elif isinstance(node, IfNode):
+                self.if_block(node, here)
             else:
-                self.group(node, group, opts)
+                self.group(node, here)
 
-    def group(self, node: GroupNode, parent: str | None, options: dict[str, Any]) -> str:
+    def assign(self, node: StepNode, at: _At) -> None:
+        binding = self.bind(node.name, node.pos, at.scope)
+        self.pending.append(_Pending(node, at, len(self.pending), binding))
+
+    def bind(self, name: str, pos: Pos, scope: Scope) -> Binding:
+        problem = scope.conflict(name)
+        if problem:
+            raise _error(problem, pos)
+        binding = Binding(name, pos)
+        scope.declare(binding)
+        self.bindings.append(binding)
+        return binding
+
+    def if_block(self, node: IfNode, at: _At) -> str:
+        cond = _If(node, at, len(self.pending), f"if@{node.pos.line}", [])
+        self.pending.append(cond)
+        scope = at.scope
+        arm_scopes = []
+        for number, arm in enumerate(node.arms):
+            inner = Scope(parent=scope, cond=cond.key)
+            cluster = f"cluster_{cond.key}/{number}"
+            self.clusters.append(Cluster(cluster, arm_label(node, number), "arm", at.cluster))
+            start = len(self.pending)
+            self.walk(arm.body, at.but(scope=inner, cluster=cluster))
+            cond.arms.append(self.pending[start:])
+            arm_scopes.append(inner)
+        assigned = dict.fromkeys(n for inner in arm_scopes for n in [*inner.names, *inner.partial])
+        complete = node.arms[-1].word == "else"
+        for name in assigned:
+            if complete and all(name in inner.names for inner in arm_scopes):
+                variants = [inner.names[name] for inner in arm_scopes]
+                binding = self.bind(name, node.pos, scope)
+                self.pending.append(_Join(cond, variants, len(self.pending), binding))
+            else:
+                problem = scope.conflict(name)
+                if problem:
+                    raise _error(problem, next(i.names[name].pos for i in arm_scopes if name in i.names))
+                scope.partial[name] = node.pos.line
+        return cond.key
+
+    def group(self, node: GroupNode, at: _At) -> str:
         if node.name is None:
             self.unnamed += 1
             name = f"parallel-{self.unnamed}"
         else:
             name = node.name
             if name in self.groups:
-                raise _error(f"group '{name}' is already defined on line {self.groups[name].line}", node.pos)
+                raise _error(f"group '{name}' is already defined on line {self.groups[name][0].pos.line}", node.pos)
             self.group_pos[name] = node.pos
-        self.groups[name] = Group(name=name, named=False, branches=(), line=node.pos.line)  # placeholder
-        branches: list[Branch] = []
+        branches: list[tuple[str, Pos, int, int]] = []  # name, where, its pending items from..to
+        self.groups[name] = (node, name, at.group, branches)
+        gid = f"cluster_{name}"
+        title = f"parallel {name}" if node.name is not None else "parallel"
+        if node.workers:
+            title += f" (workers={node.workers})"
+        self.clusters.append(Cluster(gid, title, "group", at.cluster))
         seen: dict[str, Pos] = {}
         for member in node.body:
-            opts = _options(member.options, options)
+            here = at.but(group=name, options=_options(member.options, at.options), cluster=gid)
             start = len(self.pending)
             if isinstance(member, StepNode):
                 bname, pos = member.name, member.pos
-                self.pending.append(_Pending(member, name, bname, opts, len(self.pending)))
+                self.assign(member, here.but(branch=bname))
             elif isinstance(member, BranchNode):
                 bname, pos = member.name, member.pos
-                self.walk(member.body, name, bname, opts)
+                cluster = gid
+                lone = len(member.body) == 1 and isinstance(member.body[0], StepNode) and member.body[0].name == bname
+                if not lone:  # a branch block is a cluster, unless it is one step of its own name
+                    cluster = f"{gid}/{bname}"
+                    self.clusters.append(Cluster(cluster, f"branch {bname}", "branch", gid))
+                self.walk(member.body, here.but(branch=bname, cluster=cluster))
+            elif isinstance(member, IfNode):
+                pos = member.pos
+                bname = self.if_block(member, here.but(branch=f"if@{member.pos.line}"))
             else:
-                bname = self.group(member, name, opts)
+                bname = self.group(member, here)
                 pos = member.pos
                 # the nested group's steps belong to it; here they form one branch
             if bname in seen:
                 raise _error(f"branch '{bname}' is already defined on line {seen[bname].line}", pos)
             seen[bname] = pos
-            branches.append(Branch(name=bname, steps=tuple(p.node.name for p in self.pending[start:])))
-        self.groups[name] = Group(
-            name=name,
-            named=node.name is not None,
-            workers=node.workers,
-            branches=tuple(branches),
-            parent=parent,
-            line=node.pos.line,
-        )
+            branches.append((bname, pos, start, len(self.pending)))
         return name
 
+    def finish_groups(self) -> dict[str, Group]:
+        """The groups, their members named now that every step has its name."""
+        return {
+            name: Group(
+                name=name,
+                named=node.name is not None,
+                workers=node.workers,
+                branches=tuple(
+                    Branch(name=b, steps=tuple(self.key(p) for p in self.pending[i:j])) for b, _, i, j in branches
+                ),
+                parent=parent,
+                line=node.pos.line,
+            )
+            for node, name, parent, branches in self.groups.values()
+        }
+
     # -- steps ----------------------------------------------------------------
-    def step(self, p: _Pending, names: dict[str, Pos], groups: dict[str, Group]) -> tuple[Step, CompiledStep]:
-        node = p.node
-        expr, analysis = analyse(node.expr, node.span)
-        deps: list[str] = []
+    def step(self, p: _Pending | _If | _Join, groups: dict[str, Group]) -> tuple[Step, CompiledStep]:
+        if isinstance(p, _Join):
+            return self.join(p)
+        if isinstance(p, _If):
+            name, line, col = p.key, p.node.pos.line, p.node.pos.col
+            tests = [(arm.test, arm.span) for arm in p.node.arms if arm.test is not None and arm.span is not None]
+            free: dict[str, Pos] = {}
+            exprs = []
+            for test, span in tests:
+                expr, analysis = analyse(test, span)
+                exprs.append((expr, span))
+                for n, pos in analysis.free.items():
+                    free.setdefault(n, pos)
+        else:
+            name, line, col = p.binding.key, p.node.pos.line, p.node.pos.col
+            expr, analysis = analyse(p.node.expr, p.node.span)
+            free = analysis.free
+        deps: list[str] = [p.at.scope.cond] if p.at.scope.cond else []
         inputs: dict[str, Pos] = {}
-        for name, pos in analysis.free.items():
-            if name == node.name:
-                raise _error(f"step '{name}' reads itself: rename the step or the value it reads", pos)
-            if name in names:
-                deps.append(name)
-            elif name in groups:
-                if node.name in groups[name].members:
-                    raise _error(f"step '{node.name}' is a member of group '{name}' and cannot read it", pos)
-                deps.extend(m for m in groups[name].members if m not in deps)
-            elif name != "llm":
-                inputs[name] = pos
+        binds: dict[str, str] = {}
+        for read, pos in free.items():
+            if isinstance(p, _Pending) and read == p.node.name:
+                raise _error(f"step '{read}' reads itself: rename the step or the value it reads", pos)
+            found = p.at.scope.resolve(read)
+            if isinstance(found, str):
+                raise _error(found, pos)
+            if found is not None:
+                deps.append(found.key)
+                if found.key != read:
+                    binds[read] = found.key
+            elif read in groups:
+                if name in groups[read].members:
+                    raise _error(f"step '{name}' is a member of group '{read}' and cannot read it", pos)
+                deps.extend(m for m in groups[read].members if m not in deps)
+            elif read != "llm":
+                inputs[read] = pos
         deps = list(dict.fromkeys(deps))
         bindings = None
         targets: tuple[str, ...] = ()
-        if isinstance(expr, ast.ListComp):
+        if isinstance(p, _If):
+            kind = "if"
+            code = compile_condition(exprs)
+            source = if_source(p.node)
+        elif isinstance(expr, ast.ListComp):
             kind = "map"
-            seen: dict[str, None] = {}
-            for gen in expr.generators:
-                if gen.is_async:  # the executor iterates a map's loops itself, synchronously
-                    raise _error(
-                        "a map loops with 'for', not 'async for': write [f(x) for x in xs]", node.span.pos(gen.target)
-                    )
-                for n in ast.walk(gen.target):
-                    if isinstance(n, ast.Name):
-                        seen[n.id] = None
-            targets = tuple(seen)
-            element = expr.elt
-            loop_vars = ast.Tuple(elts=[ast.Name(id=t, ctx=ast.Load()) for t in targets], ctx=ast.Load())
-            # lazy: the executor takes at most one element past its limit from the loops
-            binding_expr = ast.GeneratorExp(elt=loop_vars, generators=expr.generators)
-            ast.copy_location(binding_expr, expr)
-            ast.fix_missing_locations(binding_expr)
-            bindings = _compile_expr(binding_expr, node.span)
-            code = _compile_expr(element, node.span)
+            bindings, code, targets = compile_map(expr, p.node.span)
+            source = p.node.source
         else:
             kind = "llm" if is_llm_call(expr) else "call"
-            code = _compile_expr(expr, node.span)
-        options = StepOptions(**p.options)
+            code = compile_expr(expr, p.node.span)
+            source = p.node.source
         step = Step(
-            name=node.name,
+            name=name,
             kind=kind,
-            source=node.source,
+            source=source,
             deps=tuple(deps),
             inputs=tuple(inputs),
-            options=options,
-            group=p.group,
-            branch=p.branch,
-            line=node.pos.line,
-            col=node.pos.col,
+            options=StepOptions(**p.at.options),
+            group=p.at.group,
+            branch=p.at.branch,
+            line=line,
+            col=col,
             index=p.index,
         )
         compiled = CompiledStep(
-            name=node.name,
+            name=name,
             expr=code,
-            reads=tuple(analysis.free),
+            reads=tuple(free),
             input_pos=inputs,
             bindings=bindings,
             targets=targets,
+            binds=binds or None,
         )
         return step, compiled
 
-    # -- whole-flow checks ------------------------------------------------------
-    def check_cycles(self, steps: dict[str, Step], names: dict[str, Pos]) -> None:
-        state: dict[str, int] = {}  # 1: on the current path, 2: done
-        path: list[str] = []
-        for root in steps:
-            if state.get(root):
-                continue
-            stack = [(root, iter(steps[root].deps))]
-            state[root] = 1
-            path.append(root)
-            while stack:
-                name, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    state[name] = 2
-                    path.pop()
-                    stack.pop()
-                elif state.get(nxt) == 1:
-                    cycle = [*path[path.index(nxt) :], nxt]
-                    # report at the step that closes the cycle, i.e. reads an earlier one
-                    pos = names[name]
-                    raise _error("cycle: " + " -> ".join(reversed(cycle)), pos)
-                elif not state.get(nxt):
-                    state[nxt] = 1
-                    path.append(nxt)
-                    stack.append((nxt, iter(steps[nxt].deps)))
-
-    def check_groups(self, steps: dict[str, Step], names: dict[str, Pos]) -> None:
-        ancestors: dict[str, frozenset[str]] = {}
-
-        def ancestors_of(name: str) -> frozenset[str]:
-            if name not in ancestors:
-                # iterative post-order, so long chains do not hit the recursion limit
-                todo = [name]
-                while todo:
-                    top = todo[-1]
-                    missing = [d for d in steps[top].deps if d not in ancestors]
-                    if missing:
-                        todo.extend(missing)
-                        continue
-                    todo.pop()
-                    acc: set[str] = set()
-                    for d in steps[top].deps:
-                        acc.add(d)
-                        acc |= ancestors[d]
-                    ancestors[top] = frozenset(acc)
-            return ancestors[name]
-
-        for group in self.groups.values():
-            branch_of = {s: b.name for b in group.branches for s in b.steps}
-            for b in group.branches:
-                for s in b.steps:
-                    for other in sorted(ancestors_of(s), key=lambda n: steps[n].index):
-                        if other in branch_of and branch_of[other] != b.name:
-                            raise _error(
-                                f"'{s}' depends on '{other}' (line {steps[other].line}), but both are members of "
-                                f"parallel group '{group.name}', whose members run side by side: "
-                                f"move '{s}' after the group, or put both in one 'branch'",
-                                names[s],
-                            )
-
-
-def topological(steps: dict[str, Step]) -> list[str]:
-    """Every step after the steps it reads: declaration order, moved only where a step reads a later one."""
-    done: dict[str, None] = {}
-    for root in sorted(steps, key=lambda n: steps[n].index):
-        stack = [root]
-        while stack:
-            name = stack[-1]
-            if name in done:
-                stack.pop()
-                continue
-            todo = [d for d in steps[name].deps if d not in done]
-            if todo:
-                stack.extend(sorted(todo, key=lambda n: -steps[n].index))
-                continue
-            done[name] = None
-            stack.pop()
-    return list(done)
+    def join(self, p: _Join) -> tuple[Step, CompiledStep]:
+        name = p.binding.key
+        cond = p.cond
+        variants = tuple(v.key for v in p.variants)
+        step = Step(
+            name=name,
+            kind="join",
+            source=f"{p.binding.name}: the chosen arm's",
+            deps=(cond.key, *variants),
+            options=StepOptions(**cond.at.options),
+            group=cond.at.group,
+            branch=cond.at.branch,
+            line=cond.node.pos.line,
+            col=cond.node.pos.col,
+            index=p.index,
+        )
+        none = ast.Expression(ast.Constant(None))
+        ast.fix_missing_locations(none)
+        code = Code(code=compile(none, FLOW_FILENAME, "eval"), llm=False, callee=None, calls=0)
+        return step, CompiledStep(name=name, expr=code, reads=(cond.key, *variants), input_pos={})

@@ -14,7 +14,10 @@ def quote(text: str) -> str:
 _STYLE = {
     "group": 'style="rounded,dashed"; color="#5b8def";',
     "branch": 'style="rounded"; color="#aaaaaa";',
+    "arm": 'style="rounded,dotted"; color="#b07d2b";',
 }
+#: a condition is drawn as a decision (a hexagon); the rest as rounded boxes
+_SHAPES = {"if": ', shape=hexagon, style="filled"'}
 
 
 def shape_to_dot(shape: Shape) -> str:
@@ -26,13 +29,17 @@ def shape_to_dot(shape: Shape) -> str:
         '  edge [color="#888888", arrowsize=0.7];',
         *nested(
             shape,
-            lambda node: f"{quote(node.name)} [label={quote(node.name + chr(10) + node.kind)}];",
+            _node,
             lambda cluster: f"label={quote(cluster.label)}; {_STYLE[cluster.kind]}",
         ),
         *(f"  {quote(a)} -> {quote(b)};" for a, b in shape.edges),
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _node(node: Node) -> str:
+    return f"{quote(node.name)} [label={quote(node.name + chr(10) + node.kind)}{_SHAPES.get(node.kind, '')}];"
 
 
 def nested(shape: Shape, node: Callable[[Node], str], cluster: Callable[[Cluster], str]) -> list[str]:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from ..dsl.lines import split_lines
 from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
 from . import present
-from .compile import CompiledFlow, compile_nodes
+from .compile import compile_nodes
+from .compiled import CompiledFlow
 from .model import Group, RunSettings, Step
 
 if TYPE_CHECKING:

@@ -26,14 +26,16 @@ class Step(BaseModel):
     """One ``name = expression`` line of a flow.
 
     ``kind`` is ``"llm"`` for a prompt step, ``"map"`` for a list comprehension
-    (one branch per element at run time) and ``"call"`` for any other expression.
+    (one branch per element at run time) and ``"call"`` for any other expression;
+    ``"if"`` for an ``if`` block's condition (``if@LINE``, its value the number of the arm
+    it chose) and ``"join"`` for a name's value after the block, taken from that arm.
     ``deps`` are the steps it waits for; ``inputs`` the other names it reads.
     """
 
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: Literal["call", "llm", "map"]
+    kind: Literal["call", "llm", "map", "if", "join"]
     source: str
     deps: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()

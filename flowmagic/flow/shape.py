@@ -2,7 +2,8 @@
 
 ``to_dot`` and the view's layouts both read this, so a group or a branch is a
 cluster in exactly one place. A ``parallel`` group is a cluster; a ``branch``
-block of several steps is a cluster inside it; a one-step branch is not.
+block of several steps is a cluster inside it; a one-step branch is not; each arm
+of an ``if`` block is a cluster. The compiler decides the nesting (``drawn``).
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """A parallel group (``cluster_G``) or a branch block inside one (``cluster_G/B``)."""
+    """A parallel group (``cluster_G``), a branch block inside one (``cluster_G/B``) or an arm of
+    an if block (``cluster_if@L/N``, labelled with its test)."""
 
     id: str
     label: str
-    kind: Literal["group", "branch"]
+    kind: Literal["group", "branch", "arm"]
     parent: str | None  # the enclosing cluster's id
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
     name: str
-    kind: str  # "call" | "llm" | "map"
+    kind: str  # "call" | "llm" | "map" | "if" | "join"
     cluster: str | None  # the innermost cluster's id
 
 
@@ -62,51 +64,15 @@ class Shape:
 
 
 def shape_of(flow: Flow) -> Shape:
-    clusters: list[Cluster] = []
-    # the cluster each group's branches sit in: branch blocks get their own
-    branch_cluster: dict[tuple[str, str], str] = {}
-
-    def add_group(name: str, parent: str | None) -> None:
-        group = flow.groups[name]
-        title = f"parallel {group.name}" if group.named else "parallel"
-        if group.workers:
-            title += f" (workers={group.workers})"
-        gid = f"cluster_{name}"
-        clusters.append(Cluster(gid, title, "group", parent))
-        for branch in group.branches:
-            single = branch.steps == (branch.name,) and flow.steps[branch.name].group == name
-            nested = branch.name in flow.groups and flow.groups[branch.name].parent == name
-            where = gid
-            if not (single or nested):
-                where = f"{gid}/{branch.name}"
-                clusters.append(Cluster(where, f"branch {branch.name}", "branch", gid))
-            branch_cluster[(name, branch.name)] = where
-            for child in _nested_groups(flow, name, branch.steps):
-                add_group(child, where)
-
-    for name, group in flow.groups.items():
-        if group.parent is None:
-            add_group(name, None)
+    compiled = flow.compiled
     ordered = sorted(flow.steps.values(), key=lambda s: s.index)
-    nodes = tuple(
-        Node(
-            s.name,
-            s.kind,
-            None if s.group is None else branch_cluster[(s.group, s.branch or s.name)],
-        )
+    nodes = tuple(Node(s.name, s.kind, compiled.drawn.get(s.name)) for s in ordered)
+    # a condition's edge to a step of its arm that follows another of the arm, or to a join, says nothing new
+    arm_of = {step: cond for cond, arms in compiled.arms.items() for _, steps in arms for step in steps}
+    edges = tuple(
+        (dep, s.name)
         for s in ordered
+        for dep in s.deps
+        if not (dep in compiled.arms and (s.kind == "join" or any(arm_of.get(d) == dep for d in s.deps)))
     )
-    edges = tuple((dep, s.name) for s in ordered for dep in s.deps)
-    return Shape(flow.name, nodes, edges, tuple(clusters))
-
-
-def _nested_groups(flow: Flow, parent: str, steps: tuple[str, ...]) -> list[str]:
-    """The groups directly inside ``parent`` that these steps belong to, in order."""
-    found: list[str] = []
-    for step in steps:
-        name = flow.steps[step].group
-        while name is not None and name != parent and flow.groups[name].parent != parent:
-            name = flow.groups[name].parent
-        if name is not None and name != parent and name not in found:
-            found.append(name)
-    return found
+    return Shape(flow.name, nodes, edges, compiled.clusters)

@@ -230,6 +230,8 @@ class _Exporter:
         return AgentSpecError(f"{where} cannot be exported to Agent Spec: {why}\n    {text}")
 
     def node(self, step: Step) -> _Node:
+        if step.kind in ("if", "join"):
+            raise self.error(step, "an 'if' block has no Agent Spec form here yet (a BranchingNode)")
         try:
             expr = ast.parse(step.source.strip(), mode="eval").body
         except SyntaxError:  # pragma: no cover - the source was parsed once already

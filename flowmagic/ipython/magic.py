@@ -142,6 +142,13 @@ class FlowMagics(Magics):
             parallel:
                 song       = llm("A song title for a movie called {title}?")
                 characters = llm("Two main characters for a movie called {title}?")
+            if "space" in topic:
+                tagline = llm("A tagline for {title}, set in space")
+            else:
+                tagline = llm("A tagline for {title}")
+
+        In an ``if``/``elif``/``else`` block only the chosen arm runs; the other arms' steps are
+        skipped, and a name assigned in every arm (``tagline``) is one value after the block.
 
         ``--export flow.json`` (or ``.yaml``) also writes the flow as Agent Spec, for WayFlow
         and other runtimes, then runs it; ``--export flow.json --dry-run`` only writes it.

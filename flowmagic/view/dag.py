@@ -12,7 +12,7 @@ from html import escape
 
 from ..flow.shape import Shape
 from .layout import Box, Edge, Layout
-from .style import BRANCH_STROKE, CRITICAL, EDGE, FONT, GROUP_STROKE, LABELS, LEGEND, look
+from .style import ARM_STROKE, BRANCH_STROKE, CRITICAL, EDGE, FONT, GROUP_STROKE, LABELS, LEGEND, look
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +83,13 @@ class DagPainter:
         out = [
             f'<g class="fm-node" data-step="{escape(name)}" data-state="{state.status}"{cached}>',
             f"<title>{escape(name)}: {_caption(kind, state)}</title>",
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="7" fill="{colours.fill}" '
-            f'stroke="{colours.stroke}" stroke-width="1.5"{dash}>',
+            _outline(kind, x, y, w, h) + f' fill="{colours.fill}" stroke="{colours.stroke}" stroke-width="1.5"{dash}>',
         ]
         if state.status == "running":
             out.append(
                 '<animate attributeName="stroke-opacity" values="1;0.35;1" dur="1.2s" repeatCount="indefinite"/>'
             )
-        out.append("</rect>")
+        out.append("</polygon>" if kind == "if" else "</rect>")
         out.append(
             f'<text x="{cx:.1f}" y="{y + 15:.1f}" text-anchor="middle" font-size="12" font-weight="600" '
             f'fill="{colours.text}">{escape(name)}</text>'
@@ -108,8 +107,8 @@ class DagPainter:
     def _cluster(cid: str, box: Box, shape: Shape) -> str:
         cluster = next(c for c in shape.clusters if c.id == cid)
         group = cluster.kind == "group"
-        stroke = GROUP_STROKE if group else BRANCH_STROKE
-        dash = ' stroke-dasharray="5 3"' if group else ""
+        stroke = GROUP_STROKE if group else ARM_STROKE if cluster.kind == "arm" else BRANCH_STROKE
+        dash = ' stroke-dasharray="5 3"' if group else ' stroke-dasharray="2 2"' if cluster.kind == "arm" else ""
         fill = "#f8faff" if group else "#ffffff"
         return (
             f'<g class="fm-cluster" data-cluster="{escape(cid)}">'
@@ -118,6 +117,15 @@ class DagPainter:
             f'<text x="{box.x + 8:.1f}" y="{box.y + 13:.1f}" font-size="10.5" fill="{stroke}" '
             f'font-weight="600">{escape(cluster.label)}</text></g>'
         )
+
+
+def _outline(kind: str, x: float, y: float, w: float, h: float) -> str:
+    """The opening tag of a node's outline: a decision (hexagon) for a condition, else a rounded box."""
+    if kind != "if":
+        return f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="7"'
+    d = min(12.0, w / 4)
+    points = [(x + d, y), (x + w - d, y), (x + w, y + h / 2), (x + w - d, y + h), (x + d, y + h), (x, y + h / 2)]
+    return '<polygon points="' + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + '"'
 
 
 def _caption(kind: str, state: NodeState) -> str:

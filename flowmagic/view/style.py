@@ -31,6 +31,7 @@ CRITICAL = "#111827"
 EDGE = "#9ca3af"
 GROUP_STROKE = "#5b8def"
 BRANCH_STROKE = "#b6bcc6"
+ARM_STROKE = "#b07d2b"  # an arm of an if block
 
 
 def look(state: str, cached: bool = False) -> Look:
