@@ -458,7 +458,28 @@ def test_a_chain_of_sync_steps_goes_on_while_the_loop_is_busy() -> None:
     assert run.status == "succeeded"
     finished = {n: run.steps[n].finished or 0 for n in "abcdh"}
     assert finished["d"] < finished["h"] - 0.2, finished
-    assert len(set(seen)) == 1 and threading.get_ident() not in seen
+    assert len(set(seen)) == 1  # one thread ran the whole chain (here, the caller's own)
+
+
+def test_the_calling_thread_runs_a_sync_step_itself_unless_an_event_loop_runs_in_it() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller's")
+
+    def where() -> tuple[int, str]:
+        var.set("the step's")
+        return threading.get_ident(), asyncio.run(asyncio.sleep(0, "asyncio.run works"))
+
+    flow = make("w = where()\n", where=where, cache=False)
+    ident, said = flow.run()["w"]
+    assert ident == threading.get_ident() and said == "asyncio.run works"
+    assert var.get() == "caller's"  # the step ran in a context of its own
+
+    async def in_a_cell() -> tuple[int, str]:  # a notebook cell runs inside the kernel's event loop
+        return flow.run()["w"]
+
+    ident, said = asyncio.run(in_a_cell())
+    assert ident != threading.get_ident() and said == "asyncio.run works"
 
 
 def test_observers_are_called_in_order_on_the_loop_even_for_steps_on_threads() -> None:
@@ -709,5 +730,6 @@ def test_a_chain_that_alternates_sync_async_and_plain_steps_runs_each_where_it_b
     text = "a = sync('a', 0)\nb = asyn('b', a)\nc = b * 2\nd = sync('d', c)\ne = asyn('e', d)\nf = sync('f', e)\n"
     run = make(text, sync=sync, asyn=asyn).run()
     assert run.status == "succeeded" and run["f"] == ((1 + 10) * 2 + 1 + 10) + 1
-    assert all(where[n].startswith("flowmagic-worker") for n in "adf"), where
+    assert where["a"] == threading.current_thread().name, where  # the first, on the thread that waits
+    assert all(where[n].startswith("flowmagic-worker") for n in "df"), where
     assert all(where[n].startswith("flowmagic-loop") for n in "be"), where

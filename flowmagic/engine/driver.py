@@ -22,6 +22,7 @@ with no pool, as in a browser kernel) the same decisions hold and sync code runs
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import deque
 from typing import Any
@@ -55,7 +56,9 @@ class Execution(Book):
             return self.run  # cancelled before it began: nothing to run
         return await self.wait()
 
-    def start(self, loop: asyncio.AbstractEventLoop, loop_thread: int, waiting: bool = False) -> bool:
+    def start(
+        self, loop: asyncio.AbstractEventLoop, loop_thread: int, waiting: bool = False, here: bool = False
+    ) -> bool | Job:
         """Begin the run, from any thread, on ``loop`` (whose thread is ``loop_thread``): record its
         start and get its first steps going. False if it had ended already (cancelled before it began).
 
@@ -63,6 +66,10 @@ class Execution(Book):
         to the worker threads, and that thread waits for :attr:`ended`. :meth:`wait` must run on the
         loop when :attr:`waiting` says so (a ``--timeout``, observers, or ``waiting`` asked for);
         otherwise the loop starts it with the run's first task, if there is one.
+
+        With ``here``, one sync step is kept for the calling thread, which would only wait
+        otherwise: the :class:`Job` comes back, for :meth:`run_here`. Only when the run has no
+        ``--timeout`` (a step on this thread could not be left behind) and no cluster.
         """
         with self._lock:
             if self._phase != "new":
@@ -81,8 +88,15 @@ class Execution(Book):
             starts = self._apply(self.sched.start())
         if self.remote is not None:
             starts += self._check_sendable()
-        self._dispatch(starts)
-        return True
+        here = here and self.settings.timeout is None and self.remote is None and self.places.pool is not None
+        kept = self._dispatch(starts, keep=THREAD if here else None)
+        return kept if kept is not None else True
+
+    def run_here(self, job: Job) -> None:
+        """On the thread that started the run (``start(here=True)``): run the job it kept, and what
+        follows it on this thread, in a context of its own. A ``KeyboardInterrupt`` in a step goes on
+        to the caller, which cancels the run."""
+        contextvars.copy_context().run(self._thread_jobs, job, True)
 
     async def wait(self) -> Run:
         """On the run's loop, after :meth:`start`: wait for its end (or its ``--timeout``), and
@@ -246,8 +260,9 @@ class Execution(Book):
             return self._report(job.unit, FAILED, exc, job.info)
         return self._value(job, value)
 
-    def _thread_jobs(self, job: Job | None) -> None:
-        """On a worker thread: run a job, then each one it made ready that this thread keeps."""
+    def _thread_jobs(self, job: Job | None, here: bool = False) -> None:
+        """On a worker thread (or, ``here``, the run's own): run a job, then each one it made ready
+        that this thread keeps."""
         while job is not None:
             unit = job.unit
             if not job.begun:
@@ -272,6 +287,10 @@ class Execution(Book):
             try:
                 value = eval(job.code, job.ns)  # type: ignore[arg-type]
             except BaseException as exc:  # even SystemExit: it is the step's error, not the run's
+                if here and isinstance(exc, KeyboardInterrupt):
+                    with self._lock:
+                        self.on_threads.discard(unit)  # (no worker thread is left running it)
+                    raise  # the user's, not the step's: the caller cancels the run
                 starts = self._report(unit, FAILED, exc, job.info, THREAD)
             else:
                 if is_awaitable(value):

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from ..errors import FlowInterrupted
 from ..llm.network import serve
+from .book import Job
 from .driver import Execution
 from .record import Run
 
@@ -156,7 +157,9 @@ def run_blocking(execution: Execution) -> Run:
     """Run to the end and return the :class:`Run`.
 
     The run starts from this thread (its sync steps go straight to the worker threads) and
-    goes on on a lent loop; this thread waits for the run's end, not for the loop. On
+    goes on on a lent loop; this thread waits for the run's end, not for the loop. Outside an
+    event loop, this thread runs one sync step itself (and what follows it on one thread)
+    rather than hand it to a worker and wait. On
     ``KeyboardInterrupt`` the run is cancelled and :class:`FlowInterrupted` (a
     ``KeyboardInterrupt``) is raised, carrying the cancelled run.
     """
@@ -164,8 +167,13 @@ def run_blocking(execution: Execution) -> Run:
     future: concurrent.futures.Future[Run] | None = None
     try:
         lent = loops.take()
-        if execution.start(lent.loop, lent.ident) and execution.waiting:
+        # this thread would only wait: it runs a sync step itself, unless it is inside an event loop
+        # (a notebook cell is), where a step calling asyncio.run() would fail
+        started = execution.start(lent.loop, lent.ident, here=asyncio_free())
+        if started and execution.waiting:
             future = lent.submit(execution.wait())
+        if isinstance(started, Job):
+            execution.run_here(started)
         while not execution.ended.wait(_POLL):
             pass
     except KeyboardInterrupt:
@@ -173,6 +181,11 @@ def run_blocking(execution: Execution) -> Run:
     # the loop finishes the run's last callbacks; it serves the next run meanwhile, as it would anyway
     loops.give(lent, healthy=True)
     return execution.run
+
+
+def asyncio_free() -> bool:
+    """Whether no event loop runs in this thread (a script, a test; not a notebook cell)."""
+    return asyncio._get_running_loop() is None
 
 
 def run_all_blocking(executions: list[Execution]) -> list[Run]:
