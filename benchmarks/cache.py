@@ -2,8 +2,9 @@
 
 A notebook rerun parses the cell again and runs it, so that is what is timed:
 ``Flow.from_source(text).run()``. The flow is 100 steps: 20 ``llm`` steps on the
-offline model, each feeding four Python steps that read a shared list input
-(so inputs are fingerprinted too). The first run fills the cache and is not
+offline model, each feeding four Python steps (a tool marked
+``@flowmagic.cacheable``, so the cache may reuse it) that read a shared list input
+(so inputs are fingerprinted too, and the ideas' values when the tools start). The first run fills the cache and is not
 timed. The row also times the same rerun with ``cache=False`` on no-op Python
 steps, to show what the cache adds to a run that does no work.
 """
@@ -15,12 +16,14 @@ import statistics
 import time
 from typing import Any
 
+import flowmagic
 from flowmagic import Flow
 from flowmagic.engine.cache import default_cache
 
 TARGET_S = 0.050
 
 
+@flowmagic.cacheable
 def tool(text: str, rows: list[str], i: int) -> str:
     return f"{text[:20]}:{rows[i % len(rows)]}"
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import FlowDefinitionError, FlowError, FlowSyntaxError, MapError, StepTimeout
+from .errors import FlowDefinitionError, FlowError, FlowFailed, FlowSyntaxError, MapError, StepTimeout
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .engine.events import Event
     from .engine.record import Run, StepFailed, StepRecord
+    from .engine.reuse import cacheable
     from .flow.flow import Flow
     from .flow.model import RunSettings, Step
     from .flow.variants import Variants, grid
@@ -43,6 +44,7 @@ _LAZY = {
     "Variants": ".flow.variants",
     "grid": ".flow.variants",
     "set_price": ".llm.prices",
+    "cacheable": ".engine.reuse",
 }
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Flow",
     "FlowDefinitionError",
     "FlowError",
+    "FlowFailed",
     "FlowSyntaxError",
     "MapError",
     "Run",
@@ -59,6 +62,7 @@ __all__ = [
     "StepRecord",
     "StepTimeout",
     "Variants",
+    "cacheable",
     "grid",
     "load_ipython_extension",
     "set_price",

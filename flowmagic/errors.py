@@ -151,6 +151,33 @@ class FlowInterrupted(KeyboardInterrupt):
         return [f"KeyboardInterrupt: flow '{self.run.flow}' {self.run.status}; {kept}"]
 
 
+class FlowFailed(FlowError):
+    """A ``%%flow`` cell's run failed or was cancelled: raised after its view is drawn and
+    ``NAME.last`` is set, so "Run All", nbclient and papermill stop at the cell as at any failing
+    one. ``run`` is the record; IPython shows the short message, never a traceback."""
+
+    def __init__(self, run: Any, name: str) -> None:
+        self.run = run
+        top = [r for r in run.steps.values() if r.map is None]
+        failed = [r for r in top if r.status == "failed"]
+        counts = {s: sum(1 for r in top if r.status == s) for s in ("failed", "skipped", "cancelled")}
+        told = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        done = sum(1 for r in top if r.status == "succeeded")
+        kept = f"{done} finished step{'' if done == 1 else 's'} kept in {name}.last" if done else f"see {name}.last"
+        why = f" ({run.reason})" if getattr(run, "reason", None) else ""
+        self.lines = [f"flow '{run.flow}' {run.status}{why}: {told}; {kept}"]
+        for record in failed[:5]:
+            error = record.error
+            text = f"{type(error).__name__}: {error}" if error is not None else "failed"
+            self.lines.append(f"  {record.name}: {text.splitlines()[0] if text else text}"[:200])
+        if len(failed) > 5:
+            self.lines.append(f"  ... and {len(failed) - 5} more")
+        super().__init__(self.lines[0])
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"FlowFailed: {self.lines[0]}", *self.lines[1:]]
+
+
 class UnknownStepError(LookupError, FlowError):
     """A step name that is not in the flow, with the closest one suggested."""
 

@@ -29,13 +29,15 @@ import pytest
 from IPython.core.error import UsageError
 from pydantic import BaseModel
 
-import flowmagic.engine.cache as cache_module
+import flowmagic.engine.stepkeys as stepkeys_module
 from flowmagic import Flow
 from flowmagic.engine import seal, sizes, stored
-from flowmagic.engine.cache import MISS, SUFFIX, StepCache, default_cache, step_keys
+from flowmagic.engine.cache import MISS, SUFFIX, StepCache, default_cache
 from flowmagic.engine.cache_secret import ENV, Secret, resolve, secret_file
 from flowmagic.engine.history import History, default_history
+from flowmagic.engine.record import StepRecord
 from flowmagic.engine.runner import run_blocking
+from flowmagic.engine.stepkeys import RunKeys, step_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "ab" * 16  # keys are hex digests
@@ -129,6 +131,14 @@ def fresh_run(directory: Path) -> dict[str, Any]:
     return result
 
 
+def planted_keys(flow: Flow, inputs: dict[str, Any]) -> dict[str, str | None]:
+    """Each step's key, made as the engine makes it when the step starts (from the values it reads)."""
+    values = {"data": [0, 1, 2]}
+    records = {n: StepRecord(n) for n in flow.steps}
+    keys = RunKeys(step_keys("planted", flow.compiled, inputs, "unused"), values, records, None)
+    return {name: keys.key(name) for name in ("data", "summary")}
+
+
 def test_a_planted_pickle_runs_nothing_and_the_step_is_recomputed(tmp_path: Path) -> None:
     directory, marker = tmp_path / "cache", tmp_path / "owned"
     payload = hostile(marker)
@@ -144,11 +154,11 @@ def test_a_planted_pickle_runs_nothing_and_the_step_is_recomputed(tmp_path: Path
     # the file names a run looks up, computed as the engine does: the attacker knows them too
     flow = Flow.from_source(SOURCE, name="planted")
     inputs = flow.resolve_inputs({})
-    keys = step_keys("planted", flow.compiled, inputs, "unused").keys
+    keys = planted_keys(flow, inputs)
     assert {p.stem for p in directory.rglob(f"*{SUFFIX}")} == set(keys.values())
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cache_module, "VERSION", "flowmagic-step-1")  # the previous format's names
-        old_keys = step_keys("planted", flow.compiled, inputs, "unused").keys
+        patch.setattr(stepkeys_module, "VERSION", "flowmagic-step-1")  # the previous format's names
+        old_keys = planted_keys(flow, inputs)
     assert set(old_keys.values()).isdisjoint(keys.values())
 
     attacker = sealed(b"the attacker's own secret, long", keys["data"], seal.PICKLE, payload)
@@ -448,11 +458,12 @@ def test_runs_of_fifty_megabytes_do_not_all_stay_resident(monkeypatch: pytest.Mo
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
-        flow = Flow.from_source("blob = make(i)\nsize = len(blob.data)", name="big", namespace={"make": make})
+        flow = Flow.from_source("@cache\nblob = make(i)\nsize = len(blob.data)", name="big", namespace={"make": make})
         for i in range(12):
             run = run_blocking(flow.execution({"i": i}))
             assert run.status == "succeeded" and run["size"] == 50 * MB
-            assert run.steps["blob"].cache_note is None  # the cache holds it (as far as its budget goes)
+            note = run.steps["blob"].cache_note or ""
+            assert not note.startswith("not cached"), note  # the cache holds it (as far as its budget goes)
         del run
         kept = alive(refs)
         held = tracemalloc.get_traced_memory()[0] - start

@@ -154,6 +154,7 @@ def test_cached_rerun_takes_the_same_arm_without_running_anything(sequential: bo
         name="support-cached",
         namespace={"classify": classify, "reproduce": len, "faq": str.upper},
         sequential=sequential,
+        cache_calls=True,  # classify is a plain function: opted in, it is reused like the rest
     )
     ticket = f"it crashes {tmp_path}"  # a ticket no earlier run cached
     first, events = recorded(flow, ticket=ticket)
@@ -221,8 +222,8 @@ def test_agent_spec_export_refuses_an_if_block_naming_its_condition() -> None:
 def test_a_line_added_above_the_block_renames_its_steps_but_keeps_them_cached(tmp_path: Any) -> None:
     ns = {"classify": classify, "reproduce": len, "faq": str.upper}
     ticket = f"it crashes {tmp_path}"
-    before = Flow.from_source(SUPPORT, name="support-moved", namespace=ns).run(ticket=ticket)
-    moved = Flow.from_source("# a comment above\n\n" + SUPPORT, name="support-moved", namespace=ns)
+    before = Flow.from_source(SUPPORT, name="support-moved", namespace=ns, cache_calls=True).run(ticket=ticket)
+    moved = Flow.from_source("# a comment above\n\n" + SUPPORT, name="support-moved", namespace=ns, cache_calls=True)
     events: list[Event] = []
     after = run_blocking(moved.execution({"ticket": ticket}, observers=[events.append]))
     assert "reply@6" in after.steps and "reply@4" not in after.steps  # two lines down

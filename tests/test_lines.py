@@ -52,7 +52,7 @@ def test_history_lists_every_run_with_what_changed(movie: InteractiveShell, caps
     assert rows[0].split()[:3] == ["#", "when", "status"]
     assert rows[1].startswith("#1") and rows[1].endswith("first run")
     assert rows[2].startswith("#2") and rows[2].endswith("edited: song")
-    assert " 2    2 " in rows[2]  # two steps ran, two were cached
+    assert " 3    1 " in rows[2]  # the edited step, its reader and the plain call ran; the title was cached
     assert rows[3].endswith("input changed: topic; workers default -> 4")
     html = HistoryTable("movie", default_history.entries("movie"))._repr_html_()
     assert html.count("<tr>") == 4 and "edited: song" in html

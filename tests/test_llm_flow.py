@@ -10,7 +10,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from llm_server import LLMServer, llm_server_fixture
 from pydantic import BaseModel
 
-from flowmagic import Flow
+from flowmagic import Flow, FlowFailed
 from flowmagic.engine import events as ev
 from flowmagic.engine.events import Event
 from flowmagic.engine.record import Run
@@ -62,7 +62,8 @@ def test_a_429_is_retried_and_the_run_succeeds(shell: InteractiveShell, configur
 
 def test_a_server_error_fails_only_that_step(shell: InteractiveShell, configured: LLMServer) -> None:
     configured.fail_next(status=500, times=10)
-    assert shell.run_cell('%%flow e --model m\na = llm("hello")\nb = a\nc = 1\n').success
+    failed = shell.run_cell('%%flow e --model m\na = llm("hello")\nb = a\nc = 1\n').error_in_exec
+    assert isinstance(failed, FlowFailed) and "sk-flow-test-secret" not in str(failed)
     run = shell.user_ns["e"].last
     assert run.status == "failed" and run.steps["b"].status == "skipped" and run["c"] == 1
     assert "sk-flow-test-secret" not in str(run.steps["a"].error)

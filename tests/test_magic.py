@@ -8,7 +8,7 @@ import time
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from flowmagic import Flow, FlowDefinitionError, FlowSyntaxError, Run
+from flowmagic import Flow, FlowDefinitionError, FlowFailed, FlowSyntaxError, Run
 
 SLEEPERS = "import time\ndef nap(s=0.2, *_):\n    time.sleep(s)\n    return s\n"
 
@@ -115,7 +115,8 @@ def test_on_error_stop_and_continue(shell: InteractiveShell, capsys: pytest.Capt
 
 def test_timeout_cancels_the_run(shell: InteractiveShell) -> None:
     cell(shell, "import asyncio")
-    assert cell(shell, "%%flow t --timeout 0.2\na = 1\nb = asyncio.sleep(5)\n") is None
+    error = cell(shell, "%%flow t --timeout 0.2\na = 1\nb = asyncio.sleep(5)\n")
+    assert isinstance(error, FlowFailed) and "the run timed out after 0.2 s" in str(error)  # the cell fails
     run = shell.user_ns["t"].last
     assert run.status == "cancelled" and run["a"] == 1
 

@@ -42,7 +42,7 @@ from flowmagic.engine.cache import default_cache
 from flowmagic.engine.history import default_history
 from flowmagic.engine.record import Run, format_error
 from flowmagic.engine.runner import run_blocking
-from flowmagic.errors import FlowDefinitionError, FlowError
+from flowmagic.errors import FlowDefinitionError, FlowError, FlowFailed
 from flowmagic.llm.openai_provider import OpenAIProvider
 from flowmagic.llm.template import TemplateError, render
 from flowmagic.view.picture import run_html
@@ -244,8 +244,9 @@ def test_planted_secrets_show_in_no_output_of_runs_that_succeed_and_fail(
         plant_failures(keyed)
         shell.user_ns["topic"] = topic
         with capture_output() as captured:
-            assert shell.run_cell_magic("flow", "secret", FLOW) is None
-        texts += bundle_texts(captured)
+            failed = shell.run_cell("%%flow secret\n" + FLOW).error_in_exec
+        assert isinstance(failed, FlowFailed)  # the run failed, so its cell fails, in short
+        texts += bundle_texts(captured) + failed._render_traceback_()
         run = shell.user_ns["secret"].last
         runs.append(run)
         texts += run_texts(run)

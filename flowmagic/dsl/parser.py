@@ -303,6 +303,8 @@ class _Parser:
     def _option(self, node: ast.expr, stmt: Span) -> Option:
         pos = stmt.pos(node)
         if isinstance(node, ast.Name):
+            if node.id == "cache":  # bare @cache: reuse this step's value (a call runs again otherwise)
+                return Option(name="cache", args=(True,), kwargs=(), pos=pos)
             hint = did_you_mean(node.id, OPTION_NAMES)
             if node.id in OPTION_NAMES:
                 raise self._definition(f"write @{node.id}(...) with its value, e.g. {_EXAMPLES[node.id]}", pos)
@@ -336,7 +338,7 @@ class _Parser:
         return option
 
 
-_EXAMPLES = {"retries": "@retries(3)", "timeout": "@timeout(30)", "cache": "@cache(False)"}
+_EXAMPLES = {"retries": "@retries(3)", "timeout": "@timeout(30)", "cache": "@cache"}
 
 
 def _option_list() -> str:
@@ -387,6 +389,6 @@ def check_option(option: Option) -> str | None:
         return None
     if option.name == "cache":
         if kwargs or len(option.args) != 1 or not isinstance(option.args[0], bool):
-            return "@cache takes True or False, e.g. @cache(False)"
+            return "@cache reuses the step's value, @cache(False) never does: it takes True or False"
         return None
     return f"unknown option '@{option.name}'"

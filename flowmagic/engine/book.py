@@ -23,7 +23,7 @@ from ..flow.compiled import CompiledFlow
 from ..flow.model import RunSettings
 from ..llm.registry import resolve_model
 from . import events as ev
-from .cache import StepCache, step_keys
+from .cache import StepCache
 from .elements import Elements, Pull
 from .evaluate import namespace, place
 from .journal import Journal
@@ -31,6 +31,7 @@ from .places import Places
 from .record import Run, StepRecord
 from .remote import Remote
 from .scheduler import Decision, Plan, Scheduler, Unit, Verdict
+from .stepkeys import RunKeys, step_keys
 from .workers import WorkerPool
 
 THREAD, LOOP, INLINE = "thread", "loop", "inline"
@@ -88,6 +89,7 @@ class Book:
         remote: Remote | None = None,
         pool: WorkerPool | None = None,
         threads: bool = True,
+        previous: Run | None = None,
     ) -> None:
         self.name = name
         self.flow = flow
@@ -103,16 +105,20 @@ class Book:
             sources=flow.sources,
             settings=dict(_changed(settings)),
         )
-        # the cache: keys are known up front; ``force`` steps run anyway and store what they get
+        # the cache: what keys are made of is known up front, the values a step reads complete
+        # its key when it starts; ``force`` steps run anyway and store what they get
         self.cache = cache if settings.cache else None
         self.force = force
-        self.keys: dict[str, str | None] = {}
+        self.values: dict[str, Any] = {}
+        self.keys: RunKeys | None = None
         if self.cache is not None:
-            keys = step_keys(name, flow, inputs, f"{self.model} temperature={settings.temperature}")
-            self.keys = keys.keys
+            llm_settings = f"{self.model} temperature={settings.temperature}"
+            keys = step_keys(name, flow, inputs, llm_settings, settings.cache_calls)
+            # (a miss says what changed since the flow's previous run)
+            self.keys = RunKeys(keys, self.values, self.run.steps, previous)
             self.run.inputs = keys.inputs
             for step_name, why in keys.reasons.items():
-                self.run.steps[step_name].cache_note = f"not cached: {why}"
+                self.run.steps[step_name].cache_note = why
         self._lock = threading.Lock()
         self.journal = Journal(self.run, observers, self._lock)
         self._record = self.journal.record  # under the lock
@@ -124,7 +130,6 @@ class Book:
         self.sched = Scheduler(
             plan_of(flow), settings.workers, sequential=settings.sequential, stop_on_error=settings.on_error == "stop"
         )
-        self.values: dict[str, Any] = {}
         self.elements: dict[str, Elements] = {}
         self.async_callees: dict[Any, bool] = {}  # (per run: a process-wide one would keep callees alive)
         self._places: dict[tuple[Any, ...], str] = {}  # where calls of a callee that cannot change run
@@ -297,7 +302,7 @@ class Book:
                 if els.place != keep:
                     continue
                 job = Job(start, keep, None, els.code.code)  # its namespace is made outside the lock
-            elif type(start) is str and start in self.direct and (self.keys.get(start) is None or start in self.force):
+            elif type(start) is str and start in self.direct and not self._may_reuse(start):
                 # its namespace and place are made outside the lock (see place_begun)
                 job = Job(start, keep, None, self.code[start].expr.code)
             else:
@@ -306,6 +311,11 @@ class Book:
             starts[i] = starts[0]
             starts[0] = job
             return
+
+    def _may_reuse(self, step: str) -> bool:
+        """Whether the cache may hold ``step``'s value: its key is made when it starts (even when
+        it must run anyway, to store what it gets)."""
+        return self.keys is not None and self.keys.reused(step)
 
     def _end(self) -> None:
         """Under the lock: the run's last event, once. (``ended`` is set by the caller, once the

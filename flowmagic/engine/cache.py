@@ -1,12 +1,5 @@
-"""The step cache: a rerun reuses every step whose definition and inputs are unchanged.
-
-A step's key is a digest of the flow's name, the step's name, its expression (parsed, so spacing and
-comments do not count), the fingerprints of the inputs it reads (values, and
-functions by source), the model for ``llm`` steps, and the *keys* of the steps
-it reads. Keys chain like a build system's: a step is reused exactly when
-nothing it transitively depends on changed, so editing one prompt reruns that
-step and its descendants and nothing else. All keys are known before the run
-starts, from the definitions and the inputs alone.
+"""The step cache: step values by key (:mod:`.stepkeys` makes the keys, :mod:`.reuse` says
+which steps have one).
 
 :class:`StepCache` keeps ``(value, info)`` pairs in memory (least recently used
 dropped past ``size`` entries or ``max_bytes`` of estimated size) and, with a
@@ -22,9 +15,7 @@ renamed into place, so two kernels sharing a directory never read half a file.
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import functools
 import os
 import pickle
 import re
@@ -32,19 +23,13 @@ import stat
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..flow.compiled import CompiledFlow
 from . import seal, stored
 from .cache_secret import NoSecret, Secret, describe, resolve
-from .fingerprint import Unfingerprintable, digest, fingerprint
 from .sizes import size_of
 
-#: Bump when the key recipe or the file format changes: old entries are then never looked up.
-VERSION = "flowmagic-step-2"
 #: What the step cache keeps in memory by default. Values are the very objects steps
 #: returned, so this is memory the kernel holds on to; a laptop's kernel can spare it,
 #: and with a ``directory`` an evicted value is still one file read away.
@@ -242,80 +227,3 @@ MISS = _MISS
 
 #: The cache every run uses unless told otherwise (``%config FlowMagics.cache_dir`` sets its directory).
 default_cache = StepCache()
-
-
-@dataclass
-class Keys:
-    """Each step's cache key (None: not cached) and, for those, why not."""
-
-    keys: dict[str, str | None] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)  # input name -> fingerprint
-
-
-def step_keys(name: str, flow: CompiledFlow, inputs: Mapping[str, Any], llm_settings: str) -> Keys:
-    """Every step's key, from its definition and its inputs, in dependency order.
-
-    ``llm_settings`` describes what ``llm`` steps run with (model, temperature).
-    A step that is not cached (``@cache(False)``, or it reads a value that cannot
-    be fingerprinted) has no key, and neither has anything that reads it.
-    """
-    out = Keys()
-    unprintable: dict[str, str] = {}  # input name -> why it has no fingerprint
-    for input_name, value in inputs.items():
-        try:
-            out.inputs[input_name] = fingerprint(value)
-        except Unfingerprintable as exc:
-            unprintable[input_name] = f"input '{input_name}' cannot be fingerprinted: {exc}"
-    steps = flow.steps
-    for step_name in flow.order:
-        step = steps[step_name]
-        why = None if step.options.cache else "@cache(False)"
-        # a step in an if block's arm is named after its line (reply@7): its key is not, so a line
-        # added above it changes nothing; what it computes and reads is all that counts
-        parts = [VERSION, name, _unlined(step_name), step.kind, _normal(step.source)]
-        if step.kind == "llm" or "llm" in flow.code[step_name].reads:
-            parts += ["llm", llm_settings]
-        compiled = flow.code[step_name]
-        for read in compiled.reads:
-            if why:
-                break
-            if read == "llm":
-                continue
-            unit = compiled.unit_of(read)
-            if unit in steps:
-                dep = out.keys[unit]
-                if dep is None:
-                    why = f"it reads '{unit}', which is not cached"
-                parts += ["step", _unlined(read), dep or ""]
-            elif read in flow.groups and flow.groups[read].named:
-                members = flow.groups[read].members
-                missing = [m for m in members if out.keys[m] is None]
-                if missing:
-                    why = f"it reads '{missing[0]}', which is not cached"
-                parts += ["group", read, *(out.keys[m] or "" for m in members)]
-            else:
-                value_print = out.inputs.get(read)
-                if value_print is None:
-                    why = unprintable.get(read, f"input '{read}' is unknown")
-                parts += ["input", read, value_print or ""]
-        if why:
-            out.keys[step_name] = None
-            out.reasons[step_name] = why
-        else:
-            out.keys[step_name] = digest(*parts)
-    return out
-
-
-def _unlined(name: str) -> str:
-    """A step's name without the line an if block's arm adds to it (``reply@7``, ``if@3``)."""
-    return name.partition("@")[0]
-
-
-@functools.lru_cache(maxsize=4096)
-def _normal(source: str) -> str:
-    """The expression as parsed: spacing, comments and line breaks do not change a key."""
-    try:
-        return ast.dump(ast.parse(source.strip(), mode="eval"))
-    except SyntaxError:
-        return source

@@ -198,14 +198,15 @@ class Execution(Book):
             cond, steps = join
             todo.extend(self._report(unit, OK, self.values[steps[self.values[cond]]]))
             return None
-        key = self.keys.get(unit)
+        key = self.keys.key(unit) if self.keys is not None else None
         if key is not None and unit not in self.force:
-            assert self.cache is not None
+            assert self.cache is not None and self.keys is not None
             hit = self.cache.get(key)
             if hit is not MISS:
                 value, kept = hit
                 todo.extend(self._report(unit, OK, value, {**kept, "cached": True}))
                 return None
+            self.keys.missed(unit)
         if unit not in self.direct:
             return Job(unit, LOOP)
         try:
@@ -224,7 +225,7 @@ class Execution(Book):
 
     def _finished(self, unit: Unit, value: Any, info: dict[str, Any], keep: str | None = None) -> list[Any]:
         """A unit's value: stored in the cache when it has a key, then reported."""
-        key = self.keys.get(unit) if type(unit) is str else None
+        key = self.keys.made.get(unit) if self.keys is not None and type(unit) is str else None
         if key is not None and not self.cancelling:
             assert self.cache is not None
             kept = {"llm": info["llm"]} if "llm" in info else {}  # what a cached step still shows

@@ -3,7 +3,8 @@
 Plain data is hashed by content (with its type, so ``1``, ``1.0`` and ``True``
 differ). A function is hashed by its source (or bytecode), defaults, closure and
 the globals it reads, so redefining it unchanged in a new cell keeps its
-fingerprint, and editing it changes it. Other objects are hashed through
+fingerprint, and editing it changes it. A list, dict or set among those globals
+or its closure is the function's state (a call counter), hashed by identity. Other objects are hashed through
 ``pickle``; what cannot be pickled raises :class:`Unfingerprintable` with the
 reason, and the step that read it is not cached.
 
@@ -51,6 +52,7 @@ def digest(*parts: str) -> str:
 
 
 _ATOMS = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
+_STATE = (list, dict, set, bytearray)  # containers a function's globals hold as state
 
 
 class _Writer:
@@ -164,12 +166,20 @@ class _Writer:
             except ValueError:  # an empty cell: a name not yet bound
                 self.tag("empty")
                 continue
-            self.value(contents, depth, lenient=True)
-        # the globals it reads, so editing a constant or a helper it calls counts as a change
+            self.state_or_value(contents, depth)
+        # the globals it reads, so editing a constant or a helper it calls counts as a change; a
+        # list, dict or set it reads (here or in its closure) is its state (a call counter, a log):
+        # the same object counts as unchanged, whatever it holds now; a new one is a change
         for name in sorted(_global_names(code)):
             if name in fn.__globals__:
                 self.tag(name)
-                self.value(fn.__globals__[name], depth, lenient=True)
+                self.state_or_value(fn.__globals__[name], depth)
+
+    def state_or_value(self, value: Any, depth: int) -> None:
+        if type(value) in _STATE:
+            self.tag(f"state:{_PROCESS}:{id(value)}")
+        else:
+            self.value(value, depth, lenient=True)
 
     def code(self, code: types.CodeType) -> None:
         self.write(code.co_code)

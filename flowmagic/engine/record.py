@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 
 
+#: What a step's cache key was made of: its definition and inputs, then each value it read by name
+#: with that value's fingerprint.
+KeyParts = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
 @dataclass(slots=True)
 class StepRecord:
     """One step of one run. ``started``/``finished`` are ``time.time()`` floats."""
@@ -27,7 +32,10 @@ class StepRecord:
     finished: float | None = None
     attempts: int = 0
     cached: bool = False  # the value came from the step cache; nothing ran
-    cache_note: str | None = None  # why the value was not cached, when it could not be
+    cache_note: str | None = None  # why the value was not reused or not stored, when it was not
+    # what its cache key was made of (its definition and inputs, then each value it read and its
+    # fingerprint): a rerun compares it to say what changed
+    key_parts: KeyParts | None = field(default=None, repr=False)
     group: str | None = None
     branch: str | None = None
     map: str | None = None  # for a map element: the map step it belongs to

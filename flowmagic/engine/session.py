@@ -53,8 +53,17 @@ class Session:
         force = frozenset(flow.descendants(*rerun)) if rerun else frozenset()
         resolved = flow.resolve_inputs(inputs or {})
         remote = remote_for(run_settings.executor)
+        earlier = default_history.entries(flow.name)
         execution = Execution(
-            flow.name, flow.compiled, resolved, run_settings, observers, default_cache, force, remote
+            flow.name,
+            flow.compiled,
+            resolved,
+            run_settings,
+            observers,
+            default_cache,
+            force,
+            remote,
+            previous=earlier[-1].run if earlier else None,
         )
         execution.run.shape = flow.shape
         self.last = execution.run

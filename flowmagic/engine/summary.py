@@ -84,7 +84,9 @@ def summary(run: Run) -> str:
                 lines.append(f"    {e.name}  FAILED  {_error_line(e)}")
     speedup = run.speedup
     tail = f"wall {_seconds(run.wall_time)}, step time {run.step_time:.2f}s"
-    if speedup is not None:
+    if top and all(r.cached for r in top):
+        tail += ", every step reused from the cache"
+    elif speedup is not None and run.step_time >= 0.01:  # (a speed-up of a few cached microseconds is noise)
         tail += f", speed-up {speedup:.1f}x"
     path = run.critical_path
     if path:
@@ -102,8 +104,14 @@ def summary(run: Run) -> str:
             f"{run.pool_waits} step(s) waited for a worker thread: the pool is at its cap, most of it held by "
             "abandoned steps (FLOWMAGIC_MAX_THREADS)"
         )
-    # why steps were not cached, at the steps where it starts (what reads them inherits it)
+    # why steps were not reused: what changed; that a call runs every time, once something was
+    # reused (not on every first run); why a value was not cached, where it starts (what reads it
+    # inherits it)
+    reused = any(r.cached for r in top)
     for r in top:
-        if r.cache_note and not any(run.steps[d].cache_note for d in r.deps if d in run.steps):
-            lines.append(f"  {r.name}: {r.cache_note}"[:160])
+        why = r.cache_note
+        if not why or (why.startswith("runs every time") and not reused):
+            continue
+        if why.startswith("ran again") or not any(run.steps[d].cache_note for d in r.deps if d in run.steps):
+            lines.append(f"  {r.name}: {why}"[:160])
     return "\n".join(lines)

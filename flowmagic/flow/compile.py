@@ -17,7 +17,7 @@ from ..dsl.syntax import BranchNode, GroupNode, IfNode, Node, Option, Pos, StepN
 from ..errors import FLOW_FILENAME, FlowDefinitionError
 from .checks import check_cycles, check_groups
 from .compiled import Code, CompiledFlow, CompiledStep, topological
-from .expressions import arm_label, compile_condition, compile_expr, compile_map, if_source
+from .expressions import arm_label, callees, compile_condition, compile_expr, compile_map, if_source
 from .model import Branch, Group, Step, StepOptions
 from .scopes import Binding, Scope, name_bindings
 from .shape import Cluster
@@ -267,10 +267,12 @@ class _Compiler:
                 exprs.append((expr, span))
                 for n, pos in analysis.free.items():
                     free.setdefault(n, pos)
+            called = callees(*(e for e, _ in exprs))
         else:
             name, line, col = p.binding.key, p.node.pos.line, p.node.pos.col
             expr, analysis = analyse(p.node.expr, p.node.span)
             free = analysis.free
+            called = callees(expr)
         deps: list[str] = [p.at.scope.cond] if p.at.scope.cond else []
         inputs: dict[str, Pos] = {}
         binds: dict[str, str] = {}
@@ -326,6 +328,7 @@ class _Compiler:
             bindings=bindings,
             targets=targets,
             binds=binds or None,
+            callees=called,
         )
         return step, compiled
 

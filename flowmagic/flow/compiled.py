@@ -30,6 +30,7 @@ class CompiledStep:
     bindings: Code | None = None  # for a map: evaluates to a list of loop-variable tuples
     targets: tuple[str, ...] = ()  # for a map: the loop variables
     binds: dict[str, str] | None = None  # names read that are steps of another name (``x`` is ``x@4``)
+    callees: tuple[str, ...] = ()  # what its calls call (see expressions.callees), for the cache policy
 
     def unit_of(self, name: str) -> str:
         """The step a name it reads stands for."""

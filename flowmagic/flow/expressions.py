@@ -74,3 +74,25 @@ def arm_label(node: IfNode, arm: int) -> str:
 
 def if_source(node: IfNode) -> str:
     return " / ".join(arm_label(node, i) for i in range(len(node.arms)))
+
+
+def callees(*exprs: ast.expr) -> tuple[str, ...]:
+    """What each call in the expressions calls, for the cache policy, in order, once each:
+    ``"f"``, a dotted ``"json.dumps"``, ``".join"`` for a method of some other expression
+    (``", ".join(xs)``, ``x[0].strip()``), ``""`` when the callee is itself computed (``fs[0](x)``)."""
+    found: dict[str, None] = {}
+    for expr in exprs:
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Call):
+                found[_called(node.func)] = None
+    return tuple(found)
+
+
+def _called(func: ast.expr) -> str:
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        return ".".join([func.id, *reversed(parts)])
+    return "." + parts[0] if parts else ""

@@ -11,14 +11,17 @@ _EXECUTOR = re.compile(r"threads|dask|dask://[^\s/:]+:\d+")
 
 
 class StepOptions(BaseModel):
-    """Options set by decorators: ``@retries(N, backoff=S)``, ``@timeout(S)``, ``@cache(False)``."""
+    """Options set by decorators: ``@retries(N, backoff=S)``, ``@timeout(S)``, ``@cache`` / ``@cache(False)``.
+
+    ``cache`` is None unless a decorator sets it: the cache policy then decides (an ``llm`` step
+    or a pure expression is reused, a call of a Python function runs again)."""
 
     model_config = ConfigDict(frozen=True)
 
     retries: int = Field(0, ge=0)
     backoff: float = Field(0.5, ge=0)
     timeout: float | None = Field(None, gt=0)
-    cache: bool = True
+    cache: bool | None = None
     temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own
 
 
@@ -85,6 +88,7 @@ class RunSettings(BaseModel):
     on_error: Literal["continue", "stop"] = "continue"
     timeout: float | None = Field(None, gt=0)
     cache: bool = True
+    cache_calls: bool = False  # reuse calls of Python functions too, as if every step had @cache
     temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own
     # where sync steps run: "threads" (the kernel's), "dask" (a local cluster) or "dask://HOST:PORT"
     executor: str = "threads"

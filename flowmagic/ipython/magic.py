@@ -20,7 +20,7 @@ from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 from ..engine.cache import default_cache
 from ..engine.cache_secret import MIN_LENGTH
 from ..engine.history import default_history
-from ..errors import FlowError, FlowInterrupted, did_you_mean
+from ..errors import FlowError, FlowFailed, FlowInterrupted, did_you_mean
 from ..flow.flow import Flow
 from ..flow.model import RunSettings
 from ..flow.variants import grid, parse_axes
@@ -105,6 +105,12 @@ class FlowMagics(Magics):
     @argument("--workers", type=int, default=None, help="Steps that may run at once (default: FlowMagics.workers).")
     @argument("--model", default=None, help="Model for llm() steps, e.g. offline or gpt-4o-mini.")
     @argument("--no-cache", action="store_true", help="Do not reuse results of earlier runs.")
+    @argument(
+        "--cache-calls",
+        action="store_true",
+        help="Reuse calls of Python functions too, as if every step had @cache (by default only llm() "
+        "steps and pure expressions are reused).",
+    )
     @argument("--sequential", action="store_true", help="Run one step at a time in declaration order (a baseline).")
     @argument("--dry-run", action="store_true", help="Check and draw the flow without running it.")
     @argument("--background", action="store_true", help="Return at once; the run goes on and NAME.last updates.")
@@ -149,6 +155,14 @@ class FlowMagics(Magics):
 
         In an ``if``/``elif``/``else`` block only the chosen arm runs; the other arms' steps are
         skipped, and a name assigned in every arm (``tagline``) is one value after the block.
+
+        A rerun reuses ``llm`` steps and pure expressions whose inputs are unchanged; calls of
+        Python functions run again (they may read the clock or the network) unless the step has
+        ``@cache``, the function ``@flowmagic.cacheable``, or the cell ``--cache-calls``. A step
+        reading a value that came out the same is reused; the summary says why others ran again.
+
+        A run that fails or is cancelled fails the cell (``FlowFailed``, in short) once its view
+        is drawn and ``NAME.last`` is set; tag a cell ``raises-exception`` to show a failure.
 
         ``--export flow.json`` (or ``.yaml``) also writes the flow as Agent Spec, for WayFlow
         and other runtimes, then runs it; ``--export flow.json --dry-run`` only writes it.
@@ -224,7 +238,8 @@ class FlowMagics(Magics):
         """Run a prepared execution with the live view (in a kernel) or a text summary.
 
         An interrupt, wherever it lands (while the view is made, say), cancels the run and
-        shows it as it ended.
+        shows it as it ended. A run that failed or was cancelled raises :class:`FlowFailed`
+        once it is shown, so the cell fails.
         """
         from ..engine.runner import run_blocking
 
@@ -245,6 +260,8 @@ class FlowMagics(Magics):
                 show.done(exc.run)
             raise exc from None
         show.done(run)
+        if run.status != "succeeded":  # after the view and NAME.last: the cell fails, as any would
+            raise FlowFailed(run, flow.name)
 
     def _parse(self, line: str) -> Any:
         try:
@@ -277,6 +294,7 @@ class FlowMagics(Magics):
             "on_error": args.on_error or self.on_error,
             "timeout": args.timeout,
             "cache": not args.no_cache,
+            "cache_calls": args.cache_calls,
             "executor": executor,
         }
 

@@ -35,6 +35,8 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
     rows: list[tuple[str, str]] = [("status", record.status + (" (cached)" if record.cached else ""))]
     if record.reason:
         rows.append(("why", record.reason))
+    if record.cache_note and not record.cached:
+        rows.append(("cache", record.cache_note))
     if record.started is not None and run.started is not None:
         rows.append(("started", f"+{record.started - run.started:.3f}s"))
     if record.duration is not None:

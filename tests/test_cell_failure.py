@@ -1,0 +1,80 @@
+"""A %%flow cell whose run fails fails like any cell: after its view is drawn and NAME.last is set,
+with one short error and no traceback; "Run All" (nbclient here) stops there unless the cell is
+tagged raises-exception. In a real IPython shell, and in a real kernel through nbclient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient.exceptions import CellExecutionError
+from test_notebooks import execute
+
+from flowmagic import FlowFailed
+
+BROKEN = """
+a = 6 * 7
+b = explode(a)
+c = b + 1
+"""
+
+
+def explode(value: int) -> int:
+    raise RuntimeError(f"no answer for {value}")
+
+
+def test_a_failed_run_fails_its_cell_in_short_after_setting_last(shell: Any, capsys: Any) -> None:
+    shell.user_ns["explode"] = explode
+    result = shell.run_cell("%%flow broken" + BROKEN)
+    assert isinstance(result.error_in_exec, FlowFailed)
+    run = shell.user_ns["broken"].last
+    assert result.error_in_exec.run is run and run.status == "failed"
+    assert run["a"] == 42  # what finished is kept
+    out = capsys.readouterr().out
+    assert "FlowFailed: flow 'broken' failed: 1 failed, 1 skipped; 1 finished step kept in broken.last" in out
+    assert "  b: RuntimeError: no answer for 42" in out
+    assert "Traceback" not in out and 'File "' not in out
+    assert out.index("flow 'broken' failed\n") < out.index("FlowFailed")  # the summary is shown first
+
+
+def test_a_run_that_succeeds_or_runs_in_the_background_does_not_fail_the_cell(shell: Any) -> None:
+    assert shell.run_cell("%%flow fine\na = 1").success
+    shell.user_ns["explode"] = explode
+    result = shell.run_cell("%%flow later --background --quiet" + BROKEN)
+    assert result.success  # the cell has returned before the run ends: nothing to fail
+
+
+def test_rerun_of_a_failing_step_fails_the_line(shell: Any) -> None:
+    shell.user_ns["explode"] = explode
+    shell.run_cell("%%flow broken" + BROKEN)
+    result = shell.run_cell("%flow rerun broken b")
+    assert isinstance(result.error_in_exec, FlowFailed)
+
+
+def notebook(tags: list[str]) -> Any:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext flowmagic"),
+        nbformat.v4.new_code_cell("def explode(value):\n    raise RuntimeError(f'no answer for {value}')"),
+        nbformat.v4.new_code_cell("%%flow broken" + BROKEN, metadata={"tags": tags}),
+        nbformat.v4.new_code_cell("after = broken.last.status"),
+    ]
+    return nb
+
+
+def test_in_a_kernel_a_failing_cell_stops_run_all_unless_tagged(tmp_path: Path) -> None:
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(notebook([]), path)
+    with pytest.raises(CellExecutionError) as caught:
+        execute(path, tmp_path / "plain")
+    assert "FlowFailed: flow 'broken' failed" in str(caught.value)
+
+    nbformat.write(notebook(["raises-exception"]), path)
+    nb = execute(path, tmp_path / "tagged")
+    failed, after = nb.cells[2], nb.cells[3]
+    errors = [out for out in failed.outputs if out.output_type == "error"]
+    assert [e.ename for e in errors] == ["FlowFailed"] and len(errors[0].traceback) == 2
+    assert any("text/html" in out.get("data", {}) for out in failed.outputs)  # the view came first
+    assert after.execution_count is not None  # Run All went on past the tagged cell
