@@ -165,6 +165,13 @@ class Flow(BaseModel):
         """The DAG without running: a picture in a notebook, a text outline in a terminal."""
         return present.draw("flow", self)
 
+    def takes_over(self, earlier: Flow) -> None:
+        """Carry on ``earlier``'s session (its last run, background run, variants and batch): a
+        cell that defines a flow again under the same name is the same flow, edited."""
+        if earlier._session is not None:
+            self._session = earlier._session
+            self._session.flow = self
+
     def with_settings(self, **settings: Any) -> Flow:
         """A copy of this flow with some :class:`RunSettings` changed."""
         flow = self.model_copy(update={"settings": self.settings.changed(**settings)})

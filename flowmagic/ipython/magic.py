@@ -161,6 +161,9 @@ class FlowMagics(Magics):
         ``@cache``, the function ``@flowmagic.cacheable``, or the cell ``--cache-calls``. A step
         reading a value that came out the same is reused; the summary says why others ran again.
 
+        Running a cell that defines NAME again edits the same flow: ``NAME.last`` carries on
+        (also with ``--dry-run``), and a ``--background`` run still going is cancelled first.
+
         A run that fails or is cancelled fails the cell (``FlowFailed``, in short) once its view
         is drawn and ``NAME.last`` is set; tag a cell ``raises-exception`` to show a failure.
 
@@ -192,6 +195,7 @@ class FlowMagics(Magics):
         execution = None
         try:
             flow = Flow.from_source(cell, name=name, namespace=user_ns, **settings)
+            _carry_on(flow, user_ns.get(name), quiet=args.quiet)
             if args.export:
                 _export(flow, args.export, quiet=args.quiet)
             if args.grid and not args.dry_run:
@@ -297,6 +301,17 @@ class FlowMagics(Magics):
             "cache_calls": args.cache_calls,
             "executor": executor,
         }
+
+
+def _carry_on(flow: Flow, earlier: Any, quiet: bool) -> None:
+    """One session per flow name: a cell that defines ``flow`` again keeps the earlier one's runs
+    (``NAME.last``, history), and first cancels its ``--background`` run if it is still going."""
+    if not isinstance(earlier, Flow) or earlier.name != flow.name:
+        return
+    if earlier.cancel() and not quiet:
+        print(f"cancelled the background run of '{flow.name}' that was still going; what it finished stays in "
+              f"%flow history {flow.name}")
+    flow.takes_over(earlier)
 
 
 class _Hidden(str):
