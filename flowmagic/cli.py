@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .engine import events as ev
 from .errors import FlowError, caret_lines
 
@@ -133,16 +134,26 @@ class _Progress:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowmagic", description="Run and check flowmagic flow files.")
+    parser.add_argument("--version", action="version", version=f"flowmagic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run a flow file and print a summary")
-    run_p.add_argument("file")
+    run_p.add_argument("file", help="a flow file: the body of a %%%%flow cell")
     run_p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an input value")
     run_p.add_argument("--tools", action="append", default=[], metavar="MODULE.py", help="a Python file of tools")
-    run_p.add_argument("--workers", type=_workers, default=32, help="steps run at once (at least 1)")
+    run_p.add_argument("--workers", type=_workers, default=32, help="steps that may run at once (default 32)")
     run_p.add_argument("--model", default=None, help="model for llm() steps (default: offline unless configured)")
-    run_p.add_argument("--sequential", action="store_true")
-    run_p.add_argument("--on-error", choices=["continue", "stop"], default="continue")
-    run_p.add_argument("--timeout", type=_seconds, default=None, help="seconds a run may take (above 0)")
+    run_p.add_argument(
+        "--sequential", action="store_true", help="one step at a time in declaration order (a baseline to compare)"
+    )
+    run_p.add_argument(
+        "--on-error",
+        choices=["continue", "stop"],
+        default="continue",
+        help="after a failed step: finish what does not depend on it (continue, the default) or cancel the rest",
+    )
+    run_p.add_argument(
+        "--timeout", type=_seconds, default=None, help="cancel the run after this many seconds, keeping what finished"
+    )
     run_p.add_argument("--json", metavar="OUT", help="also write the Run as JSON to OUT")
     run_p.add_argument("--quiet", action="store_true", help="print only the summary")
     check_p = sub.add_parser("check", help="check a flow file without running it")

@@ -4,6 +4,9 @@ tagged raises-exception. In a real IPython shell, and in a real kernel through n
 
 from __future__ import annotations
 
+import os
+import re
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +81,17 @@ def test_in_a_kernel_a_failing_cell_stops_run_all_unless_tagged(tmp_path: Path) 
     assert [e.ename for e in errors] == ["FlowFailed"] and len(errors[0].traceback) == 2
     assert any("text/html" in out.get("data", {}) for out in failed.outputs)  # the view came first
     assert after.execution_count is not None  # Run All went on past the tagged cell
+
+
+def test_reading_a_failed_step_raises_its_error_from_its_line_in_the_cell(shell: Any, capsys: Any) -> None:
+    shell.run_cell("def explode(value):\n    raise RuntimeError(f'no answer for {value}')")
+    shell.run_cell("%%flow broken\na = 6 * 7\nparallel:\n    b = explode(a)\n    c = a + 1\n")
+    capsys.readouterr()
+    result = shell.run_cell("broken.last['b']")
+    assert isinstance(result.error_in_exec, RuntimeError)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert re.search(r"<flow broken>(:|, line )4\b", shown), shown  # the step's line in the cell
+    assert "b = explode(a)" in shown and "raise RuntimeError" in shown  # then the user's own code
+    assert "flowmagic" + os.sep not in shown and "Could not get source" not in shown, shown
+    frames = traceback.extract_tb(result.error_in_exec.__traceback__)
+    assert [f.filename for f in frames][-2] == "<flow broken>" and frames[-2].lineno == 4

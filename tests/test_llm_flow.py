@@ -113,7 +113,7 @@ def test_tokens_and_cost_per_step_and_per_run(configured: LLMServer) -> None:
         assert data["tokens"] == {"prompt": 2000, "completion": 1000} and data["cost"] == pytest.approx(0.012)
         assert "$0.0060" in step_html(run, "a")
         again, _ = _texts(flow)  # all cached: this run spent nothing
-        assert again.tokens == (0, 0) and again.cost is None and facts(again) == ["3 of 3 steps cached"]
+        assert again.tokens == (0, 0) and again.cost == 0.0 and facts(again) == ["3 of 3 steps cached"]
         assert "(in the run that cached it)" in step_html(again, "a")
     finally:
         PRICES.pop("priced-model")

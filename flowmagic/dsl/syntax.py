@@ -86,6 +86,13 @@ class IfNode:
     options: list[Option] = field(default_factory=list)
 
 
+def at_line(code: CodeType, line: int) -> CodeType:
+    """``code`` compiled from a statement's own text, numbered as the flow's lines from ``line``
+    (its first), nested code included: a traceback then names the step's line in the cell."""
+    consts = tuple(at_line(c, line) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + line - 1, co_consts=consts)
+
+
 class Span:
     """The source of one statement, and how to map ``ast`` positions in it back to the flow."""
 
@@ -166,7 +173,7 @@ class Span:
         just as certain, so they are reported when the flow is defined, with a caret.
         """
         try:
-            return compile(tree, filename, "eval")
+            return at_line(compile(tree, filename, "eval"), self.start[0])
         except SyntaxError as exc:
             lineno = exc.lineno or 1
             # the compiler counts columns in UTF-8 bytes, as the tree does (the parser counts characters)

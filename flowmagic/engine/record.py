@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..flow import present
@@ -109,7 +111,8 @@ class Run:
         if record is None:
             raise KeyError(f"no step '{name}' in flow '{self.flow}'")
         if record.status is Status.FAILED and record.error is not None:
-            raise record.error
+            __tracebackhide__ = True  # IPython shows the step's own frames, not this one
+            raise record.error.with_traceback(user_frames(record.error.__traceback__))
         why = f": {record.reason}" if record.reason else ""
         raise StepFailed(f"step '{name}' has no value: it is {record.status}{why}")
 
@@ -180,9 +183,13 @@ class Run:
 
     @property
     def cost(self) -> float | None:
-        """Dollars this run spent on models with a price (``flowmagic.set_price``); None if none had one."""
-        costs = [info["cost"] for info in self._spent() if info.get("cost") is not None]
-        return sum(costs) if costs else None
+        """Dollars this run spent on models with a price (``flowmagic.set_price``); None if none had
+        one. A rerun whose priced steps all came from the cache spent 0.0."""
+        costs: list[float] = [info["cost"] for info in self._spent() if info.get("cost") is not None]
+        if costs:
+            return sum(costs)
+        priced = any(r.llm and r.llm.get("cost") is not None for r in list(self.steps.values()))
+        return 0.0 if priced else None
 
     def failed(self) -> list[str]:
         return [n for n, r in self.steps.items() if r.status is Status.FAILED]
@@ -319,3 +326,20 @@ class Recorder:
 
 def format_error(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+_ENGINE = os.path.dirname(os.path.dirname(__file__)) + os.sep  # the flowmagic package, as its code names it
+
+
+def user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """A step's traceback without flowmagic's own frames: from the step's line in the flow (its
+    cell) down to the user's code that raised."""
+    kept = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_ENGINE):
+            kept.append(tb)
+        tb = tb.tb_next
+    chain = None
+    for frame in reversed(kept):
+        chain = TracebackType(chain, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return chain

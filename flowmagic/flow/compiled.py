@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import CodeType
 
@@ -37,6 +37,18 @@ class CompiledStep:
         return self.binds.get(name, name) if self.binds else name
 
 
+def _renamed(code: CodeType, filename: str) -> CodeType:
+    consts = tuple(_renamed(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _code_renamed(code: Code | None, filename: str) -> Code | None:
+    if code is None:
+        return None
+    callee = _renamed(code.callee, filename) if code.callee is not None else None
+    return replace(code, code=_renamed(code.code, filename), callee=callee)
+
+
 @dataclass
 class CompiledFlow:
     steps: dict[str, Step]
@@ -49,6 +61,14 @@ class CompiledFlow:
     # what the drawing nests: groups, branch blocks and if arms (parents first), and each step's cluster
     clusters: tuple[Cluster, ...] = ()
     drawn: dict[str, str | None] = field(default_factory=dict)
+
+    def file_as(self, filename: str) -> None:
+        """Give the flow's code ``filename``, under which its text is in :mod:`linecache`, so a
+        traceback through a step shows the step's line of the cell."""
+        for name, step in self.code.items():
+            expr = _code_renamed(step.expr, filename)
+            assert expr is not None
+            self.code[name] = replace(step, expr=expr, bindings=_code_renamed(step.bindings, filename))
 
     @cached_property
     def order(self) -> list[str]:

@@ -8,6 +8,7 @@ and batches. The run methods here only hand over to it.
 from __future__ import annotations
 
 import builtins
+import linecache
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -79,6 +80,9 @@ class Flow(BaseModel):
         from ..dsl.parser import parse
 
         compiled = compile_nodes(parse(text))
+        filename = f"<flow {name}>"  # a traceback through a step shows its line of this text
+        compiled.file_as(filename)
+        linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
         flow = cls(
             name=name,
             source=text,
@@ -212,6 +216,7 @@ class Flow(BaseModel):
                     value = vars(builtins).get(input_name, _MISSING)
                 if value is _MISSING:
                     known = [*self.steps, *inputs, *(k for k in namespace if not k.startswith("_"))]
+                    known += [k for k in vars(builtins) if not k.startswith("_")]  # lenn -> len
                     hint = did_you_mean(input_name, known)
                     raise FlowDefinitionError(
                         f"name '{input_name}' is not defined: it is not a step, an input or a variable.{hint}",

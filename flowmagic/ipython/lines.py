@@ -92,7 +92,7 @@ def _flow(magics: FlowMagics, command: str, args: list[str]) -> Flow:
     flow = user_ns.get(name)
     if isinstance(flow, Flow):
         return flow
-    flows = [k for k, v in user_ns.items() if isinstance(v, Flow)]
+    flows = [k for k, v in user_ns.items() if isinstance(v, Flow) and not k.startswith("_")]  # not IPython's _8
     if name in user_ns:
         raise UsageError(f"'{name}' is a {type(flow).__name__}, not a flow; flows here: {', '.join(flows) or 'none'}")
     hint = did_you_mean(name, flows)
