@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FlowError, FlowInterrupted, FlowSyntaxError
+from . import complete
 
 _HANDLED = (FlowError, FlowInterrupted)
 _saved: dict[int, tuple[tuple[type[BaseException], ...], Any]] = {}
@@ -30,6 +31,7 @@ def load(ipython: Any) -> None:
     from .magic import FlowMagics
 
     ipython.register_magics(FlowMagics)
+    complete.install(ipython)
     previous_types = tuple(ipython.custom_exceptions)
     previous_handler = ipython.CustomTB if previous_types else None
     _saved[id(ipython)] = (previous_types, previous_handler)
@@ -45,6 +47,7 @@ def load(ipython: Any) -> None:
 def unload(ipython: Any) -> None:
     from .magic import FlowMagics
 
+    complete.uninstall(ipython)
     manager = ipython.magics_manager
     instance = manager.registry.pop(FlowMagics.__name__, None)
     if instance is None:

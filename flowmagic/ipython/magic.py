@@ -24,7 +24,8 @@ from ..errors import FlowError, FlowFailed, FlowInterrupted, did_you_mean
 from ..flow.flow import Flow
 from ..flow.model import RunSettings
 from ..flow.variants import grid, parse_axes
-from .status import Text, TextStatus, progress_line, variants_line
+from .display import Display
+from .status import Text, TextStatus, variants_line
 
 
 @magics_class
@@ -170,6 +171,8 @@ class FlowMagics(Magics):
         ``--export flow.json`` (or ``.yaml``) also writes the flow as Agent Spec, for WayFlow
         and other runtimes, then runs it; ``--export flow.json --dry-run`` only writes it.
 
+        Tab completes options, subcommands, flow names and (after ``%flow rerun NAME``) steps.
+
         As a line magic, ``%flow COMMAND``:
 
             %flow rerun NAME STEP [STEP ...]   run STEP and what depends on it again, even if cached
@@ -248,9 +251,9 @@ class FlowMagics(Magics):
         from ..engine.runner import run_blocking
 
         in_kernel = getattr(self.shell, "kernel", None) is not None
-        show: _Display | None = None
+        show: Display | None = None
         try:
-            show = _Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
+            show = Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
             if background:
                 flow.session.start(execution, on_done=show.done)
                 return
@@ -367,47 +370,6 @@ def _export(flow: Flow, path: str, quiet: bool) -> None:
         raise UsageError(f"--export: cannot write {path!r}: {exc.strerror}") from None
     if not quiet:
         print(f"wrote {path} (Agent Spec {format}, {len(flow.steps)} steps)")
-
-
-class _Display:
-    """What a running cell shows: the live view in a kernel, else a text status; then the end."""
-
-    def __init__(self, view: Any = None, display_id: str | None = None, quiet: bool = False) -> None:
-        self.view = view
-        self.display_id = display_id
-        self.quiet = quiet
-
-    @classmethod
-    def choose(cls, execution: Any, flow: Flow, quiet: bool, live: bool, background: bool) -> _Display:
-        if quiet:
-            return cls(quiet=True)
-        if live:
-            from ..view.widget import FlowView  # ipywidgets loads on the first run, not at %load_ext
-
-            view = FlowView(execution.run, flow.shape)
-            execution.subscribe(view.watcher)
-            handle = display(view.mimebundle(), raw=True, display_id=True)
-            view.start()
-            return cls(view, handle.display_id if handle is not None else None)
-        if background:
-            handle = display(Text(f"flow '{flow.name}' starting..."), display_id=True)
-            display_id = handle.display_id if handle is not None else None
-            execution.subscribe(TextStatus(lambda: progress_line(execution.run), display_id, update_display))
-            return cls(None, display_id)
-        return cls()
-
-    def done(self, run: Any) -> None:
-        if self.quiet:
-            return
-        if self.view is not None:
-            self.view.finish()
-            update_display(self.view.mimebundle(), raw=True, display_id=self.display_id)
-            return
-        text = Text(run.summary())
-        if self.display_id is not None:
-            update_display(text, display_id=self.display_id)
-        else:
-            display(text)
 
 
 __all__ = ["FlowMagics"]

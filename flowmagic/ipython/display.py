@@ -1,0 +1,52 @@
+"""What a ``%%flow`` cell shows while its run goes on and when it ends: the live view in a
+kernel, a text status line for a background run in a terminal, else the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.display import display, update_display
+
+from ..flow.flow import Flow
+from .status import Text, TextStatus, progress_line
+
+
+class Display:
+    """What a running cell shows: the live view in a kernel, else a text status; then the end."""
+
+    def __init__(self, view: Any = None, display_id: str | None = None, quiet: bool = False) -> None:
+        self.view = view
+        self.display_id = display_id
+        self.quiet = quiet
+
+    @classmethod
+    def choose(cls, execution: Any, flow: Flow, quiet: bool, live: bool, background: bool) -> Display:
+        if quiet:
+            return cls(quiet=True)
+        if live:
+            from ..view.widget import FlowView  # ipywidgets loads on the first run, not at %load_ext
+
+            view = FlowView(execution.run, flow.shape)
+            execution.subscribe(view.watcher)
+            handle = display(view.mimebundle(), raw=True, display_id=True)
+            view.start()
+            return cls(view, handle.display_id if handle is not None else None)
+        if background:
+            handle = display(Text(f"flow '{flow.name}' starting..."), display_id=True)
+            display_id = handle.display_id if handle is not None else None
+            execution.subscribe(TextStatus(lambda: progress_line(execution.run), display_id, update_display))
+            return cls(None, display_id)
+        return cls()
+
+    def done(self, run: Any) -> None:
+        if self.quiet:
+            return
+        if self.view is not None:
+            self.view.finish()
+            update_display(self.view.mimebundle(), raw=True, display_id=self.display_id)
+            return
+        text = Text(run.summary())
+        if self.display_id is not None:
+            update_display(text, display_id=self.display_id)
+        else:
+            display(text)
