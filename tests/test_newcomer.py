@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from IPython.core.error import UsageError
 
 from flowmagic import Flow, FlowDefinitionError, __version__
@@ -50,3 +53,26 @@ def test_the_command_line_says_its_version_and_what_each_option_does() -> None:
         at = next(i for i, line in enumerate(lines) if line.strip().startswith(option))
         described = lines[at].split(option, 1)[1].split(maxsplit=1)[1:] or lines[at + 1].split()
         assert described, f"{option} has no help text:\n{text}"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readmes_export_example_runs_on_the_files_it_names(tmp_path: Path) -> None:
+    command = "flowmagic export examples/marketing.flow --tools examples/marketing_tools.py -o marketing.yaml"
+    assert command in (ROOT / "README.md").read_text()
+    out = tmp_path / "marketing.yaml"
+    args = [*command.split()[1:-1], str(out)]
+    subprocess.run([sys.executable, "-m", "flowmagic.cli", *args], cwd=ROOT, check=True, capture_output=True)
+    exported = yaml.safe_load(out.read_text())  # PyYAML comes with flowmagic itself
+    assert exported["component_type"] == "Flow" and exported["name"] == "marketing"
+
+
+def test_the_readmes_first_install_brings_a_notebook() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert 'pip install ".[notebook]"' in readme and "jupyter lab" in readme
+    project = (ROOT / "pyproject.toml").read_text()
+    notebook = re.search(r"^notebook = \[(.*?)^\]", project, re.S | re.M)
+    assert notebook is not None and '"jupyterlab' in notebook.group(1)
+    base = re.search(r"^dependencies = \[(.*?)^\]", project, re.S | re.M)
+    assert base is not None and '"pyyaml' in base.group(1)  # YAML export works after the plain install

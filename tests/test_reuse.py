@@ -233,3 +233,26 @@ def test_bare_cache_parses_and_a_wrong_argument_says_how_to_write_it() -> None:
     with pytest.raises(FlowDefinitionError, match=r"@cache reuses the step's value, @cache\(False\) never") as exc:
         Flow.from_source("@cache(1)\na = f(1)")
     assert exc.value.line == 1
+
+
+def test_a_method_of_a_steps_value_is_pure_only_if_it_is_a_str_method() -> None:
+    class Client:
+        def __init__(self) -> None:
+            self.pages = 0
+
+        def get(self, url: str) -> str:  # reads the network, as far as the cache can tell
+            self.pages += 1
+            return f"page {self.pages} of {url}"
+
+    flow = Flow.from_source(
+        'client = make()\npage = client.get("u")\nshort = page.upper()\nname = info.get("name")',
+        name="methods",
+        namespace={"make": Client, "info": {"name": "Ada"}},
+    )
+    ran(flow)
+    run, started = ran(flow)
+    assert started == {"client", "page"}  # short reads the same page (a new client each run)
+    assert run.steps["name"].cached  # a plain dict input's get() is a reading method
+    assert run.steps["page"].cache_note == (
+        "runs every time: it calls client.get() (@cache on the step, or @flowmagic.cacheable on it, reuses it)"
+    )

@@ -74,11 +74,12 @@ PURE_BUILTINS = frozenset(
 PURE_MODULES = frozenset(
     ["math", "cmath", "json", "re", "textwrap", "string", "statistics", "operator", "unicodedata", "html", "base64"]
 )
-#: Methods that read their object and return a new value: every public ``str`` method, and the
-#: reading methods of dicts, lists and pydantic models.
-PURE_METHODS = frozenset(n for n in dir(str) if not n.startswith("_")) | frozenset(
-    ["get", "keys", "values", "items", "copy", "count", "index", "model_dump", "model_dump_json"]
-)
+#: Methods that read their object and return a new value, on a value of unknown type (a step's,
+#: a loop variable): every public ``str`` method. Not ``get``: on a step's value that could be an
+#: HTTP client's, and a wrongly reused value costs more than a cheap expression run again.
+PURE_METHODS = frozenset(n for n in dir(str) if not n.startswith("_"))
+#: ... and on an input known to be a plain value (a dict, a list): its reading methods too.
+_READING = PURE_METHODS | frozenset(["get", "keys", "values", "items", "copy", "count", "index"])
 _VALUES = (str, bytes, int, float, complex, bool, tuple, frozenset, list, dict, set)
 
 
@@ -122,7 +123,7 @@ def _pure(callee: str, inputs: Mapping[str, Any]) -> bool:
     value = inputs[head]
     for i, attr in enumerate(attrs):
         if isinstance(value, _VALUES):
-            return i == len(attrs) - 1 and attr in PURE_METHODS
+            return i == len(attrs) - 1 and attr in _READING
         if not isinstance(value, types.ModuleType):
             return False  # an object's attribute could be a property: nothing is looked up on it
         value = getattr(value, attr, None)

@@ -131,7 +131,7 @@ def import_source(
 def _yaml() -> Any:
     try:
         import yaml
-    except ImportError:  # pragma: no cover - PyYAML is usually there, but not a dependency
+    except ImportError:  # pragma: no cover - a dependency of flowmagic; only a broken install lacks it
         raise AgentSpecError("Agent Spec YAML needs PyYAML: pip install pyyaml (or use JSON)") from None
     return yaml
 
