@@ -64,6 +64,12 @@ class FlowSyntaxError(SyntaxError, FlowError):
         """0-based column."""
         return (self.offset or 1) - 1
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback: the same form as a definition error's
+        where = f'File "{self.filename}", line {self.line}, column {self.col + 1}'
+        end = (self.end_offset or 0) - 1 if self.end_lineno == self.lineno else None
+        return [f"{type(self).__name__}: {self.msg}", f"  {where}", caret_lines(self.text or "", self.col, end)]
+
 
 class FlowDefinitionError(ValueError, FlowError):
     """The flow parses but cannot be run as written (unknown name, cycle, bad option...).

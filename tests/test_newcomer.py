@@ -76,3 +76,13 @@ def test_the_readmes_first_install_brings_a_notebook() -> None:
     assert notebook is not None and '"jupyterlab' in notebook.group(1)
     base = re.search(r"^dependencies = \[(.*?)^\]", project, re.S | re.M)
     assert base is not None and '"pyyaml' in base.group(1)  # YAML export works after the plain install
+
+
+def test_syntax_and_definition_errors_in_a_cell_share_one_form(shell: Any, capsys: Any) -> None:
+    shell.run_cell("%%flow broken\nx = 1\na = fetch_user(1\n")
+    shell.run_cell("%%flow broken\nx = 1\na = fetch_usr(x)\n")
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "FlowSyntaxError: '(' was never closed\n  File \"<flow>\", line 3, column 15\n" in out, out
+    assert "FlowDefinitionError: name 'fetch_usr' is not defined" in out
+    assert "  File \"<flow>\", line 3, column 5\n" in out
+    assert "Traceback" not in out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import FlowError, FlowInterrupted, FlowSyntaxError
+from ..errors import FlowError, FlowInterrupted
 from . import complete
 
 _HANDLED = (FlowError, FlowInterrupted)
@@ -17,12 +17,9 @@ _saved: dict[int, tuple[tuple[type[BaseException], ...], Any]] = {}
 
 
 def _show_flow_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
-    if isinstance(value, FlowSyntaxError):
-        stb = shell.SyntaxTB.structured_traceback(etype, value, [])
-    elif hasattr(value, "_render_traceback_"):
-        stb = value._render_traceback_()
-    else:
-        stb = [f"{etype.__name__}: {value}"]
+    # syntax and definition errors alike: the message, then line, column and a caret
+    render = getattr(value, "_render_traceback_", None)
+    stb = render() if render is not None else [f"{etype.__name__}: {value}"]
     shell._showtraceback(etype, value, stb)
     return list(stb)
 

@@ -1,14 +1,15 @@
-"""The timeline as text, for terminals: a lane per branch, a bar per step.
+"""The timeline as text, for terminals: a row per step (a map is one row), in the order the
+steps started, each labelled with its step.
 
     timeline of 1.28s: █ critical path, ▒ other steps
-    main        │██████         ████                    │
+    title       │██████                                 │
     song        │      ██████                           │
+    characters  │      ▒▒▒                              │
 """
 
 from __future__ import annotations
 
 from ..engine.record import Run
-from .timeline import lanes
 
 CRITICAL, OTHER = "█", "▒"
 
@@ -16,22 +17,20 @@ CRITICAL, OTHER = "█", "▒"
 def text_timeline(run: Run, width: int = 48) -> str:
     if run.started is None or run.finished is None:
         return ""
-    span = max(run.finished - run.started, 1e-9)
-    by_lane = lanes(run)
+    begun = run.started
+    span = max(run.finished - begun, 1e-9)
+    steps = sorted((r for r in run.top_steps if r.started is not None), key=lambda r: r.started or begun)
     critical = set(run.critical_path)
-    label = min(max((len(name) for name in by_lane), default=4), 24)
+    label = min(max((len(r.name) for r in steps), default=4), 24)
     lines = [f"timeline of {span:.2f}s: {CRITICAL} critical path, {OTHER} other steps"]
-    for lane, rows in by_lane.items():
-        for i, row in enumerate(rows):
-            cells = [" "] * width
-            for record in row:
-                start = (record.started or run.started) - run.started
-                end = (record.finished if record.finished is not None else run.finished) - run.started
-                first = min(width - 1, int(start / span * width))
-                last = max(first, min(width - 1, int(end / span * width - 1e-9)))
-                mark = CRITICAL if record.name in critical else OTHER
-                for cell in range(first, last + 1):
-                    cells[cell] = mark
-            name = lane[:label] if i == 0 else ""
-            lines.append(f"  {name:<{label}}  │{''.join(cells)}│")
+    for record in steps:
+        cells = [" "] * width
+        start = (record.started or begun) - begun
+        end = (record.finished if record.finished is not None else run.finished) - begun
+        first = min(width - 1, int(start / span * width))
+        last = max(first, min(width - 1, int(end / span * width - 1e-9)))
+        mark = CRITICAL if record.name in critical else OTHER
+        for cell in range(first, last + 1):
+            cells[cell] = mark
+        lines.append(f"  {record.name[:label]:<{label}}  │{''.join(cells)}│")
     return "\n".join(lines)
