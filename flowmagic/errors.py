@@ -184,6 +184,23 @@ class FlowFailed(FlowError):
         return [f"FlowFailed: {self.lines[0]}", *self.lines[1:]]
 
 
+class VariantsFailed(FlowFailed):
+    """A ``--grid`` cell some of whose variants failed or were cancelled: raised after the table
+    is shown and ``NAME.variants`` is set. ``run`` is the first such variant's run."""
+
+    def __init__(self, name: str, failed: list[tuple[str, Any]], total: int) -> None:
+        self.run = failed[0][1]
+        self.lines = [f"flow '{name}': {len(failed)} of {total} variants did not succeed; see {name}.variants"]
+        for label, run in failed[:5]:
+            bad = [r for r in run.steps.values() if r.status == "failed" and r.map is None]
+            error = bad[0].error if bad else None
+            why = f": {bad[0].name}: {type(error).__name__}: {error}" if bad and error is not None else ""
+            self.lines.append(f"  {label}: {run.status}{why}"[:200])
+        if len(failed) > 5:
+            self.lines.append(f"  ... and {len(failed) - 5} more")
+        FlowError.__init__(self, self.lines[0])
+
+
 class UnknownStepError(LookupError, FlowError):
     """A step name that is not in the flow, with the closest one suggested."""
 

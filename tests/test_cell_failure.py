@@ -95,3 +95,15 @@ def test_reading_a_failed_step_raises_its_error_from_its_line_in_the_cell(shell:
     assert "flowmagic" + os.sep not in shown and "Could not get source" not in shown, shown
     frames = traceback.extract_tb(result.error_in_exec.__traceback__)
     assert [f.filename for f in frames][-2] == "<flow broken>" and frames[-2].lineno == 4
+
+
+def test_a_grid_cell_with_a_failed_variant_fails_after_its_table(shell: Any, capsys: Any) -> None:
+    shell.user_ns["explode"] = explode
+    result = shell.run_cell("%%flow div --grid x=1,0\na = 6 * 7\nb = a // x if x else explode(a)\n")
+    assert isinstance(result.error_in_exec, FlowFailed)
+    variants = shell.user_ns["div"].variants
+    assert [run.status for run in variants] == ["succeeded", "failed"]  # the table came, NAME.variants is set
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "FlowFailed: flow 'div': 1 of 2 variants did not succeed; see div.variants" in out, out
+    assert "x=0: failed: b: RuntimeError: no answer for 42" in out and "Traceback" not in out
+    assert shell.run_cell("%%flow div --grid x=1,2\na = 6 * 7\nb = a // x\n").success

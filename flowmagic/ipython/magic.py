@@ -20,7 +20,7 @@ from traitlets import Enum, Int, TraitError, Unicode, observe, validate
 from ..engine.cache import default_cache
 from ..engine.cache_secret import MIN_LENGTH
 from ..engine.history import default_history
-from ..errors import FlowError, FlowFailed, FlowInterrupted, did_you_mean
+from ..errors import FlowError, FlowFailed, FlowInterrupted, VariantsFailed, did_you_mean
 from ..flow.flow import Flow
 from ..flow.model import RunSettings
 from ..flow.variants import grid, parse_axes
@@ -166,7 +166,8 @@ class FlowMagics(Magics):
         (also with ``--dry-run``), and a ``--background`` run still going is cancelled first.
 
         A run that fails or is cancelled fails the cell (``FlowFailed``, in short) once its view
-        is drawn and ``NAME.last`` is set; tag a cell ``raises-exception`` to show a failure.
+        is drawn and ``NAME.last`` is set (with ``--grid``: once a variant did, after the table);
+        tag a cell ``raises-exception`` to show a failure.
 
         ``--export flow.json`` (or ``.yaml``) also writes the flow as Agent Spec, for WayFlow
         and other runtimes, then runs it; ``--export flow.json --dry-run`` only writes it.
@@ -203,6 +204,7 @@ class FlowMagics(Magics):
                 _export(flow, args.export, quiet=args.quiet)
             if args.grid and not args.dry_run:
                 user_ns[name] = self._run_grid(flow, args)
+                _fail_if_a_variant_did(flow)
                 return None
             if args.dry_run:
                 user_ns[name] = flow  # inputs need not exist yet: a dry run only draws
@@ -304,6 +306,16 @@ class FlowMagics(Magics):
             "cache_calls": args.cache_calls,
             "executor": executor,
         }
+
+
+def _fail_if_a_variant_did(flow: Flow) -> None:
+    """A ``--grid`` cell fails, after its table, when a variant failed, as a single run's would."""
+    variants = flow.variants
+    assert variants is not None
+    pairs = zip(variants.labels, variants.runs, strict=True)
+    failed = [(label, run) for label, run in pairs if run.status != "succeeded"]
+    if failed:
+        raise VariantsFailed(flow.name, failed, len(variants.runs))
 
 
 def _carry_on(flow: Flow, earlier: Any, quiet: bool) -> None:
