@@ -16,19 +16,15 @@ from flowmagic import Flow
 from flowmagic.view.detail import step_html
 from flowmagic.view.picture import run_html
 
-README_FLOW = '''
-title      = llm("What is a good title of a movie about {topic}?")
-song       = llm("A song title for the soundtrack of a movie called {title}?")
-characters = llm("Two main characters for a movie called {title}?")
-lyrics     = llm("Lyrics of a song called {song}. The main characters are {characters}")
-reviews    = [llm("Your opinion on this song: {lyrics}", system="You are music critic #{i}")
-              for i in range(5)]
-'''
+ROOT = Path(__file__).resolve().parent.parent
+#: the "30 seconds" flow of README.md, as the CLI example ships it
+SOUNDTRACK = ROOT / "examples" / "soundtrack.flow"
 
 
 def main() -> None:
     os.environ.setdefault("FLOWMAGIC_OFFLINE_LATENCY", "0.2")
-    run = Flow.from_source(README_FLOW, name="soundtrack", model="offline", cache=False).run(topic="space cats")
+    flow = Flow.from_source(SOUNDTRACK.read_text(), name="soundtrack", model="offline", cache=False)
+    run = flow.run(topic="space cats")
     assert run.status == "succeeded", run.summary()
     page = f"<html><body style='margin:12px;font-family:sans-serif;background:white'>{run_html(run)}"
     page += f"<h4 style='margin:16px 0 4px'>step reviews[2]</h4>{step_html(run, 'reviews[2]')}</body></html>"

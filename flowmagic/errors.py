@@ -173,15 +173,20 @@ class FlowFailed(FlowError):
         why = f" ({run.reason})" if getattr(run, "reason", None) else ""
         self.lines = [f"flow '{run.flow}' {run.status}{why}: {told}; {kept}"]
         for record in failed[:5]:
-            error = record.error
-            text = f"{type(error).__name__}: {error}" if error is not None else "failed"
-            self.lines.append(f"  {record.name}: {text.splitlines()[0] if text else text}"[:200])
+            self.lines.append(f"  {_step_error(record)}"[:200])
         if len(failed) > 5:
             self.lines.append(f"  ... and {len(failed) - 5} more")
         super().__init__(self.lines[0])
 
     def _render_traceback_(self) -> list[str]:
         return [f"FlowFailed: {self.lines[0]}", *self.lines[1:]]
+
+
+def _step_error(record: Any) -> str:
+    """A failed step in one line: ``b: RuntimeError: no answer for 42``."""
+    error = record.error
+    text = f"{type(error).__name__}: {error}" if error is not None else "failed"
+    return f"{record.name}: {text.splitlines()[0]}"
 
 
 class VariantsFailed(FlowFailed):
@@ -193,8 +198,7 @@ class VariantsFailed(FlowFailed):
         self.lines = [f"flow '{name}': {len(failed)} of {total} variants did not succeed; see {name}.variants"]
         for label, run in failed[:5]:
             bad = [r for r in run.steps.values() if r.status == "failed" and r.map is None]
-            error = bad[0].error if bad else None
-            why = f": {bad[0].name}: {type(error).__name__}: {error}" if bad and error is not None else ""
+            why = f": {_step_error(bad[0])}" if bad else ""
             self.lines.append(f"  {label}: {run.status}{why}"[:200])
         if len(failed) > 5:
             self.lines.append(f"  ... and {len(failed) - 5} more")

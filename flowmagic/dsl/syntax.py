@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, Union
@@ -86,11 +87,16 @@ class IfNode:
     options: list[Option] = field(default_factory=list)
 
 
+def nested(code: CodeType, change: Callable[[CodeType], CodeType]) -> CodeType:
+    """``change`` applied to ``code`` and to every code object inside it (comprehensions, lambdas)."""
+    consts = tuple(nested(c, change) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return change(code.replace(co_consts=consts))
+
+
 def at_line(code: CodeType, line: int) -> CodeType:
     """``code`` compiled from a statement's own text, numbered as the flow's lines from ``line``
     (its first), nested code included: a traceback then names the step's line in the cell."""
-    consts = tuple(at_line(c, line) if isinstance(c, CodeType) else c for c in code.co_consts)
-    return code.replace(co_firstlineno=code.co_firstlineno + line - 1, co_consts=consts)
+    return nested(code, lambda c: c.replace(co_firstlineno=c.co_firstlineno + line - 1))
 
 
 class Span:

@@ -64,34 +64,42 @@ def step_keys(
             out.parts[step_name] = None
             continue
         why = not_reused(step, compiled, inputs, cache_calls)
-        # a step in an if block's arm is named after its line (reply@7): its key is not, so a line
-        # added above it changes nothing; what it computes and reads is all that counts
-        parts = [VERSION, name, _unlined(step_name), step.kind, _normal(step.source)]
-        if step.kind == "llm" or "llm" in compiled.reads:
-            parts += ["llm", llm_settings]
-        reads: list[str] = []
-        for read in compiled.reads:
-            if why:
-                break
-            if read == "llm":
-                continue
-            unit = compiled.unit_of(read)
-            if unit in steps:
-                reads.append(unit)
-            elif read in flow.groups and flow.groups[read].named:
-                reads.extend(flow.groups[read].members)
-            else:
-                value_print = out.inputs.get(read)
-                if value_print is None:
-                    why = unprintable.get(read, f"not cached: input '{read}' is unknown")
-                parts += ["input", read, value_print or ""]
-        if why:
+        if why is None:
+            why = _parts(out, step_name, name, flow, llm_settings, unprintable)
+        if why is not None:
             out.parts[step_name] = None
             out.reasons[step_name] = why
-        else:
-            out.parts[step_name] = tuple(parts)
-            out.reads[step_name] = tuple(reads)
     return out
+
+
+def _parts(
+    out: Keys, step_name: str, name: str, flow: CompiledFlow, llm_settings: str, unprintable: dict[str, str]
+) -> str | None:
+    """Fill in what the key of a step the policy lets be reused is made of; or say why it has none
+    (an input it reads cannot be fingerprinted)."""
+    step, compiled = flow.steps[step_name], flow.code[step_name]
+    # a step in an if block's arm is named after its line (reply@7): its key is not, so a line
+    # added above it changes nothing; what it computes and reads is all that counts
+    parts = [VERSION, name, _unlined(step_name), step.kind, _normal(step.source)]
+    if step.kind == "llm" or "llm" in compiled.reads:
+        parts += ["llm", llm_settings]
+    reads: list[str] = []
+    for read in compiled.reads:
+        if read == "llm":
+            continue
+        unit = compiled.unit_of(read)
+        if unit in flow.steps:
+            reads.append(unit)
+        elif read in flow.groups and flow.groups[read].named:
+            reads.extend(flow.groups[read].members)
+        else:
+            value_print = out.inputs.get(read)
+            if value_print is None:
+                return unprintable.get(read, f"not cached: input '{read}' is unknown")
+            parts += ["input", read, value_print]
+    out.parts[step_name] = tuple(parts)
+    out.reads[step_name] = tuple(reads)
+    return None
 
 
 def key_of(parts: tuple[str, ...], prints: list[str]) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import CodeType
 
-from ..dsl.syntax import Pos
+from ..dsl.syntax import Pos, nested
 from .model import Group, Step
 from .shape import Cluster
 
@@ -38,8 +38,7 @@ class CompiledStep:
 
 
 def _renamed(code: CodeType, filename: str) -> CodeType:
-    consts = tuple(_renamed(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
-    return code.replace(co_filename=filename, co_consts=consts)
+    return nested(code, lambda c: c.replace(co_filename=filename))
 
 
 def _code_renamed(code: Code | None, filename: str) -> Code | None:

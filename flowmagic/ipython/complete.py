@@ -15,7 +15,7 @@ from typing import Any
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, context_matcher
 
 from ..flow.flow import Flow
-from .lines import COMMANDS, SETTINGS
+from .lines import COMMANDS, SETTINGS, flow_names
 
 
 def install(shell: Any) -> None:
@@ -76,4 +76,4 @@ class _Matcher:
         return []
 
     def flows(self) -> list[str]:
-        return sorted(k for k, v in self.shell.user_ns.items() if isinstance(v, Flow) and not k.startswith("_"))
+        return sorted(flow_names(self.shell.user_ns))

@@ -83,6 +83,11 @@ def _usage(command: str, problem: str) -> UsageError:
     return UsageError(f"{problem}\nusage: {USAGE[command]}  ({HELP[command]})")
 
 
+def flow_names(user_ns: dict[str, Any]) -> list[str]:
+    """The names the notebook's flows are bound to (not IPython's numbered outputs, ``_8``)."""
+    return [k for k, v in user_ns.items() if isinstance(v, Flow) and not k.startswith("_")]
+
+
 def _flow(magics: FlowMagics, command: str, args: list[str]) -> Flow:
     if not args:
         raise _usage(command, f"%flow {command} needs the name of a flow")
@@ -92,7 +97,7 @@ def _flow(magics: FlowMagics, command: str, args: list[str]) -> Flow:
     flow = user_ns.get(name)
     if isinstance(flow, Flow):
         return flow
-    flows = [k for k, v in user_ns.items() if isinstance(v, Flow) and not k.startswith("_")]  # not IPython's _8
+    flows = flow_names(user_ns)
     if name in user_ns:
         raise UsageError(f"'{name}' is a {type(flow).__name__}, not a flow; flows here: {', '.join(flows) or 'none'}")
     hint = did_you_mean(name, flows)
