@@ -229,6 +229,11 @@ def test_a_step_queued_on_the_cluster_is_timed_from_when_a_worker_began_it(local
         running += change
         peak = max(peak, running)
     assert peak == workers, f"{peak} steps recorded as running at once on {workers} workers"
+    # the wait for a worker is recorded apart: a step that queued waited at least one step's run
+    waits = [r.waited for r in run.steps.values()]
+    assert all(w is not None and w >= 0 for w in waits), waits
+    assert max(waits) >= min(r.duration or 0 for r in run.steps.values()), waits  # type: ignore[type-var]
+    assert "for a worker" in run.summary()
 
 
 def test_an_input_that_cannot_be_pickled_fails_its_step_before_anything_is_sent(local: Any, tmp_path: Path) -> None:
@@ -275,6 +280,19 @@ def test_cancel_stops_the_step_on_the_cluster(local: Any, tmp_path: Path) -> Non
         assert run.steps["first"].status == "succeeded" and run["first"] in worker_pids(local)
         held = eventually(lambda: not keys_held(local, "sleeper-"), 5) or keys_held(local, "sleeper-")
         assert held is True, f"the scheduler still holds {held}"
+        # the worker that ran it is restarted (a new process), so it is free though the step would sleep on
+        busy = int(started.read_text())
+
+        def restarted() -> bool:
+            try:
+                pids = worker_pids(local)
+            except Exception:  # a worker going down while asked
+                return False
+            return busy not in pids and len(pids) >= 2
+
+        assert eventually(restarted, 60), "the worker running the cancelled step was not restarted"
+        after = cluster_flow("\n".join(f"p{i} = pid()" for i in range(4)), "after").run()
+        assert after.status == "succeeded" and {after[f"p{i}"] for i in range(4)} <= set(worker_pids(local))
     finally:
         # a worker thread cannot be stopped: let the step return, so the worker is free for other tests
         stop.touch()

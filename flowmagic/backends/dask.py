@@ -9,12 +9,15 @@ is already running. Either way the client stays open, so its dashboard does too
 Each step is one Dask task: :func:`flowmagic.engine.remote.evaluate` on the
 step's payload (a batch sends its rows by the chunk instead). Dask runs a task
 again when its worker dies, up to ``distributed.scheduler.allowed-failures``
-times; then the step fails with ``KilledWorker``.
+times; then the step fails with ``KilledWorker``. A step cancelled or timed out
+while a worker runs it has that worker restarted, so the next steps find it free;
+the step's record says how long it waited for a worker (``waited``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import socket
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 _lock = threading.Lock()
+_restarting = threading.Lock()  # one restart at a time
 _connected: dict[str, DaskRemote] = {}
 
 
@@ -72,9 +76,24 @@ class DaskRemote:
         return done
 
     def cancel(self, futures: list[concurrent.futures.Future[Any]]) -> None:
+        """Cancel tasks; a worker already running one is restarted (Dask cannot stop a running
+        task's thread, and a CPU-bound step would keep the worker from every later step)."""
         tasks = [f.task for f in futures if isinstance(f, _Sent) and not f.done()]
-        if tasks:  # each cancelled task's settle() then ends its future with the cancel
-            self.client.cancel(tasks, asynchronous=False)
+        if not tasks:
+            return
+        keys = {task.key for task in tasks}
+        try:
+            busy = [worker for worker, running in self.client.processing().items() if keys & set(running)]
+        except Exception:  # the scheduler is gone: nothing is running there either
+            busy = []
+        self.client.cancel(tasks, asynchronous=False)  # each task's settle() then ends its future
+        if busy:
+            threading.Thread(target=self._restart, args=(busy,), name="flowmagic-dask-restart", daemon=True).start()
+
+    def _restart(self, workers: list[str]) -> None:
+        """Restart ``workers`` (through their nannies); a worker without one stays busy until its step returns."""
+        with _restarting, contextlib.suppress(Exception):
+            self.client.restart_workers(workers, timeout=60, raise_for_error=False)
 
     def close(self) -> None:
         cluster = getattr(self.client, "cluster", None)
@@ -97,9 +116,7 @@ def _start(executor: str) -> DaskRemote:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ImportError(
-            f"--executor {executor} needs Dask distributed: pip install 'flowmagic[dask]'"
-        ) from None
+        raise ImportError(f"--executor {executor} needs Dask distributed: pip install 'flowmagic[dask]'") from None
     if executor == "dask":
         with warnings.catch_warnings():  # another kernel may take :8787 after the check: Dask then picks a port
             warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..flow.model import RunSettings
 from ..llm.registry import resolve_model
 from . import events as ev
 from .cache import StepCache
+from .capture import Printed
 from .elements import Elements, Pull
 from .evaluate import namespace, place
 from .journal import Journal
@@ -139,6 +141,8 @@ class Book:
         self.on_threads: set[Unit] = set()  # units whose code runs on a worker thread now
         self._phase = "new"  # then "running", then "ended" (RUN_FINISHED recorded)
         self.ended = threading.Event()  # set once RUN_FINISHED is recorded and delivered
+        self.on_end: list[Callable[[Run], None]] = []  # called once it is set (quick: the history's)
+        self.printed = Printed(self.run, self._record_name)  # what its steps print (see .capture)
         self._pool_waits = 0  # the pool's count of waits when the run started
         # wait() runs on the loop (a task, a timer or observers need it): it ends the run
         self.waiting = False
@@ -253,7 +257,7 @@ class Book:
                     self.places.soon(resolve, self._done)
                 else:  # no task, no timer, no observer: the run ends where its last step finished
                     self._end()
-                    self.ended.set()
+                    self._over()
         return starts
 
     def _label(self, unit: Unit) -> tuple[str, dict[str, Any] | None]:
@@ -334,6 +338,19 @@ class Book:
             "pool_waits": waits,  # units that waited for a thread: the pool was at its cap
         }
         self._record(ev.RUN_FINISHED, detail=detail)
+
+    def _record_name(self, unit: Unit) -> str:
+        return self.elements[unit[0]].label(unit[1]) if type(unit) is tuple else unit  # type: ignore[return-value]
+
+    def _over(self) -> None:
+        """Once the run's last event is delivered: say so to who waits, then to ``on_end``."""
+        self.printed.close()
+        self.ended.set()
+        for callback in self.on_end:
+            try:
+                callback(self.run)
+            except Exception as exc:  # a broken callback never breaks the run
+                warnings.warn(f"flowmagic: after run '{self.name}': {type(exc).__name__}: {exc}", stacklevel=1)
 
     def _blocking_llm(self, label: str, info: dict[str, Any]) -> Any:
         """``llm`` for code that runs on a worker thread (the driver's: it knows the loop)."""

@@ -85,6 +85,11 @@ class StepCache:
         """Where the secret in use comes from (never the secret)."""
         return describe(self._secret)
 
+    def disk_secret(self) -> Secret:
+        """The secret that authenticates the files in :attr:`directory` (raises :class:`NoSecret`)."""
+        assert self.directory is not None
+        return resolve(self._secret, self.directory)
+
     @property
     def bytes(self) -> int:
         """The estimated bytes of the values in memory."""
@@ -101,8 +106,8 @@ class StepCache:
         if self.directory is None or not _NAME.fullmatch(key):
             return _MISS
         try:
-            data = _read_file(self._path(key))
-            secret = resolve(self._secret, self.directory)
+            data = read_regular(self._path(key))
+            secret = self.disk_secret()
         except (OSError, NoSecret):
             return _MISS
         # the MAC first: nothing of a file the secret's holders did not write is decoded
@@ -134,7 +139,7 @@ class StepCache:
         if not _NAME.fullmatch(key):
             return f"kept in memory only: the key {key!r} cannot name a file"
         try:
-            secret = resolve(self._secret, self.directory)
+            secret = self.disk_secret()
         except NoSecret as exc:
             return f"kept in memory only: no cache secret ({exc})"
         try:
@@ -200,12 +205,16 @@ class StepCache:
         return f"StepCache({len(self)} values, {held}{where})"
 
 
-def _read_file(path: Path) -> bytes:
-    """A regular file's bytes; a pipe or device planted under an entry's name raises at once, never blocks."""
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """A regular file's bytes; a pipe or device planted under an entry's name raises at once, never
+    blocks; a file over ``limit`` bytes raises before it is read."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(f"{path} is not a regular file")
+        if limit is not None and info.st_size > limit:
+            raise OSError(f"{path} is over {limit} bytes")
         return file.read()
 
 

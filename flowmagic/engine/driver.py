@@ -30,6 +30,7 @@ from typing import Any
 from ..flow.compiled import Code
 from ..llm.call import LLMCall, deferred_llm
 from ..llm.call import call as call_llm
+from . import capture
 from . import events as ev
 from .attempts import attempts
 from .attempts import evaluate as evaluate_code
@@ -76,6 +77,7 @@ class Execution(Book):
             if self._phase != "new":
                 return False
             self._phase = "running"
+            capture.install()
             self.waiting = waiting or self.settings.timeout is not None or bool(self.observers)
             if self._threads and self.places.pool is None:
                 self.places.pool = shared_pool()
@@ -135,7 +137,7 @@ class Execution(Book):
                 ended_here = False
         if ended_here:
             self.journal.deliver()  # no loop will: the observers hear of it here
-            self.ended.set()
+            self._over()
 
     def end_now(self) -> None:
         """End the run here and now if it has not ended (a cancel whose tasks did not settle in time)."""
@@ -144,7 +146,7 @@ class Execution(Book):
                 return
             self._end()
         self.journal.deliver()
-        self.ended.set()
+        self._over()
 
     async def _quiesce(self) -> None:
         """Wait for this run's tasks (cancelled ones included), then end the run."""
@@ -153,7 +155,7 @@ class Execution(Book):
         with self._lock:
             self._end()
         self.journal.deliver()
-        self.ended.set()
+        self._over()
 
     def _check_sendable(self) -> list[Unit]:
         error = unsendable(self.flow, self.inputs, self.async_callees)
@@ -290,7 +292,11 @@ class Execution(Book):
                         return
                 job.info["thread"] = True
             try:
-                value = eval(job.code, job.ns)  # type: ignore[arg-type]
+                token = capture.enter(self.printed, unit)
+                try:
+                    value = eval(job.code, job.ns)  # type: ignore[arg-type]
+                finally:
+                    capture.leave(token)
             except BaseException as exc:  # even SystemExit: it is the step's error, not the run's
                 if here and isinstance(exc, KeyboardInterrupt):
                     with self._lock:
@@ -353,6 +359,7 @@ class Execution(Book):
                 self.on_threads.add(unit)
                 self.places.on_pool(self._thread_jobs, job)
                 return None
+        token = capture.enter(self.printed, unit)
         try:
             if job.awaitable is not None:  # it began on a thread
                 value = await job.awaitable
@@ -375,6 +382,8 @@ class Execution(Book):
             starts = self._report(unit, FAILED, exc, job.info, LOOP)
         else:
             starts = self._finished(unit, value, job.info, LOOP)
+        finally:
+            capture.leave(token)
         return self._dispatch(starts, keep=LOOP)
 
     async def _attempt(self, job: Job) -> Any:

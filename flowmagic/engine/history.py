@@ -8,6 +8,11 @@ runs add up to more than ``max_bytes`` (an estimate, see :mod:`.sizes`). A run
 is measured when the next one starts, so the budget is checked against runs
 that are over. The latest run of each flow always stays: its ``Flow`` object
 holds it as ``flow.last`` anyway.
+
+With an :class:`~.archive.Archive` (the default one keeps runs beside an on-disk step
+cache), each run is also written to disk once it is over, and the first time a flow
+is named its runs on disk come back, so its numbering and "what changed" go on
+across kernel restarts.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..flow import present
+from .archive import Archive, beside
+from .cache import default_cache
 from .record import Run
 from .sizes import size_of
 
@@ -38,8 +45,10 @@ class Entry:
 class History:
     """The last ``size`` runs of each flow, by flow name, within ``max_bytes``; safe to use from any thread."""
 
-    def __init__(self, size: int = 20, max_bytes: int = MEMORY) -> None:
+    def __init__(self, size: int = 20, max_bytes: int = MEMORY, archive: Archive | None = None) -> None:
         self.size = size
+        self.archive = archive
+        self._restored: set[tuple[str, object]] = set()  # (flow, where) whose runs on disk were read
         self._max_bytes = max_bytes
         self._entries: dict[str, list[Entry]] = {}
         self._counts: dict[str, int] = {}
@@ -68,6 +77,7 @@ class History:
     def add(self, name: str, run: Run) -> int:
         """Keep ``run`` as the latest of flow ``name``; return its number."""
         with self._lock:
+            self._restore(name)
             number = self._counts[name] = self._counts.get(name, 0) + 1
             entry = Entry(number, run)
             self._entries.setdefault(name, []).append(entry)
@@ -79,7 +89,28 @@ class History:
 
     def entries(self, name: str) -> list[Entry]:
         with self._lock:
+            self._restore(name)
             return list(self._entries.get(name, ()))
+
+    def over(self, name: str, number: int, run: Run) -> None:
+        """Run ``number`` of ``name`` is over: keep it on disk too, if there is an archive."""
+        if self.archive is not None:
+            self.archive.save(name, number, run)
+
+    def _restore(self, name: str) -> None:
+        """Under the lock: the first time ``name`` is met with an archive in place, the runs it
+        keeps (only while this kernel has no run of that flow: their numbers go first)."""
+        if self.archive is None or name in self._entries:
+            return
+        where = self.archive.place()
+        if where is None or (name, where[0]) in self._restored:
+            return
+        self._restored.add((name, where[0]))
+        for number, run in self.archive.load(name)[-self.size :]:
+            entry = Entry(number, run)
+            self._entries.setdefault(name, []).append(entry)
+            self._order.append((name, entry))
+            self._counts[name] = number
 
     def get(self, name: str, number: int) -> Run:
         """Run ``number`` of flow ``name``; a negative number counts back from the latest (-1)."""
@@ -99,7 +130,8 @@ class History:
             return list(self._entries)
 
     def clear(self) -> None:
-        """Forget every run (and so let go of their outputs) and restart the numbering."""
+        """Forget every run in memory (and so let go of their outputs) and restart the numbering
+        (runs on disk stay, but are not read again: delete ``cache_dir/history`` to drop them)."""
         with self._lock:
             self._entries.clear()
             self._counts.clear()
@@ -140,8 +172,8 @@ class History:
         self._known -= self._sizes.pop(id(entry), 0)
 
 
-#: Where every run is recorded.
-default_history = History()
+#: Where every run is recorded; kept on disk beside the step cache when it has a directory.
+default_history = History(archive=Archive(beside(default_cache)))
 
 
 def changes(before: Run, after: Run) -> list[str]:
@@ -219,8 +251,7 @@ class HistoryTable:
         table = [self.HEADER, *self.cells()]
         widths = [max(len(row[i]) for row in table) for i in range(len(self.HEADER) - 1)]
         return "\n".join(
-            "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
-            for row in table
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in table
         )
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:

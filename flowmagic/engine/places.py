@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import threading
 import uuid
 from collections.abc import Callable
@@ -69,7 +70,8 @@ class Places:
             except BaseException as exc:
                 result.set_exception(exc)
             return result
-        work = self.pool.submit(fn, *args)
+        # in the caller's context, as asyncio.to_thread does: what a step prints stays its own
+        work = self.pool.submit(contextvars.copy_context().run, fn, *args)
         self.out.add(work)  # a cancelled step leaves its thread running (abandoned)
         work.add_done_callback(lambda done: self.soon(self._back, result, done))
         return result

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ..flow.shape import Shape
 
 
-
 #: What a step's cache key was made of: its definition and inputs, then each value it read by name
 #: with that value's fingerprint.
 KeyParts = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
@@ -46,6 +45,9 @@ class StepRecord:
     error: BaseException | None = None
     reason: str | None = None  # why it was skipped or cancelled
     llm: dict[str, Any] | None = None  # prompt, system, model, answer (so far), offline, tokens, cost
+    waited: float | None = None  # seconds on a cluster before a worker began it (not in its duration)
+    stdout: str | None = None  # what the step printed (see :mod:`.capture`)
+    stderr: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -72,6 +74,9 @@ class StepRecord:
             "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             "reason": self.reason,
             "llm": self.llm,
+            "waited": self.waited,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
         }
 
 
@@ -274,6 +279,7 @@ class Recorder:
                 elif "ran" in extra:  # when a cluster worker ran it: not its wait for a free one
                     began, ended = extra["ran"]
                     if record.started is not None and record.started <= began <= ended <= event.time:
+                        record.waited = began - record.started
                         record.started, record.finished = began, ended
         else:
             self._other(event, record)

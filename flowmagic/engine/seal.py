@@ -27,14 +27,20 @@ _TAG = hashlib.sha256().digest_size
 _HEAD = len(MAGIC) + _TAG + 1
 
 
-def header(secret: bytes, key: str, kind: bytes, payload: bytes) -> bytes:
+#: What a file is for: the secret derives one MAC key per purpose, so a file made for one is
+#: never accepted as the other.
+CACHE = b"flowmagic step cache"
+HISTORY = b"flowmagic run history"
+
+
+def header(secret: bytes, key: str, kind: bytes, payload: bytes, purpose: bytes = CACHE) -> bytes:
     """What goes before ``payload`` in the file of entry ``key``."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
-    return MAGIC + _tag(secret, key, kind, payload) + kind
+    return MAGIC + _tag(secret, key, kind, payload, purpose) + kind
 
 
-def unseal(secret: bytes, key: str, data: bytes) -> tuple[bytes, memoryview] | None:
+def unseal(secret: bytes, key: str, data: bytes, purpose: bytes = CACHE) -> tuple[bytes, memoryview] | None:
     """The kind and payload of a file that ``secret``'s holder wrote for ``key``; None for any other file."""
     if len(data) < _HEAD or not data.startswith(MAGIC):
         return None
@@ -42,14 +48,13 @@ def unseal(secret: bytes, key: str, data: bytes) -> tuple[bytes, memoryview] | N
     tag = view[len(MAGIC) : len(MAGIC) + _TAG]
     kind = bytes(view[_HEAD - 1 : _HEAD])
     payload = view[_HEAD:]
-    if kind not in KINDS or not hmac.compare_digest(tag, _tag(secret, key, kind, payload)):
+    if kind not in KINDS or not hmac.compare_digest(tag, _tag(secret, key, kind, payload, purpose)):
         return None
     return kind, payload
 
 
-def _tag(secret: bytes, key: str, kind: bytes, payload: bytes | memoryview) -> bytes:
-    # a key of its own: the secret may one day authenticate something else too
-    derived = hmac.digest(secret, b"flowmagic step cache", "sha256")
+def _tag(secret: bytes, key: str, kind: bytes, payload: bytes | memoryview, purpose: bytes) -> bytes:
+    derived = hmac.digest(secret, purpose, "sha256")  # a key of its own for each purpose
     mac = hmac.new(derived, MAGIC, "sha256")
     name = key.encode("utf-8")
     mac.update(len(name).to_bytes(4, "big") + name)

@@ -7,6 +7,7 @@ last batch. ``Flow.run``, ``Flow.start``, ``Flow.map`` and ``Flow.batch`` are it
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,8 @@ class Session:
         )
         execution.run.shape = flow.shape
         self.last = execution.run
-        default_history.add(flow.name, execution.run)
+        number = default_history.add(flow.name, execution.run)
+        execution.on_end.append(functools.partial(default_history.over, flow.name, number))
         return execution
 
     def run(self, inputs: Mapping[str, Any], rerun: Sequence[str] = ()) -> Run:

@@ -72,6 +72,8 @@ def summary(run: Run) -> str:
             note = "cached"
         if r.attempts > 1:
             note = (note + f" after {r.attempts} attempts").strip()
+        if r.waited is not None and r.waited >= 0.05:
+            note = (note + f" (waited {r.waited:.2f}s for a worker)").strip()
         if r.name in elements:
             items = elements[r.name]
             ok = sum(1 for e in items if e.status == "succeeded")
@@ -97,7 +99,7 @@ def summary(run: Run) -> str:
         lines.append(spent)
     if run.abandoned_threads:
         n = run.abandoned_threads
-        plural = 's' if n != 1 else ''
+        plural = "s" if n != 1 else ""
         lines.append(f"{n} thread{plural} left to finish steps the run let go (threads cannot be stopped)")
     if run.pool_waits:
         lines.append(

@@ -3,6 +3,8 @@ kernel, a text status line for a background run in a terminal, else the summary.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from IPython.display import display, update_display
@@ -50,3 +52,41 @@ class Display:
             update_display(text, display_id=self.display_id)
         else:
             display(text)
+
+
+class PrintedBlock:
+    """What the steps of a background run print, under its own cell: one display, made when the
+    cell runs and updated a few times a second as text comes (the cell running then may be
+    another). Each step's own text is in its record and its detail too."""
+
+    INTERVAL = 0.2
+    SHOWN = 20_000  # the last characters shown; the records keep more
+
+    def __init__(self) -> None:
+        self.text = ""
+        handle = display(Text(""), display_id=True)
+        self.display_id = handle.display_id if handle is not None else None
+        self._sent = 0.0
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, label: str, stream: str, text: str) -> None:
+        with self._lock:
+            self.text = (self.text + text)[-self.SHOWN :]
+            wait = self.INTERVAL - (time.monotonic() - self._sent)
+            if self._timer is not None:
+                return  # a send is due: it takes this text too
+            if wait > 0:
+                self._timer = threading.Timer(wait, self.send)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+        self.send()
+
+    def send(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._sent = time.monotonic()
+            text = self.text
+        if self.display_id is not None:
+            update_display(Text(text), display_id=self.display_id)

@@ -24,7 +24,7 @@ from ..errors import FlowError, FlowFailed, FlowInterrupted, VariantsFailed, did
 from ..flow.flow import Flow
 from ..flow.model import RunSettings
 from ..flow.variants import grid, parse_axes
-from .display import Display
+from .display import Display, PrintedBlock
 from .status import Text, TextStatus, variants_line
 
 
@@ -164,6 +164,10 @@ class FlowMagics(Magics):
 
         Running a cell that defines NAME again edits the same flow: ``NAME.last`` carries on
         (also with ``--dry-run``), and a ``--background`` run still going is cancelled first.
+        With ``FlowMagics.cache_dir`` set, the history is kept there and survives a restart.
+
+        What a step prints goes under its own cell (a ``--background`` run's, in a block that
+        updates) and into its record: ``NAME.last.steps["x"].stdout``, and the step's detail.
 
         A run that fails or is cancelled fails the cell (``FlowFailed``, in short) once its view
         is drawn and ``NAME.last`` is set (with ``--grid``: once a variant did, after the table);
@@ -256,7 +260,8 @@ class FlowMagics(Magics):
         show: Display | None = None
         try:
             show = Display.choose(execution, flow, quiet=quiet, live=in_kernel, background=background)
-            if background:
+            if background:  # what its steps print goes under this cell, whichever cell runs then
+                execution.printed.forward = PrintedBlock()
                 flow.session.start(execution, on_done=show.done)
                 return
             run = run_blocking(execution)
@@ -324,8 +329,10 @@ def _carry_on(flow: Flow, earlier: Any, quiet: bool) -> None:
     if not isinstance(earlier, Flow) or earlier.name != flow.name:
         return
     if earlier.cancel() and not quiet:
-        print(f"cancelled the background run of '{flow.name}' that was still going; what it finished stays in "
-              f"%flow history {flow.name}")
+        print(
+            f"cancelled the background run of '{flow.name}' that was still going; what it finished stays in "
+            f"%flow history {flow.name}"
+        )
     flow.takes_over(earlier)
 
 

@@ -1,4 +1,4 @@
-"""One step in detail, as HTML: status, timings, attempts, prompt, tokens, output or error."""
+"""One step in detail, as HTML: status, timings, attempts, prompt, tokens, what it printed, output or error."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         rows.append(("cache", record.cache_note))
     if record.started is not None and run.started is not None:
         rows.append(("started", f"+{record.started - run.started:.3f}s"))
+    if record.waited is not None:
+        rows.append(("waited", f"{record.waited:.3f}s for a cluster worker (not in its time)"))
     if record.duration is not None:
         rows.append(("took", f"{record.duration:.3f}s"))
     elif record.started is not None and now is not None:
@@ -64,8 +66,7 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         rows.append(("tokens", spent + (" (in the run that cached it)" if record.cached else "")))
     cell = "padding:1px 12px 1px 0;border:0;text-align:left;vertical-align:top"
     table = "".join(
-        f'<tr><th style="{cell};color:#6b7280;font-weight:500">{escape(k)}</th>'
-        f'<td style="{cell}">{escape(v)}</td></tr>'
+        f'<tr><th style="{cell};color:#6b7280;font-weight:500">{escape(k)}</th><td style="{cell}">{escape(v)}</td></tr>'
         for k, v in rows
     )
     blocks = [f'<table style="font-size:12px;border-collapse:collapse;margin:4px 0">{table}</table>']
@@ -75,6 +76,10 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         blocks.append(_block("prompt", str(llm["prompt"])))
     if llm.get("answer") and record.status != "succeeded":  # streaming in, or a schema failure's raw answer
         blocks.append(_block("answer so far" if record.status == "running" else "raw answer", str(llm["answer"])))
+    if record.stdout:
+        blocks.append(_block("printed", record.stdout))
+    if record.stderr:
+        blocks.append(_block("printed to stderr", record.stderr, "#7c2d12", "#fff7ed"))
     if record.error is not None:
         blocks.append(_block("error", format_error(record.error), "#7f1d1d", "#fef2f2"))
     elif name in run.outputs:

@@ -1,0 +1,114 @@
+"""What a step prints: kept in its record, and sent where its run says, never to another run.
+
+``sys.stdout`` and ``sys.stderr`` are process-wide, while steps of several runs print from
+worker threads and event-loop tasks at once. So, once a run starts, both are wrapped in a
+:class:`_Stream` that asks a context variable which step (if any) is writing: the driver sets
+it around each step's code (:func:`within`), on its thread or in its task, and
+:meth:`Printed.write` appends the text to that step's record (``stdout`` / ``stderr``, at most
+:data:`LIMIT` characters each) and hands it to the run's ``forward``. Text written outside any
+step goes to the wrapped stream as before.
+
+The default ``forward`` writes to the wrapped stream while the run goes on (a script or a cell
+that waits for its run sees prints as they come); a background cell forwards to a display
+under its own cell. Once the run has ended, nothing is forwarded (a thread a timeout let go
+may print on), so no text lands under whatever cell runs later.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+from .record import Run
+
+LIMIT = 100_000  # characters of one stream of one step kept in its record
+CUT = "\n[flowmagic: more output not kept]\n"
+
+#: (label, stream name, text): where a run's printed text goes besides the records.
+Forward = Callable[[str, str, str], None]
+
+_writing: ContextVar[tuple[Printed, Any] | None] = ContextVar("flowmagic_step", default=None)
+
+
+class Printed:
+    """One run's printed text: into each step's record, and on to ``forward`` while the run goes on."""
+
+    def __init__(self, run: Run, label: Callable[[Any], str]) -> None:
+        self.run = run
+        self.label = label  # a unit (a step's name, or a map element) -> its record's name
+        self.forward: Forward | None = _to_original
+        self._lock = threading.Lock()
+
+    def write(self, unit: Any, stream: str, text: str) -> None:
+        label = self.label(unit)
+        record = self.run.steps.get(label)
+        if record is not None:
+            with self._lock:
+                kept = getattr(record, stream) or ""
+                if not kept.endswith(CUT):
+                    room = LIMIT - len(kept)
+                    setattr(record, stream, kept + (text if len(text) <= room else text[:room] + CUT))
+        forward = self.forward
+        if forward is not None:
+            forward(label, stream, text)
+
+    def close(self) -> None:
+        """The run is over: keep recording, forward nothing more."""
+        self.forward = None
+
+
+def enter(printed: Printed, unit: Any) -> Any:
+    """Text written from here on (in this thread or task) is ``unit``'s; returns the token for :func:`leave`."""
+    return _writing.set((printed, unit))
+
+
+def leave(token: Any) -> None:
+    _writing.reset(token)
+
+
+def install() -> None:
+    """Wrap ``sys.stdout`` and ``sys.stderr`` (again, if someone replaced them since)."""
+    for name in ("stdout", "stderr"):
+        current = getattr(sys, name)
+        if current is not None and type(current) is not _Stream:
+            setattr(sys, name, _Stream(current, name))
+
+
+class _Stream:
+    """A text stream that sends a step's writes to its run and everything else to ``inner``."""
+
+    def __init__(self, inner: TextIO, name: str) -> None:
+        self._inner = inner
+        self._name = name
+
+    def write(self, text: str) -> int:
+        writing = _writing.get()
+        if writing is None:
+            return self._inner.write(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        writing[0].write(writing[1], self._name, text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ...: the stream's own
+        return getattr(self._inner, name)
+
+
+def _to_original(label: str, stream: str, text: str) -> None:
+    inner = getattr(sys, stream)
+    while type(inner) is _Stream:
+        inner = inner._inner
+    inner.write(text)
+
+
+__all__ = ["LIMIT", "Forward", "Printed", "enter", "install", "leave"]
