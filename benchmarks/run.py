@@ -353,6 +353,7 @@ ROW_ORDER = (
     "slowfast",
     "wide",
     "chain",
+    "loop",
     "llm",
     "map_time",
     "map_memory",
@@ -363,9 +364,9 @@ ROW_ORDER = (
 
 def measure_rows(server: LLMServerProcess, repeat: int, quick: bool) -> list[dict[str, Any]]:
     """The slow/fast gap, the LLM fan-out, the big map and the start-up rows (flowmagic, baselines)."""
-    from . import bigmap, llm, slowfast, startup
+    from . import bigmap, llm, loops, slowfast, startup
 
-    rows = [slowfast.measure(repeat, WORKERS), llm.measure(server, repeat, quick)]
+    rows = [slowfast.measure(repeat, WORKERS), loops.measure(repeat, WORKERS), llm.measure(server, repeat, quick)]
     rows += bigmap.measure(min(repeat, 3), WORKERS, quick)
     rows += startup.measure(3 if quick else 7)
     return rows

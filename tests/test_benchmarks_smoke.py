@@ -225,7 +225,9 @@ def test_json_output(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -
     for r in data["results"]:
         assert set(r["value"]) == set(SYSTEMS)
     rows = {r["key"]: r for r in data["rows"]}
-    assert set(rows) == {"slowfast", "llm", "map_time", "map_memory", "import", "load_ext"}
+    assert set(rows) == {"slowfast", "loop", "llm", "map_time", "map_memory", "import", "load_ext"}
+    assert set(rows["loop"]["value"]) == {"flowmagic", "flowmagic async", "thread-pool"}
+    assert all(v > 0 for v in rows["loop"]["value"].values()) and rows["loop"]["scale"] == 100
     assert (rows["llm"]["calls"], rows["llm"]["workers"]) == (20, 8)
     assert rows["llm"]["scale"] == pytest.approx(math.ceil(20 / 8) * 0.2)
     assert rows["map_time"]["items"] == rows["map_memory"]["items"] == 1_000

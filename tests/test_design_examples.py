@@ -1,8 +1,16 @@
-"""The three example cells of DESIGN.md, run offline in a real IPython shell with notebook functions."""
+"""The example cells of DESIGN.md, run offline in a real IPython shell with notebook functions, and the
+control-flow ones in a real kernel with the view too."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
 from IPython.core.interactiveshell import InteractiveShell
+from test_conditions import DESIGN_SUPPORT
+from test_notebooks import execute
 
 SOUNDTRACK = """%%flow soundtrack
 title      = llm("What is a good title of a movie about {topic}?")
@@ -114,3 +122,88 @@ def test_research(shell: InteractiveShell) -> None:
     assert run.steps["answer"].started >= max(run.steps["notes"].finished, run.steps["quotes"].finished)
     assert "Why is the sky blue?" in run.steps["answer"].llm["prompt"]
     assert isinstance(run["answer"], str) and run["answer"]
+
+
+# -- the three control-flow examples ("Control flow: conditions, loops, subflows") ---------------
+CONTROL_TOOLS = """
+from pydantic import BaseModel
+
+class Kind(BaseModel):
+    label: str
+
+class Verdict(BaseModel):
+    ok: bool
+    notes: str
+
+ticket = "The app crashes when I export my data."
+product = "a lamp that reads bedtime stories aloud"
+
+def search_faq(ticket):
+    return "See the FAQ: File > Export."
+"""
+
+SUPPORT = DESIGN_SUPPORT  # the cell of DESIGN.md, as test_conditions reads it
+
+TAGLINE = """%%flow tagline
+draft = llm("A tagline for {product}")
+for attempt in range(3):
+    verdict = llm("Is this tagline good? {draft}", schema=Verdict)
+    if verdict.ok:
+        break
+    draft = llm("Improve {draft}: {verdict.notes}")
+"""
+
+REPORT = """%%flow report
+parallel:
+    cats = research(question="cats")      # research is a Flow from another cell: a subflow
+    dogs = research(question="dogs")
+both = llm("Compare {cats} and {dogs}")
+"""
+
+
+def check_support(run: Any) -> None:
+    assert run.status == "succeeded", run.summary()
+    chosen = [n for n in ("reply@5", "reply@7", "reply@9") if run.steps[n].status == "succeeded"]
+    assert len(chosen) == 1 and run["reply"] == run[chosen[0]]
+    skipped = [n for n in ("reply@5", "reply@7", "reply@9") if n not in chosen]
+    assert all(run.steps[n].status == "skipped" and "if@3" in (run.steps[n].reason or "") for n in skipped)
+
+
+def check_tagline(run: Any) -> None:
+    assert run.status == "succeeded", run.summary()
+    rounds = run.steps["for@3"].elements
+    assert 1 <= rounds <= 3 and f"verdict#{rounds}" in run.steps and f"verdict#{rounds + 1}" not in run.steps
+    last = run.steps[f"draft#{rounds}"]
+    assert (last.status == "skipped") == run["verdict"].ok  # a good verdict broke the loop before its draft
+    if rounds > 1:  # a carried draft: the second judge read the first improvement
+        assert run.steps["verdict#2"].llm["prompt"].endswith(str(run.steps["draft#1"].llm["answer"]))
+
+
+def check_report(run: Any) -> None:
+    assert run.status == "succeeded", run.summary()
+    assert {"cats/hits", "cats/answer", "dogs/answer"} <= set(run.steps)
+    cats, dogs = run.steps["cats/hits"], run.steps["dogs/hits"]
+    assert max(cats.started, dogs.started) < min(cats.finished, dogs.finished)  # the two subflows overlapped
+    assert run["cats"] in run.steps["both"].llm["prompt"]
+
+
+def test_control_flow_examples(shell: InteractiveShell) -> None:
+    for cell in (RESEARCH_TOOLS, RESEARCH, CONTROL_TOOLS, SUPPORT, TAGLINE, REPORT):
+        assert shell.run_cell(cell).success, cell
+    check_support(shell.user_ns["support"].last)
+    check_tagline(shell.user_ns["tagline"].last)
+    check_report(shell.user_ns["report"].last)
+
+
+def test_control_flow_examples_in_a_kernel_with_the_view(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    cells = ["%load_ext flowmagic", RESEARCH_TOOLS, RESEARCH, CONTROL_TOOLS, SUPPORT, TAGLINE, REPORT]
+    checks = "import json\nprint(json.dumps([support.last.status, tagline.last.status, report.last.status]))"
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in [*cells, checks]]
+    path = tmp_path / "control.ipynb"
+    nbformat.write(nb, path)
+    done = execute(path, tmp_path / "kernel")
+    assert json.loads(done.cells[-1].outputs[0]["text"]) == ["succeeded"] * 3
+    for cell, node in ((done.cells[4], "if@3"), (done.cells[5], "for@3"), (done.cells[6], "cats")):
+        html = "".join(str(o.get("data", {}).get("text/html", "")) for o in cell.outputs)
+        assert f'data-step="{node}"' in html, cell.source

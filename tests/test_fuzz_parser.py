@@ -25,8 +25,10 @@ VALID = [
     "a = (1 +\n     2)\nb = '''multi\nline'''\n@cache(False)\nc = a\n",
     "kind = boom(t)\nif kind == 'bug':\n    r = boom(t)\n    reply = llm(\"{r}\")\nelif kind:\n    reply = kind\n"
     "else:\n    parallel:\n        reply = boom(1)\n        x = boom(2)\nout = reply\n",
+    "draft = boom(p)\nfor attempt in range(3):\n    verdict = llm(\"{draft}\")\n    if verdict.ok:\n        break\n"
+    "    draft = boom(draft)\n    for i in items:\n        note = boom(i)\nfinal = draft\n",
 ]
-PIECES = [*"()[]{}:=@,'\"#\n\t ", "parallel", "branch", "if ", "elif ", "else:", "llm("]
+PIECES = [*"()[]{}:=@,'\"#\n\t ", "parallel", "branch", "if ", "elif ", "else:", "llm(", "for ", " in ", "break"]
 PIECES += ["__class__", "  ", "\r", "\x0c"]
 EXAMPLES = int(os.environ.get("FLOWMAGIC_FUZZ_EXAMPLES", "400"))
 calls: list[Any] = []

@@ -194,7 +194,7 @@ def test_to_dot_is_deterministic_with_clusters() -> None:
         ("parallel foo bar:\n    b = 2\n", 1, 13, "expected 'parallel [NAME] [(workers=N)]:'"),
         ("branch:\n    b = 2\n", 1, 6, "expected 'branch NAME:'"),
         ("parallel\n", 1, 8, "expected ':'"),
-        ("while x:\n    b = 2\n", 1, 0, "'while' blocks are not part of a flow"),
+        ("while x:\n    b = 2\n", 1, 0, "'while' loops are not part of a flow"),
         ("a = 1 )\n", 1, 6, "unmatched ')'"),
     ],
 )

@@ -1,7 +1,7 @@
 """Parse a flow body into a syntax tree.
 
 The body is Python expressions plus two block keywords, ``parallel`` and
-``branch``, and Python's own ``if``/``elif``/``else``. Each logical line is
+``branch``, and Python's own ``if``/``elif``/``else`` and ``for`` (with ``break``). Each logical line is
 classified by its first tokens; a step line is
 handed to Python's own ``ast`` parser, so every Python expression works and
 positions come back exact. Nothing is evaluated here.
@@ -18,11 +18,20 @@ from typing import Any
 from ..errors import FlowDefinitionError, FlowSyntaxError, did_you_mean
 from .limits import MAX_BLOCK_DEPTH, check_nesting, too_deep_block
 from .lines import LogicalLine, logical_lines, physical_line, split_lines
-from .syntax import Arm, BranchNode, GroupNode, IfNode, Node, Option, Pos, Span, StepNode
+from .syntax import Arm, BranchNode, BreakNode, ForNode, GroupNode, IfNode, Node, Option, Pos, Span, StepNode
 
 RESERVED = frozenset({"parallel", "branch", "llm"})
 #: Not keywords, but Python refuses to bind them: a step of that name could never be read.
 UNASSIGNABLE = frozenset({"__debug__"})
+
+#: Blocks a flow cannot have, and what to write instead.
+_NOT_BLOCKS = {
+    "while": "'while' loops are not part of a flow, as nothing bounds them: "
+    "write 'for attempt in range(N):' and 'break' under an 'if'",
+    "try": "'try' blocks are not part of a flow: a step that raises is recorded as failed "
+    "(and what does not depend on it goes on); '@retries(N)' tries a step again",
+    "async": "'async' blocks are not part of a flow: an async function called in a step is awaited for you",
+}
 
 #: Decorator options: name -> (argument names, validator, description).
 OPTION_NAMES = ("retries", "timeout", "cache")
@@ -39,6 +48,7 @@ class _Parser:
         self.text = "\n".join(self.lines)  # one kind of line break, as the tokenizer and the carets see it
         self.logical = logical_lines(self.text)
         self.i = 0
+        self.loops = 0  # how many 'for' bodies the current line is in
 
     # -- errors ---------------------------------------------------------------
     def _syntax(self, msg: str, line: int, col: int, end_col: int | None = None) -> FlowSyntaxError:
@@ -81,7 +91,8 @@ class _Parser:
             nodes.append(node)
         if pending:
             raise self._definition(
-                f"@{pending[-1].name}(...) must be followed by a step, 'parallel', 'branch' or 'if'", pending[-1].pos
+                f"@{pending[-1].name}(...) must be followed by a step, 'parallel', 'branch', 'if' or 'for'",
+                pending[-1].pos,
             )
         return nodes
 
@@ -106,6 +117,15 @@ class _Parser:
         first = ll.tokens[0]
         if first.type == tokenize.NAME and first.string == "if":
             return self._if(ll, depth)
+        if first.type == tokenize.NAME and first.string == "for" and ll.tokens[-1].string == ":":
+            return self._for(ll, depth)
+        if len(ll.tokens) == 1 and first.string in ("break", "continue") and self.loops:
+            if first.string == "continue":
+                raise self._definition(
+                    "'continue' is not part of a flow: put the rest of the loop's body under an 'if'",
+                    self._tok_pos(first),
+                )
+            return BreakNode(self._tok_pos(first))
         if first.type == tokenize.NAME and first.string in ("elif", "else"):
             word = first.string
             raise self._syntax(f"'{word}' without an 'if' before it", first.start[0], first.start[1], first.end[1])
@@ -123,6 +143,50 @@ class _Parser:
             check_nesting(nxt.tokens, self.lines)
             node.arms.append(self._arm(nxt, depth))
         return node
+
+    def _for(self, ll: LogicalLine, depth: int) -> ForNode:
+        """``for NAME in ITER:`` and its body."""
+        toks = ll.tokens[1:-1]
+        pos = self._tok_pos(ll.tokens[0])
+        level = 0
+        split = None
+        for i, tok in enumerate(toks):
+            if tok.type == tokenize.OP and tok.string in "([{":
+                level += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                level -= 1
+            elif level == 0 and tok.type == tokenize.NAME and tok.string == "in":
+                split = i
+                break
+        if split is None or split + 1 == len(toks):
+            tok = toks[min(1, len(toks) - 1)] if toks else ll.tokens[0]
+            raise self._syntax("expected 'for NAME in ITERABLE:'", tok.start[0], tok.start[1], tok.end[1])
+        if split != 1 or toks[0].type != tokenize.NAME:
+            first = toks[0] if toks else ll.tokens[0]
+            end = toks[max(split - 1, 0)].end[1]
+            where = Pos(first.start[0], first.start[1], end, physical_line(self.lines, first.start[0]))
+            why = "a loop's variable is one name: 'for NAME in ITERABLE:' (unpack it in the body)"
+            raise self._definition(why, where)
+        target = self._check_name(toks[0], "loop variable")
+        span = Span(self.lines, toks[split + 1].start, toks[-1].end)
+        tree = span.parse("eval")
+        assert isinstance(tree, ast.Expression)
+        if isinstance(tree.body, ast.NamedExpr):
+            raise self._definition("a loop's iterable cannot assign a name: make it a step first", span.pos(tree.body))
+        self.loops += 1
+        try:
+            body = self._body(ll, depth, "for")
+        finally:
+            self.loops -= 1
+        return ForNode(
+            target=target,
+            iter=tree.body,
+            source=span.segment(tree.body),
+            span=span,
+            body=body,
+            pos=pos,
+            target_pos=self._tok_pos(toks[0]),
+        )
 
     def _arm(self, ll: LogicalLine, depth: int) -> Arm:
         word = ll.tokens[0].string
@@ -155,7 +219,7 @@ class _Parser:
         if too_deep_block(depth + 1):
             first = header.tokens[0]
             raise self._syntax(
-                f"too deeply nested: more than {MAX_BLOCK_DEPTH} 'parallel', 'branch' and 'if' blocks "
+                f"too deeply nested: more than {MAX_BLOCK_DEPTH} 'parallel', 'branch', 'if' and 'for' blocks "
                 "inside one another",
                 first.start[0],
                 first.start[1],
@@ -231,9 +295,13 @@ class _Parser:
         first, last = ll.tokens[0], ll.tokens[-1]
         if last.type == tokenize.OP and last.string == ":" and first.type == tokenize.NAME:
             word = first.string
+            why = _NOT_BLOCKS.get(word)
+            if why:
+                raise self._syntax(why, first.start[0], first.start[1], first.end[1])
             raise self._syntax(
                 f"'{word}' blocks are not part of a flow: write steps as 'name = expression', "
-                "group them with 'parallel:' or 'branch NAME:', and choose between them with 'if:'",
+                "group them with 'parallel:' or 'branch NAME:', choose between them with 'if:' "
+                "and repeat them with 'for NAME in ITERABLE:'",
                 first.start[0],
                 first.start[1],
                 first.end[1],
@@ -256,7 +324,7 @@ class _Parser:
             raise self._definition(why, stmt.pos(node))
         if not isinstance(node, ast.Assign):
             raise self._definition(
-                "only steps ('name = expression') and 'parallel:', 'branch NAME:' and 'if' blocks "
+                "only steps ('name = expression') and 'parallel:', 'branch NAME:', 'if' and 'for' blocks "
                 "are allowed in a flow",
                 stmt.pos(node),
             )

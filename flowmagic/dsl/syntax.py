@@ -76,6 +76,7 @@ class Arm:
     span: Span | None  # maps positions inside ``test`` back to the flow
     body: list[Node]
     pos: Pos  # the keyword
+    breaks: bool = False  # in a loop: the arm ended with 'break' (see flow.loops)
 
 
 @dataclass
@@ -84,6 +85,28 @@ class IfNode:
 
     arms: list[Arm]
     pos: Pos  # the ``if`` keyword
+    options: list[Option] = field(default_factory=list)
+
+
+@dataclass
+class ForNode:
+    """``for TARGET in ITER:`` and its body, which runs once per element, in order."""
+
+    target: str
+    iter: ast.expr
+    source: str  # the iterable's text
+    span: Span  # maps positions inside ``iter`` back to the flow
+    body: list[Node]
+    pos: Pos  # the ``for`` keyword
+    target_pos: Pos
+    options: list[Option] = field(default_factory=list)
+
+
+@dataclass
+class BreakNode:
+    """``break``: the last line of an arm of an ``if`` directly in a loop's body."""
+
+    pos: Pos
     options: list[Option] = field(default_factory=list)
 
 
@@ -203,4 +226,4 @@ class Span:
         )
 
 
-Node = Union[StepNode, BranchNode, GroupNode, IfNode]  # noqa: UP007 - a runtime alias, Python 3.10 too
+Node = Union[StepNode, BranchNode, GroupNode, IfNode, ForNode, BreakNode]  # noqa: UP007 - a runtime alias, Python 3.10 too

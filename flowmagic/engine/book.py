@@ -142,6 +142,7 @@ class Book:
         self._phase = "new"  # then "running", then "ended" (RUN_FINISHED recorded)
         self.ended = threading.Event()  # set once RUN_FINISHED is recorded and delivered
         self.on_end: list[Callable[[Run], None]] = []  # called once it is set (quick: the history's)
+        self.nested: set[Any] = set()  # the runs of subflows its steps are running now
         self.printed = Printed(self.run, self._record_name)  # what its steps print (see .capture)
         self._pool_waits = 0  # the pool's count of waits when the run started
         # wait() runs on the loop (a task, a timer or observers need it): it ends the run
@@ -396,6 +397,13 @@ class Book:
         return self.inputs[name]
 
     # -- events ---------------------------------------------------------------------------
+    def relay(self, event: ev.Event) -> None:
+        """Record an event of a nested run (a loop's iteration, a subflow) in this run, from any
+        thread, under the nested run's lock (never the other way round); observers hear of it on
+        the loop, soon."""
+        with self._lock:
+            self.journal.relay(event)
+
     def emit(self, kind: ev.Kind, step: str | None = None, **fields: Any) -> None:
         """Record an event from any thread; the observers get it on the loop, in order."""
         with self._lock:

@@ -30,7 +30,7 @@ from typing import Any
 from ..flow.compiled import Code
 from ..llm.call import LLMCall, deferred_llm
 from ..llm.call import call as call_llm
-from . import capture
+from . import capture, subflows
 from . import events as ev
 from .attempts import attempts
 from .attempts import evaluate as evaluate_code
@@ -38,6 +38,7 @@ from .book import CANCELLED, FAILED, INLINE, LOOP, OK, THREAD, Book, Collect, Jo
 from .cache import MISS
 from .elements import Elements, Pull, check_size
 from .evaluate import is_awaitable, namespace
+from .iterations import LoopError, run_loop
 from .record import Run
 from .remote import unsendable
 from .scheduler import Unit
@@ -127,6 +128,8 @@ class Execution(Book):
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Cancel the run from any thread, keeping what finished; before it began, it ends here and now."""
+        for child in list(self.nested):  # its subflows' runs (one a worker thread waits for, say)
+            child.cancel(reason)
         with self._lock:
             self._apply(self.sched.cancel(reason))  # (a cancel starts nothing)
             if self._phase == "new":
@@ -203,6 +206,17 @@ class Execution(Book):
         if join is not None:  # a name's value after an if block: the chosen arm's
             cond, steps = join
             todo.extend(self._report(unit, OK, self.values[steps[self.values[cond]]]))
+            return None
+        pick = self.flow.picks.get(unit)
+        if pick is not None:  # a name's value after a for loop: its last iteration's
+            loop, name = pick
+            found = self.values[loop].get(name, MISS)
+            if found is MISS:
+                line = self.steps[loop].line
+                no = LoopError(f"'{name}' has no value: the loop on line {line} assigned it in no iteration")
+                todo.extend(self._report(unit, FAILED, no))
+            else:
+                todo.extend(self._report(unit, OK, found))
             return None
         key = self.keys.key(unit) if self.keys is not None else None
         if key is not None and unit not in self.force:
@@ -293,9 +307,11 @@ class Execution(Book):
                 job.info["thread"] = True
             try:
                 token = capture.enter(self.printed, unit)
+                calling = subflows.enter(self, unit)
                 try:
                     value = eval(job.code, job.ns)  # type: ignore[arg-type]
                 finally:
+                    subflows.leave(calling)
                     capture.leave(token)
             except BaseException as exc:  # even SystemExit: it is the step's error, not the run's
                 if here and isinstance(exc, KeyboardInterrupt):
@@ -360,6 +376,7 @@ class Execution(Book):
                 self.places.on_pool(self._thread_jobs, job)
                 return None
         token = capture.enter(self.printed, unit)
+        calling = subflows.enter(self, unit)  # a flow called here runs nested in this run
         try:
             if job.awaitable is not None:  # it began on a thread
                 value = await job.awaitable
@@ -374,6 +391,8 @@ class Execution(Book):
                     value = await value
             elif type(unit) is str and self.steps[unit].kind == "map":
                 return self._dispatch(await self._expand(unit), keep=LOOP)
+            elif type(unit) is str and self.steps[unit].kind == "loop":
+                value = await run_loop(self, unit)
             else:
                 value = await self._attempt(job)
         except asyncio.CancelledError:
@@ -383,6 +402,7 @@ class Execution(Book):
         else:
             starts = self._finished(unit, value, job.info, LOOP)
         finally:
+            subflows.leave(calling)
             capture.leave(token)
         return self._dispatch(starts, keep=LOOP)
 

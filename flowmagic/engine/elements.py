@@ -41,8 +41,9 @@ class Pull:
     few instructions, for good.) An iterable stuck in C code notices when it returns to Python.
     """
 
-    def __init__(self, iterable: Any) -> None:
+    def __init__(self, iterable: Any, limit: int | None = None) -> None:
         self.iterable = iterable
+        self.limit = limit  # None: a map's, MAX_MAP_ELEMENTS
         self._lock = threading.Lock()
         self._thread: int | None = None
         self._stopped = False
@@ -55,7 +56,8 @@ class Pull:
                     raise MapStopped
                 self._thread = threading.get_ident()
             try:
-                return list(itertools.islice(self.iterable, MAX_MAP_ELEMENTS + 1))
+                limit = MAX_MAP_ELEMENTS if self.limit is None else self.limit
+                return list(itertools.islice(self.iterable, limit + 1))
             finally:
                 with self._lock:
                     self._thread = None

@@ -39,8 +39,8 @@ _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict,
 
 
 def is_async_callable(obj: Any) -> bool:
-    if inspect.iscoroutinefunction(obj):
-        return True
+    if inspect.iscoroutinefunction(obj) or getattr(type(obj), "__flowmagic_subflow__", False):
+        return True  # (a flow called in a step is a subflow: the loop awaits its nested run)
     # an instance whose class defines ``async def __call__``
     return not inspect.isclass(obj) and inspect.iscoroutinefunction(getattr(type(obj), "__call__", None))  # noqa: B004
 

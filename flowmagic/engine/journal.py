@@ -28,6 +28,7 @@ class Journal:
         self._outbox: list[Event] = []
         self._delivering = False
         self.soon: Callable[[Callable[[], None]], None] | None = None  # calls on the loop, once there is one
+        self.forward: Callable[[Event], None] | None = None  # a nested run's: into its parent's record
 
     def record(
         self,
@@ -39,8 +40,13 @@ class Journal:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Under the driver's lock: the record changes now; the observers hear of it on the loop."""
-        event = Event(kind, step, time.time(), attempt, error, value, detail)
+        self.relay(Event(kind, step, time.time(), attempt, error, value, detail))
+
+    def relay(self, event: Event) -> None:
+        """Under the driver's lock: ``event`` recorded as is (one of this run's, or of a nested run)."""
         self.recorder(event)
+        if self.forward is not None:
+            self.forward(event)
         if self.observers:
             self._outbox.append(event)
             if not self._delivering and self.soon is not None:

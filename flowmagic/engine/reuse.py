@@ -97,6 +97,8 @@ def cacheable(fn: F) -> F:
 def not_reused(step: Step, compiled: CompiledStep, inputs: Mapping[str, Any], cache_calls: bool) -> str | None:
     """Why a rerun runs ``step`` again whatever its inputs (a note for the user), or None when
     it may be reused."""
+    if step.kind == "loop":  # its iterations' steps are reused one by one
+        return "runs every time: a loop (each iteration's steps are reused on their own)"
     if step.options.cache is not None:
         return None if step.options.cache else "not cached: @cache(False)"
     if cache_calls or step.kind == "join":

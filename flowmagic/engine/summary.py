@@ -74,10 +74,16 @@ def summary(run: Run) -> str:
             note = (note + f" after {r.attempts} attempts").strip()
         if r.waited is not None and r.waited >= 0.05:
             note = (note + f" (waited {r.waited:.2f}s for a worker)").strip()
-        if r.name in elements:
+        if r.kind == "loop":
+            rounds = r.elements
+            if rounds is None:  # still running: the iterations begun so far
+                rounds = len({e.name.partition("#")[2].partition("#")[0] for e in elements.get(r.name, [])})
+            note = (f"{rounds} iteration{'s' if rounds != 1 else ''} " + note).strip()
+        elif r.name in elements:
             items = elements[r.name]
             ok = sum(1 for e in items if e.status == "succeeded")
-            note = (f"{ok}/{len(items)} elements " + note).strip()
+            what = "steps of its subflow" if items[0].name.startswith(r.name + "/") else "elements"
+            note = (f"{ok}/{len(items)} {what} " + note).strip()
         lines.append(
             f"  {r.name:<{width}}  {_MARK.get(r.status, r.status):<9}  {_seconds(r.duration):>7}  {note}".rstrip()
         )

@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..dsl.names import analyse, is_llm_call
-from ..dsl.syntax import BranchNode, GroupNode, IfNode, Node, Option, Pos, StepNode
+from ..dsl.syntax import BranchNode, BreakNode, ForNode, GroupNode, IfNode, Node, Option, Pos, StepNode
 from ..errors import FLOW_FILENAME, FlowDefinitionError
 from .checks import check_cycles, check_groups
 from .compiled import Code, CompiledFlow, CompiledStep, topological
 from .expressions import arm_label, callees, compile_condition, compile_expr, compile_map, if_source
+from .loops import CARRIED, Loop, unfold_breaks
 from .model import Branch, Group, Step, StepOptions
 from .scopes import Binding, Scope, name_bindings
 from .shape import Cluster
@@ -92,9 +93,41 @@ class _Join:
     binding: Binding
 
 
+@dataclass(eq=False)
+class _Loop:
+    """A for loop: a step of its own named ``for@LINE`` that runs its body once per element."""
+
+    node: ForNode
+    at: _At
+    index: int
+    key: str
+    plan: Loop
+
+
+@dataclass(eq=False)
+class _Pick:
+    """A name's value after a for loop: its last iteration's."""
+
+    loop: _Loop
+    name: str
+    index: int
+    binding: Binding
+
+
+_Unit = _Pending | _If | _Join | _Loop | _Pick
+
+
 class _Compiler:
-    def __init__(self) -> None:
-        self.pending: list[_Pending | _If | _Join] = []
+    """Compiles a flow, or (``body``) a loop's body, where a name read before the body assigns
+    it is carried from the previous iteration (see :mod:`.loops`)."""
+
+    def __init__(self, body: bool = False, options: dict[str, Any] | None = None) -> None:
+        self.body = body
+        self.base = options or {}
+        self.carried: dict[str, Pos] = {}  # in a body: names read before it assigns them
+        self.breaks: list[tuple[str, int]] = []  # in a body: the (condition, arm) pairs that break
+        self.first_bound: dict[str, int] = {}
+        self.pending: list[_Unit] = []
         self.bindings: list[Binding] = []
         self.groups: dict[str, tuple[GroupNode, str, str | None, list[tuple[str, Pos, int, int]]]] = {}
         self.group_pos: dict[str, Pos] = {}
@@ -103,11 +136,13 @@ class _Compiler:
         self.top = Scope()
 
     def run(self, nodes: list[Node]) -> CompiledFlow:
-        self.walk(nodes, _At(None, None, {}, self.top, None))
+        self.walk(nodes, _At(None, None, self.base, self.top, None))
         name_bindings(self.bindings, self.top)
+        for b in self.bindings:
+            self.first_bound.setdefault(b.name, b.order)
         names: dict[str, Pos] = {}  # every unit's name and where it is declared
         for p in self.pending:
-            key, pos = self.key(p), (p.node.pos if isinstance(p, _If) else p.binding.pos)
+            key, pos = self.key(p), (p.node.pos if isinstance(p, (_If, _Loop)) else p.binding.pos)
             names[key] = pos
         for gname, gpos in self.group_pos.items():
             if gname in names or any(b.name == gname for b in self.bindings):
@@ -131,14 +166,33 @@ class _Compiler:
         joins = {
             p.binding.key: (p.cond.key, tuple(v.key for v in p.variants)) for p in self.pending if isinstance(p, _Join)
         }
-        drawn = {self.key(p): (p.cond.at if isinstance(p, _Join) else p.at).cluster for p in self.pending}
+        drawn = {self.key(p): self.where(p).cluster for p in self.pending}
         return CompiledFlow(
-            steps=steps, groups=groups, code=code, arms=arms, joins=joins, clusters=tuple(self.clusters), drawn=drawn
+            steps=steps,
+            groups=groups,
+            code=code,
+            arms=arms,
+            joins=joins,
+            clusters=tuple(self.clusters),
+            drawn=drawn,
+            loops={p.key: p.plan for p in self.pending if isinstance(p, _Loop)},
+            picks={p.binding.key: (p.loop.key, p.name) for p in self.pending if isinstance(p, _Pick)},
         )
 
     @staticmethod
-    def key(p: _Pending | _If | _Join) -> str:
-        return p.key if isinstance(p, _If) else p.binding.key
+    def key(p: _Unit) -> str:
+        return p.key if isinstance(p, (_If, _Loop)) else p.binding.key
+
+    @staticmethod
+    def where(p: _Unit) -> _At:
+        return p.cond.at if isinstance(p, _Join) else p.loop.at if isinstance(p, _Pick) else p.at
+
+    def outputs(self) -> dict[str, tuple[str, ...]]:
+        """Each name this body assigns: the units that do, in order."""
+        found: dict[str, list[str]] = {}
+        for b in sorted(self.bindings, key=lambda b: b.order):
+            found.setdefault(b.name, []).append(b.key)
+        return {name: tuple(keys) for name, keys in found.items()}
 
     # -- structure ------------------------------------------------------------
     def walk(self, nodes: list[Node], at: _At) -> None:
@@ -150,6 +204,10 @@ class _Compiler:
                 raise _error("'branch' belongs directly inside a 'parallel' block", node.pos)
             elif isinstance(node, IfNode):
                 self.if_block(node, here)
+            elif isinstance(node, ForNode):
+                self.loop_block(node, here)
+            elif isinstance(node, BreakNode):
+                raise _error("'break' must be the last line of an arm of an 'if' in a loop's body", node.pos)
             else:
                 self.group(node, here)
 
@@ -161,7 +219,7 @@ class _Compiler:
         problem = scope.conflict(name)
         if problem:
             raise _error(problem, pos)
-        binding = Binding(name, pos)
+        binding = Binding(name, pos, order=len(self.pending))
         scope.declare(binding)
         self.bindings.append(binding)
         return binding
@@ -179,6 +237,8 @@ class _Compiler:
             self.walk(arm.body, at.but(scope=inner, cluster=cluster))
             cond.arms.append(self.pending[start:])
             arm_scopes.append(inner)
+            if arm.breaks:
+                self.breaks.append((cond.key, number))
         assigned = dict.fromkeys(n for inner in arm_scopes for n in [*inner.names, *inner.partial])
         complete = node.arms[-1].word == "else"
         for name in assigned:
@@ -192,6 +252,33 @@ class _Compiler:
                     raise _error(problem, next(i.names[name].pos for i in arm_scopes if name in i.names))
                 scope.partial[name] = node.pos.line
         return cond.key
+
+    def loop_block(self, node: ForNode, at: _At) -> str:
+        key = f"for@{node.pos.line}"
+        inner = _Compiler(body=True, options=at.options)
+        body = inner.run(unfold_breaks(node.body))
+        outputs = inner.outputs()
+        if node.target in outputs:
+            pos = next(b.pos for b in inner.bindings if b.name == node.target)
+            raise _error(f"'{node.target}' is the loop's variable: give the step another name", pos)
+        carried = tuple(inner.carried)
+        outer = dict.fromkeys(
+            n for s in body.steps.values() for n in s.inputs if not n.endswith(CARRIED) and n != node.target
+        )
+        label = f"for {node.target} in {node.source}"
+        plan = Loop(node.target, label, body, carried, tuple(outer), outputs, tuple(inner.breaks))
+        loop = _Loop(node, at.but(cluster=f"cluster_{key}"), len(self.pending), key, plan)
+        self.pending.append(loop)
+        self.clusters.append(Cluster(f"cluster_{key}", label, "loop", at.cluster))
+        for name in outputs:
+            if name in at.scope.names:  # assigned before the loop: the loop's value shadows it from here on
+                binding = Binding(name, node.pos, order=len(self.pending))
+                at.scope.shadow(binding)
+                self.bindings.append(binding)
+            else:
+                binding = self.bind(name, node.pos, at.scope)
+            self.pending.append(_Pick(loop, name, len(self.pending), binding))
+        return key
 
     def group(self, node: GroupNode, at: _At) -> str:
         if node.name is None:
@@ -227,6 +314,11 @@ class _Compiler:
             elif isinstance(member, IfNode):
                 pos = member.pos
                 bname = self.if_block(member, here.but(branch=f"if@{member.pos.line}"))
+            elif isinstance(member, ForNode):
+                pos = member.pos
+                bname = self.loop_block(member, here.but(branch=f"for@{member.pos.line}"))
+            elif isinstance(member, BreakNode):
+                raise _error("'break' must be the last line of an arm of an 'if' in a loop's body", member.pos)
             else:
                 bname = self.group(member, here)
                 pos = member.pos
@@ -254,13 +346,21 @@ class _Compiler:
         }
 
     # -- steps ----------------------------------------------------------------
-    def step(self, p: _Pending | _If | _Join, groups: dict[str, Group]) -> tuple[Step, CompiledStep]:
-        if isinstance(p, _Join):
+    def step(self, p: _Unit, groups: dict[str, Group]) -> tuple[Step, CompiledStep]:
+        if isinstance(p, (_Join, _Pick)):
             return self.join(p)
-        if isinstance(p, _If):
+        free: dict[str, Pos]
+        if isinstance(p, _Loop):
+            name, line, col = p.key, p.node.pos.line, p.node.pos.col
+            expr, analysis = analyse(p.node.iter, p.node.span)
+            free = dict(analysis.free)
+            for read in (*p.plan.outer, *p.plan.carried):  # what the body reads from before the loop
+                free.setdefault(read, p.node.pos)
+            called = callees(expr)
+        elif isinstance(p, _If):
             name, line, col = p.key, p.node.pos.line, p.node.pos.col
             tests = [(arm.test, arm.span) for arm in p.node.arms if arm.test is not None and arm.span is not None]
-            free: dict[str, Pos] = {}
+            free = {}
             exprs = []
             for test, span in tests:
                 expr, analysis = analyse(test, span)
@@ -277,9 +377,16 @@ class _Compiler:
         inputs: dict[str, Pos] = {}
         binds: dict[str, str] = {}
         for read, pos in free.items():
+            found = p.at.scope.resolve(read, before=p.index)
+            if self.carries(read, found, p.index):  # the previous iteration's value
+                inputs[read + CARRIED] = pos
+                binds[read] = read + CARRIED
+                self.carried.setdefault(read, pos)
+                continue
             if isinstance(p, _Pending) and read == p.node.name:
                 raise _error(f"step '{read}' reads itself: rename the step or the value it reads", pos)
-            found = p.at.scope.resolve(read)
+            if isinstance(p, _Loop) and isinstance(found, Binding) and found.order > p.index:
+                found = None  # assigned only by the loop itself: from the notebook, before it runs
             if isinstance(found, str):
                 raise _error(found, pos)
             if found is not None:
@@ -295,7 +402,11 @@ class _Compiler:
         deps = list(dict.fromkeys(deps))
         bindings = None
         targets: tuple[str, ...] = ()
-        if isinstance(p, _If):
+        if isinstance(p, _Loop):
+            kind = "loop"
+            code = compile_expr(expr, p.node.span)
+            source = p.plan.label
+        elif isinstance(p, _If):
             kind = "if"
             code = compile_condition(exprs)
             source = if_source(p.node)
@@ -332,23 +443,38 @@ class _Compiler:
         )
         return step, compiled
 
-    def join(self, p: _Join) -> tuple[Step, CompiledStep]:
+    def carries(self, read: str, found: Binding | str | None, index: int) -> bool:
+        """In a loop's body: whether a read by the unit at ``index`` is of the previous iteration's
+        value (no assignment of the name in the body comes before it)."""
+        first = self.first_bound.get(read) if self.body else None
+        if first is None:
+            return False
+        if isinstance(found, Binding):
+            return found.order >= index
+        return found is None or index <= first
+
+    def join(self, p: _Join | _Pick) -> tuple[Step, CompiledStep]:
         name = p.binding.key
-        cond = p.cond
-        variants = tuple(v.key for v in p.variants)
+        node: ForNode | IfNode
+        deps: tuple[str, ...]
+        if isinstance(p, _Pick):
+            at, node, source, deps = p.loop.at, p.loop.node, f"{p.name}: its value after the loop", (p.loop.key,)
+        else:
+            at, node, source = p.cond.at, p.cond.node, f"{p.binding.name}: the chosen arm's"
+            deps = (p.cond.key, *(v.key for v in p.variants))
         step = Step(
             name=name,
             kind="join",
-            source=f"{p.binding.name}: the chosen arm's",
-            deps=(cond.key, *variants),
-            options=StepOptions(**cond.at.options),
-            group=cond.at.group,
-            branch=cond.at.branch,
-            line=cond.node.pos.line,
-            col=cond.node.pos.col,
+            source=source,
+            deps=deps,
+            options=StepOptions(**at.options),
+            group=at.group,
+            branch=at.branch,
+            line=node.pos.line,
+            col=node.pos.col,
             index=p.index,
         )
         none = ast.Expression(ast.Constant(None))
         ast.fix_missing_locations(none)
         code = Code(code=compile(none, FLOW_FILENAME, "eval"), llm=False, callee=None, calls=0)
-        return step, CompiledStep(name=name, expr=code, reads=(cond.key, *variants), input_pos={})
+        return step, CompiledStep(name=name, expr=code, reads=deps, input_pos={})

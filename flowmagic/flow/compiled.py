@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import CodeType
+from typing import TYPE_CHECKING
 
 from ..dsl.syntax import Pos, nested
 from .model import Group, Step
 from .shape import Cluster
+
+if TYPE_CHECKING:
+    from .loops import Loop
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,10 @@ class CompiledFlow:
     # what the drawing nests: groups, branch blocks and if arms (parents first), and each step's cluster
     clusters: tuple[Cluster, ...] = ()
     drawn: dict[str, str | None] = field(default_factory=dict)
+    # each for loop: what it runs once per element (see .loops)
+    loops: dict[str, Loop] = field(default_factory=dict)
+    # each name's value after a for loop: the loop and the name in its value
+    picks: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def file_as(self, filename: str) -> None:
         """Give the flow's code ``filename``, under which its text is in :mod:`linecache`, so a
@@ -68,6 +76,8 @@ class CompiledFlow:
             expr = _code_renamed(step.expr, filename)
             assert expr is not None
             self.code[name] = replace(step, expr=expr, bindings=_code_renamed(step.bindings, filename))
+        for loop in self.loops.values():
+            loop.body.file_as(filename)
 
     @cached_property
     def order(self) -> list[str]:

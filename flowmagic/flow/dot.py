@@ -15,6 +15,7 @@ _STYLE = {
     "group": 'style="rounded,dashed"; color="#5b8def";',
     "branch": 'style="rounded"; color="#aaaaaa";',
     "arm": 'style="rounded,dotted"; color="#b07d2b";',
+    "loop": 'style="rounded,bold"; color="#7c3aed";',
 }
 #: a condition is drawn as a decision (a hexagon); the rest as rounded boxes
 _SHAPES = {"if": ', shape=hexagon, style="filled"'}

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from ..dsl.lines import split_lines
-from ..errors import FlowDefinitionError, UnknownStepError, did_you_mean
+from ..errors import FlowDefinitionError, FlowFailed, UnknownStepError, did_you_mean
 from . import present
+from .calls import check_no_cycle
 from .compile import compile_nodes
 from .compiled import CompiledFlow
 from .model import Group, RunSettings, Step
@@ -191,6 +192,24 @@ class Flow(BaseModel):
         return tuple(n for n in self.steps if n not in read)
 
     # -- running ------------------------------------------------------------------
+    #: a flow called like a function in a step is a subflow (see flowmagic.engine.subflows)
+    __flowmagic_subflow__ = True
+
+    def __call__(self, *args: Any, **inputs: Any) -> Any:
+        """Called in a step of another flow: a subflow, run nested in that run (the step awaits
+        it); anywhere else: run it and return its final step's value (a dict of them if several)."""
+        from ..engine import subflows
+
+        if args:
+            raise TypeError(f"a flow takes its inputs by name: {self.name}({', '.join(self.inputs) or '...'}=...)")
+        nested = subflows.call(self, inputs)
+        if nested is not subflows.OUTSIDE:
+            return nested
+        run = self.run(**inputs)
+        if run.status != "succeeded":
+            raise FlowFailed(run, self.name)
+        return subflows.value_of(run, self.final_steps)
+
     def resolve_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Find every name the flow reads, or raise ``FlowDefinitionError`` before anything runs."""
         unknown = [n for n in inputs if n in self.steps]
@@ -226,6 +245,7 @@ class Flow(BaseModel):
                         text=pos.text,
                     )
                 resolved[input_name] = value
+        check_no_cycle(self, resolved)
         return resolved
 
     def descendants(self, *names: str) -> list[str]:

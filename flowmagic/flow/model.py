@@ -31,14 +31,16 @@ class Step(BaseModel):
     ``kind`` is ``"llm"`` for a prompt step, ``"map"`` for a list comprehension
     (one branch per element at run time) and ``"call"`` for any other expression;
     ``"if"`` for an ``if`` block's condition (``if@LINE``, its value the number of the arm
-    it chose) and ``"join"`` for a name's value after the block, taken from that arm.
+    it chose) and ``"join"`` for a name's value after the block, taken from that arm;
+    ``"loop"`` for a ``for`` loop (``for@LINE``, its value a dict of the names its body
+    assigns), and ``"join"`` for each of those names after it.
     ``deps`` are the steps it waits for; ``inputs`` the other names it reads.
     """
 
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: Literal["call", "llm", "map", "if", "join"]
+    kind: Literal["call", "llm", "map", "if", "join", "loop"]
     source: str
     deps: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()

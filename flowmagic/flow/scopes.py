@@ -1,7 +1,9 @@
 """Which step a name means where it is read: the scopes that ``if`` blocks open.
 
 A flow assigns each name once, except in the arms of an ``if`` block, where each arm
-may assign it again. Each arm is a :class:`Scope` inside the one around the block.
+may assign it again, and after a ``for`` loop whose body assigns it: the loop's value
+then *shadows* the one before it, and a reader sees the latest assignment before it
+(:meth:`Scope.resolve` with ``before``). Each arm is a :class:`Scope` inside the one around the block.
 After the block, a name assigned in every arm (``else`` included) is one value, taken
 from the chosen arm by a *join* step; a name assigned in only some arms cannot be read
 outside them.
@@ -26,6 +28,7 @@ class Binding:
     name: str
     pos: Pos
     key: str = ""  # the unit's name, set by name_bindings
+    order: int = 0  # where it stands among the flow's units (a reader after it sees it)
 
 
 @dataclass(eq=False)
@@ -36,6 +39,7 @@ class Scope:
     cond: str | None = None  # the unit of the block's condition
     names: dict[str, Binding] = field(default_factory=dict)
     partial: dict[str, int] = field(default_factory=dict)  # name -> line of the block that assigns it in some arms
+    earlier: dict[str, list[Binding]] = field(default_factory=dict)  # bindings a loop's value shadowed
 
     def bound(self, name: str) -> Binding | None:
         """The binding of ``name`` here or around here, if any."""
@@ -57,13 +61,18 @@ class Scope:
             scope = scope.parent
         return None
 
-    def resolve(self, name: str) -> Binding | str | None:
-        """The binding a read of ``name`` here means; a message if it cannot be read here; None
-        when no step assigns it (an input)."""
+    def resolve(self, name: str, before: int | None = None) -> Binding | str | None:
+        """The binding a read of ``name`` here means (by the unit at ``before``: the latest one
+        before it, where a loop shadowed one); a message if it cannot be read here; None when no
+        step assigns it (an input)."""
         scope: Scope | None = self
         while scope is not None:
             if name in scope.names:
-                return scope.names[name]
+                found = scope.names[name]
+                if before is not None and found.order > before:
+                    # a shadowed assignment that came before the reader, if any (else a step declared later)
+                    found = next((b for b in reversed(scope.earlier.get(name, ())) if b.order < before), found)
+                return found
             if name in scope.partial:
                 return (
                     f"'{name}' is assigned in only some arms of the 'if' block on line {scope.partial[name]}, "
@@ -73,6 +82,11 @@ class Scope:
         return None
 
     def declare(self, binding: Binding) -> None:
+        self.names[binding.name] = binding
+
+    def shadow(self, binding: Binding) -> None:
+        """A loop's value of a name assigned before the loop: readers after the loop see it."""
+        self.earlier.setdefault(binding.name, []).append(self.names[binding.name])
         self.names[binding.name] = binding
 
 

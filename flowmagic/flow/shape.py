@@ -18,19 +18,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """A parallel group (``cluster_G``), a branch block inside one (``cluster_G/B``) or an arm of
-    an if block (``cluster_if@L/N``, labelled with its test)."""
+    """A parallel group (``cluster_G``), a branch block inside one (``cluster_G/B``), an arm of
+    an if block (``cluster_if@L/N``, labelled with its test) or a for loop (``cluster_for@L``)."""
 
     id: str
     label: str
-    kind: Literal["group", "branch", "arm"]
+    kind: Literal["group", "branch", "arm", "loop"]
     parent: str | None  # the enclosing cluster's id
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
     name: str
-    kind: str  # "call" | "llm" | "map" | "if" | "join"
+    kind: str  # "call" | "llm" | "map" | "if" | "join" | "loop"
     cluster: str | None  # the innermost cluster's id
 
 

@@ -230,6 +230,8 @@ class _Exporter:
         return AgentSpecError(f"{where} cannot be exported to Agent Spec: {why}\n    {text}")
 
     def node(self, step: Step) -> _Node:
+        if step.kind == "loop" or step.name in self.flow.compiled.picks:
+            raise self.error(step, "a 'for' loop has no Agent Spec form here yet (a branch back to an earlier node)")
         if step.kind in ("if", "join"):
             raise self.error(step, "an 'if' block has no Agent Spec form here yet (a BranchingNode)")
         try:

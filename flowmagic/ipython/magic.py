@@ -157,6 +157,19 @@ class FlowMagics(Magics):
         In an ``if``/``elif``/``else`` block only the chosen arm runs; the other arms' steps are
         skipped, and a name assigned in every arm (``tagline``) is one value after the block.
 
+        ``for NAME in ITERABLE:`` runs its body once per element, in order (at most 1,000), each
+        iteration's steps recorded as ``step#k``; a name read before the body assigns it carries
+        the previous iteration's value, and ``break`` (the last line of an ``if`` arm) ends it::
+
+            for attempt in range(3):
+                verdict = llm("Is this tagline good? {draft}", schema=Verdict)
+                if verdict.ok:
+                    break
+                draft = llm("Improve {draft}: {verdict.notes}")
+
+        A flow from another cell called like a function, ``cats = research(question="cats")``,
+        runs as a subflow: nested in this run, its steps recorded as ``cats/...``.
+
         A rerun reuses ``llm`` steps and pure expressions whose inputs are unchanged; calls of
         Python functions run again (they may read the clock or the network) unless the step has
         ``@cache``, the function ``@flowmagic.cacheable``, or the cell ``--cache-calls``. A step

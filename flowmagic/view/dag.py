@@ -12,7 +12,7 @@ from html import escape
 
 from ..flow.shape import Shape
 from .layout import Box, Edge, Layout
-from .style import ARM_STROKE, BRANCH_STROKE, CRITICAL, EDGE, FONT, GROUP_STROKE, LABELS, LEGEND, look
+from .style import ARM_STROKE, BRANCH_STROKE, CRITICAL, EDGE, FONT, GROUP_STROKE, LABELS, LEGEND, LOOP_STROKE, look
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,8 @@ class DagPainter:
     def _cluster(cid: str, box: Box, shape: Shape) -> str:
         cluster = next(c for c in shape.clusters if c.id == cid)
         group = cluster.kind == "group"
-        stroke = GROUP_STROKE if group else ARM_STROKE if cluster.kind == "arm" else BRANCH_STROKE
+        strokes = {"group": GROUP_STROKE, "arm": ARM_STROKE, "loop": LOOP_STROKE}
+        stroke = strokes.get(cluster.kind, BRANCH_STROKE)
         dash = ' stroke-dasharray="5 3"' if group else ' stroke-dasharray="2 2"' if cluster.kind == "arm" else ""
         fill = "#f8faff" if group else "#ffffff"
         return (
@@ -139,6 +140,8 @@ def _caption(kind: str, state: NodeState) -> str:
         word = LABELS.get(state.status, state.status)
     if kind == "map" and state.total is not None:
         word = f"{state.done}/{state.total} · {word}"
+    elif kind == "loop" and state.done:
+        word = f"#{state.done} · {word}" if state.total is None else f"{state.total}x · {word}"
     return f"{kind} · {word}"
 
 

@@ -49,7 +49,14 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         rows.append(("attempts", str(record.attempts)))
     if record.deps:
         rows.append(("after", ", ".join(record.deps)))
-    if record.elements is not None:
+    if record.kind == "loop":
+        steps = [r for r in list(run.steps.values()) if r.map == name]
+        bad = [r.name for r in steps if r.status == "failed"]
+        count = f"{record.elements}" if record.elements is not None else "so far:"
+        names = ", ".join(r.name for r in steps[:12]) + ("..." if len(steps) > 12 else "")
+        text = f"{count} ({len(steps)} steps: {names})" + (f"; failed: {', '.join(bad[:10])}" if bad else "")
+        rows.append(("iterations", text))
+    elif record.elements is not None:
         elements = [r for r in list(run.steps.values()) if r.map == name]
         ok = sum(r.status == "succeeded" for r in elements)
         bad = [r.name for r in elements if r.status == "failed"]

@@ -32,6 +32,7 @@ EDGE = "#9ca3af"
 GROUP_STROKE = "#5b8def"
 BRANCH_STROKE = "#b6bcc6"
 ARM_STROKE = "#b07d2b"  # an arm of an if block
+LOOP_STROKE = "#7c3aed"  # a for loop
 
 
 def look(state: str, cached: bool = False) -> Look:

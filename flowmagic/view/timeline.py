@@ -1,6 +1,7 @@
 """The per-branch timeline as SVG: one lane per branch, a bar per step.
 
-Steps outside any branch share the ``main`` lane; steps of one lane that
+Steps outside any branch share the ``main`` lane, the steps of a loop's iterations
+(``draft#2``) a lane named after the loop; steps of one lane that
 overlapped in time get rows of their own, so no bar hides another. The
 critical path is outlined, and the header gives wall time, summed step time
 and the speed-up parallelism bought.
@@ -30,14 +31,19 @@ def lanes(run: Run) -> dict[str, list[list[StepRecord]]]:
     A flow with more than ``MAX_LANES`` branches gets a lane per parallel group
     instead, its steps packed into as few rows as they allow.
     """
+    every = list(run.steps.values())
+    loops = {r.name for r in every if r.kind == "loop"}  # a loop's iterations get a lane of their own
     records = sorted(
-        (r for r in list(run.steps.values()) if r.map is None and r.started is not None),
+        (r for r in every if r.started is not None and (r.map is None or (r.map in loops and r.kind != "if"))),
         key=lambda r: (r.started or 0.0, r.name),
     )
     by_group = len({r.branch for r in records}) > MAX_LANES
     result: dict[str, list[list[StepRecord]]] = {}
     for record in records:
-        lane = (_group_lane(record.group) if by_group and record.group else record.branch) or "main"
+        if record.map is not None:
+            lane = f"{record.map} steps"
+        else:
+            lane = (_group_lane(record.group) if by_group and record.group else record.branch) or "main"
         rows = result.setdefault(lane, [])
         for row in rows:  # the first row whose last bar ended before this one started
             last = row[-1]
