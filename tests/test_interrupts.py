@@ -3,7 +3,8 @@
 One ipykernel runs a ``%%flow`` cell ``FLOWMAGIC_INTERRUPT_RUNS`` times (default 20) and
 interrupts each run once its first steps have finished and its long ones have started: a sync
 step sleeping on a worker thread, an async step, an ``llm`` step on the offline model (whose
-answers take ``FLOWMAGIC_OFFLINE_LATENCY`` = 30 s here), a map, or all of them at once. Steps
+answers take ``FLOWMAGIC_OFFLINE_LATENCY`` = 30 s here), a map, a ``for`` loop inside an
+iteration, or all of them at once. Steps
 announce themselves by touching a file, so the test interrupts on what it sees, not after a
 guessed sleep; a step that started proves every step it reads was recorded as finished.
 
@@ -129,6 +130,8 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "llm": ('work = llm(ask(RUN, "work", first, second))\n', ("work",)),
     # one element at a time: element 2 starting proves elements 0 and 1 were recorded as finished
     "map": ("parallel (workers=1):\n    work = [element(RUN, i, first, second) for i in range(4)]\n", ("e2",)),
+    # iterations one after another: the third starting proves the first two were recorded as finished
+    "loop": ("for i in range(4):\n    work = element(RUN, i, first, second)\n", ("e2",)),
     "mix": (
         "parallel:\n"
         '    s = hold(RUN, "s", first, second)\n'
@@ -184,6 +187,8 @@ def expected_steps(target: str) -> dict[str, str]:
         steps.update({"work[0]": "succeeded", "work[1]": "succeeded", "work[2]": "cancelled", "work[3]": "cancelled"})
     if target == "mix":
         steps.update(dict.fromkeys(("s", "a", "l", "m", "m[0]", "m[1]"), "cancelled"))
+    if target == "loop":  # stopped inside its third iteration; no fourth began
+        steps.update({"for@4": "cancelled", "work#1": "succeeded", "work#2": "succeeded", "work#3": "cancelled"})
     return steps
 
 

@@ -140,3 +140,24 @@ def test_a_subflow_called_among_other_calls_is_nested_too_and_cancelled_with_the
         assert run.steps["a/hits"].status == "cancelled"  # the nested run was cancelled with its caller
     finally:
         release.set()
+
+
+def test_the_step_detail_of_a_subflow_lists_its_steps() -> None:
+    from flowmagic.view.detail import step_html
+
+    run = Flow.from_source("a = research(question='owls')", namespace={"research": research_flow()}).run()
+    html = step_html(run, "a")
+    assert "subflow" in html and "2/2 steps succeeded" in html and "a/hits" in html and "a/notes" in html
+    assert "a/hits" in step_html(run, "a/hits")  # an inner step has a detail of its own
+
+
+def test_the_view_boxes_a_step_that_calls_a_subflow_and_gives_its_steps_a_lane() -> None:
+    from flowmagic.view.timeline import lanes
+
+    research = research_flow()
+    report = Flow.from_source("cats = research(question='cats')\nboth = cats + '!'", namespace={"research": research})
+    (box,) = [c for c in report.shape.clusters if c.kind == "subflow"]
+    assert box.label == "subflow research" and {n.name: n.cluster for n in report.shape.nodes}["cats"] == box.id
+    assert 'label="subflow research"' in report.to_dot()
+    run = report.run()
+    assert [[r.name for r in row] for row in lanes(run)["cats steps"]] == [["cats/hits", "cats/notes"]]

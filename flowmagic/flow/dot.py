@@ -16,6 +16,7 @@ _STYLE = {
     "branch": 'style="rounded"; color="#aaaaaa";',
     "arm": 'style="rounded,dotted"; color="#b07d2b";',
     "loop": 'style="rounded,bold"; color="#7c3aed";',
+    "subflow": 'style="rounded,filled"; color="#0f766e"; fillcolor="#f0fdfa";',
 }
 #: a condition is drawn as a decision (a hexagon); the rest as rounded boxes
 _SHAPES = {"if": ', shape=hexagon, style="filled"'}

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """A parallel group (``cluster_G``), a branch block inside one (``cluster_G/B``), an arm of
-    an if block (``cluster_if@L/N``, labelled with its test) or a for loop (``cluster_for@L``)."""
+    an if block (``cluster_if@L/N``, labelled with its test), a for loop (``cluster_for@L``) or a
+    step that calls a subflow (``cluster_STEP/subflow``, labelled with the flow's name)."""
 
     id: str
     label: str
-    kind: Literal["group", "branch", "arm", "loop"]
+    kind: Literal["group", "branch", "arm", "loop", "subflow"]
     parent: str | None  # the enclosing cluster's id
 
 
@@ -64,9 +65,17 @@ class Shape:
 
 
 def shape_of(flow: Flow) -> Shape:
+    from .calls import calls
+
     compiled = flow.compiled
     ordered = sorted(flow.steps.values(), key=lambda s: s.index)
-    nodes = tuple(Node(s.name, s.kind, compiled.drawn.get(s.name)) for s in ordered)
+    drawn = dict(compiled.drawn)
+    clusters = list(compiled.clusters)
+    for step, called in calls(compiled, flow._namespace or {}):  # a step calling a flow: in a box of its own
+        if step in flow.steps:
+            clusters.append(Cluster(f"cluster_{step}/subflow", f"subflow {called.name}", "subflow", drawn.get(step)))
+            drawn[step] = clusters[-1].id
+    nodes = tuple(Node(s.name, s.kind, drawn.get(s.name)) for s in ordered)
     # a condition's edge to a step of its arm that follows another of the arm, or to a join, says nothing new
     arm_of = {step: cond for cond, arms in compiled.arms.items() for _, steps in arms for step in steps}
     edges = tuple(
@@ -75,4 +84,4 @@ def shape_of(flow: Flow) -> Shape:
         for dep in s.deps
         if not (dep in compiled.arms and (s.kind == "join" or any(arm_of.get(d) == dep for d in s.deps)))
     )
-    return Shape(flow.name, nodes, edges, compiled.clusters)
+    return Shape(flow.name, nodes, edges, tuple(clusters))

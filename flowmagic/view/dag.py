@@ -12,7 +12,19 @@ from html import escape
 
 from ..flow.shape import Shape
 from .layout import Box, Edge, Layout
-from .style import ARM_STROKE, BRANCH_STROKE, CRITICAL, EDGE, FONT, GROUP_STROKE, LABELS, LEGEND, LOOP_STROKE, look
+from .style import (
+    ARM_STROKE,
+    BRANCH_STROKE,
+    CRITICAL,
+    EDGE,
+    FONT,
+    GROUP_STROKE,
+    LABELS,
+    LEGEND,
+    LOOP_STROKE,
+    SUBFLOW_STROKE,
+    look,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +119,7 @@ class DagPainter:
     def _cluster(cid: str, box: Box, shape: Shape) -> str:
         cluster = next(c for c in shape.clusters if c.id == cid)
         group = cluster.kind == "group"
-        strokes = {"group": GROUP_STROKE, "arm": ARM_STROKE, "loop": LOOP_STROKE}
+        strokes = {"group": GROUP_STROKE, "arm": ARM_STROKE, "loop": LOOP_STROKE, "subflow": SUBFLOW_STROKE}
         stroke = strokes.get(cluster.kind, BRANCH_STROKE)
         dash = ' stroke-dasharray="5 3"' if group else ' stroke-dasharray="2 2"' if cluster.kind == "arm" else ""
         fill = "#f8faff" if group else "#ffffff"

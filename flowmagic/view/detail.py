@@ -56,6 +56,11 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         names = ", ".join(r.name for r in steps[:12]) + ("..." if len(steps) > 12 else "")
         text = f"{count} ({len(steps)} steps: {names})" + (f"; failed: {', '.join(bad[:10])}" if bad else "")
         rows.append(("iterations", text))
+    elif any(r.map == name and r.name.startswith(name + "/") for r in list(run.steps.values())):
+        inner = [r for r in list(run.steps.values()) if r.map == name]
+        ok = sum(r.status == "succeeded" for r in inner)
+        names = ", ".join(r.name for r in inner[:12]) + ("..." if len(inner) > 12 else "")
+        rows.append(("subflow", f"{ok}/{len(inner)} steps succeeded: {names}"))
     elif record.elements is not None:
         elements = [r for r in list(run.steps.values()) if r.map == name]
         ok = sum(r.status == "succeeded" for r in elements)

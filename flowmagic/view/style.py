@@ -33,6 +33,7 @@ GROUP_STROKE = "#5b8def"
 BRANCH_STROKE = "#b6bcc6"
 ARM_STROKE = "#b07d2b"  # an arm of an if block
 LOOP_STROKE = "#7c3aed"  # a for loop
+SUBFLOW_STROKE = "#0f766e"  # a step that runs another flow
 
 
 def look(state: str, cached: bool = False) -> Look:

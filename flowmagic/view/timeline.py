@@ -1,7 +1,8 @@
 """The per-branch timeline as SVG: one lane per branch, a bar per step.
 
 Steps outside any branch share the ``main`` lane, the steps of a loop's iterations
-(``draft#2``) a lane named after the loop; steps of one lane that
+(``draft#2``) or of a subflow (``cats/notes``) a lane named after the loop or the calling
+step; steps of one lane that
 overlapped in time get rows of their own, so no bar hides another. The
 critical path is outlined, and the header gives wall time, summed step time
 and the speed-up parallelism bought.
@@ -32,9 +33,11 @@ def lanes(run: Run) -> dict[str, list[list[StepRecord]]]:
     instead, its steps packed into as few rows as they allow.
     """
     every = list(run.steps.values())
-    loops = {r.name for r in every if r.kind == "loop"}  # a loop's iterations get a lane of their own
+    # a loop's iterations and a subflow's steps get a lane of their own
+    nested = {r.name for r in every if r.kind == "loop"}
+    nested |= {r.map for r in every if r.map is not None and r.name.startswith(r.map + "/")}
     records = sorted(
-        (r for r in every if r.started is not None and (r.map is None or (r.map in loops and r.kind != "if"))),
+        (r for r in every if r.started is not None and (r.map is None or (r.map in nested and r.kind != "if"))),
         key=lambda r: (r.started or 0.0, r.name),
     )
     by_group = len({r.branch for r in records}) > MAX_LANES
