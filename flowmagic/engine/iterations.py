@@ -28,14 +28,14 @@ from .nested import Relay, run_nested
 from .vocabulary import RunStatus, Status
 
 if TYPE_CHECKING:
-    from .driver import Execution
+    from .on_loop import OnLoop
 
 
 class LoopError(Exception):
     """An iteration of a loop failed, or its iterable could not be read."""
 
 
-async def run_loop(host: Execution, name: str) -> dict[str, Any]:
+async def run_loop(host: OnLoop, name: str) -> dict[str, Any]:
     """Run loop step ``name`` of ``host``'s run; its value: each name the body assigns, at its last value."""
     loop: Loop = host.flow.loops[name]
     compiled = host.code[name]

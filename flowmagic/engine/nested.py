@@ -18,11 +18,11 @@ from .record import Run
 
 if TYPE_CHECKING:
     from ..flow.compiled import CompiledFlow
-    from .driver import Execution
+    from .on_loop import OnLoop
 
 
 async def run_nested(
-    host: Execution, name: str, flow: CompiledFlow, inputs: dict[str, Any], relay: Relay
+    host: OnLoop, name: str, flow: CompiledFlow, inputs: dict[str, Any], relay: Relay
 ) -> tuple[Run, dict[str, Any]]:
     """Run ``flow`` nested in ``host``'s run; its record and its steps' values."""
     from .driver import Execution  # (the driver runs nested runs: they are its own kind)
@@ -52,7 +52,7 @@ class Relay:
     """Forwards a nested run's events (under its lock): each step event goes into the parent's
     record, renamed by ``rename`` and made an element of the parent's step ``parent``."""
 
-    def __init__(self, host: Execution, parent: str, kinds: Mapping[str, str], rename: Callable[[str], str]) -> None:
+    def __init__(self, host: OnLoop, parent: str, kinds: Mapping[str, str], rename: Callable[[str], str]) -> None:
         self.host = host
         self.parent = parent
         self.kinds = kinds

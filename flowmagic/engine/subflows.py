@@ -23,16 +23,16 @@ from .record import Run
 from .vocabulary import RunStatus, Status
 
 if TYPE_CHECKING:
-    from .driver import Execution
+    from .on_loop import OnLoop
 
-_calling: ContextVar[tuple[Execution, Any] | None] = ContextVar("flowmagic_subflow_caller", default=None)
+_calling: ContextVar[tuple[OnLoop, Any] | None] = ContextVar("flowmagic_subflow_caller", default=None)
 
 
 class SubflowError(Exception):
     """A subflow's run did not succeed."""
 
 
-def enter(host: Execution, unit: Any) -> Any:
+def enter(host: OnLoop, unit: Any) -> Any:
     """Code evaluated from here on (in this task) is ``unit``'s, of ``host``'s run."""
     return _calling.set((host, unit))
 
@@ -66,7 +66,7 @@ def value_of(run: Run, finals: tuple[str, ...]) -> Any:
     return {name: run[name] for name in finals}
 
 
-async def run_subflow(host: Execution, unit: Any, flow: Any, inputs: dict[str, Any]) -> Any:
+async def run_subflow(host: OnLoop, unit: Any, flow: Any, inputs: dict[str, Any]) -> Any:
     """Run ``flow`` with ``inputs`` as a nested run of ``host``'s, for step ``unit``; its value."""
     label = host._record_name(unit)
     kinds = {n: s.kind for n, s in flow.steps.items()}
