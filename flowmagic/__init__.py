@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .engine.events import Event
     from .engine.record import Run, StepFailed, StepRecord
     from .engine.reuse import cacheable
+    from .evaluation import Evaluation, close, contains, exact, judge, regex, valid_json, valid_schema
     from .flow.flow import Flow
     from .flow.model import RunSettings, Step
     from .flow.variants import Variants, grid
@@ -45,9 +46,13 @@ _LAZY = {
     "grid": ".flow.variants",
     "set_price": ".llm.prices",
     "cacheable": ".engine.reuse",
+    **dict.fromkeys(
+        ["Evaluation", "close", "contains", "exact", "judge", "regex", "valid_json", "valid_schema"], ".evaluation"
+    ),
 }
 
 __all__ = [
+    "Evaluation",
     "Event",
     "Flow",
     "FlowDefinitionError",
@@ -63,10 +68,17 @@ __all__ = [
     "StepTimeout",
     "Variants",
     "cacheable",
+    "close",
+    "contains",
+    "exact",
     "grid",
+    "judge",
     "load_ipython_extension",
+    "regex",
     "set_price",
     "unload_ipython_extension",
+    "valid_json",
+    "valid_schema",
 ]
 
 

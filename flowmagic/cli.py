@@ -4,6 +4,8 @@ flowmagic run examples/soundtrack.flow --set topic="space cats"
 flowmagic check examples/soundtrack.flow
 flowmagic graph examples/soundtrack.flow -o soundtrack.svg
 flowmagic export examples/soundtrack.flow -o soundtrack.json
+flowmagic eval examples/triage.flow --data examples/tickets.csv --tools examples/triage_tools.py \
+    --scorer exact:label:label --min exact_label=0.8
 """
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         "--tools", action="append", default=[], metavar="MODULE.py", help="the functions the flow calls (typed tools)"
     )
     export_p.add_argument("--model", default=None, help="model written for llm() steps (default: as configured)")
+    from .evaluation.cli import add_parser as add_eval
+
+    add_eval(sub, _workers, "a Python file of tools (and scorer functions)")
     args = parser.parse_args(argv)
 
     from .flow.flow import Flow
@@ -185,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             flow = Flow.from_source(text, name=name, namespace=_tools(args.tools), model=args.model)
             return _export(flow, args.output or str(Path(args.file).with_suffix(".json")), args.format)
+        if args.command == "eval":
+            from .evaluation.cli import command as evaluate
+
+            namespace = _tools(args.tools)
+            return evaluate(args, Flow.from_source(text, name=name, namespace=namespace, model=args.model), namespace)
         namespace = _tools(args.tools)
         flow = Flow.from_source(
             text,

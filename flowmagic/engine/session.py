@@ -36,6 +36,7 @@ class Session:
         self.handle: RunHandle | None = None  # the background run, if any
         self.variants: Variants | None = None  # the last flow.map()
         self.last_batch: Batch | None = None  # the last flow.batch(), filled in as rows finish
+        self.last_evaluation: Any = None  # the last flow.evaluate(), filled in as runs finish
 
     # -- one run ----------------------------------------------------------------------
     def execution(

@@ -361,6 +361,31 @@ class Flow(BaseModel):
         """
         return self.session.batch(rows, executor, in_flight, chunk, progress, inputs)
 
+    def evaluate(
+        self,
+        data: Any,
+        scorers: Any = None,
+        variants: Any = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        progress: bool | None = None,
+    ) -> Any:
+        """Run the flow on every example of ``data`` (a list of dicts, a DataFrame, a CSV or JSONL
+        path) for every variant, score each run with ``scorers``, and return an ``Evaluation``:
+        variants x scorers, with changes since the last evaluation of this flow.
+
+        >>> ev = flow.evaluate("tickets.csv", scorers={"label": exact("label")},
+        ...                    variants={"short": {"style": "short"}, "long": {"style": "long"}})
+        """
+        from ..evaluation import evaluate
+
+        return evaluate(self, data, scorers, variants, workers, timeout, progress)
+
+    @property
+    def last_evaluation(self) -> Any:
+        """The last ``evaluate()`` (filled in as runs finish; kept when it was interrupted)."""
+        return self._session.last_evaluation if self._session is not None else None
+
     @property
     def last_batch(self) -> Batch | None:
         """The rows of the last :meth:`batch`, filled in as they finish."""

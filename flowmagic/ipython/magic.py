@@ -132,6 +132,22 @@ class FlowMagics(Magics):
         "--grid model=offline,gpt-4o-mini temperature=0,0.7; then compare outputs in a table.",
     )
     @argument(
+        "--eval",
+        metavar="DATA",
+        default=None,
+        help="Evaluate instead of one run: the flow on every example of DATA (a .csv or .jsonl path, or a "
+        "notebook variable holding a list of dicts or a DataFrame), scored by each --scorer; with --grid, "
+        "per variant. The result is NAME.last_evaluation.",
+    )
+    @argument(
+        "--scorer",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="With --eval: exact:COLUMN[:STEP], contains:TEXT, regex:PATTERN, valid_json, "
+        "close:COLUMN[:TOLERANCE], judge:TEMPLATE, or the name of a scorer function in the notebook.",
+    )
+    @argument(
         "--export",
         metavar="PATH",
         default=None,
@@ -182,6 +198,9 @@ class FlowMagics(Magics):
         What a step prints goes under its own cell (a ``--background`` run's, in a block that
         updates) and into its record: ``NAME.last.steps["x"].stdout``, and the step's detail.
 
+        ``--eval DATA --scorer exact:label`` evaluates instead: the flow over every example of DATA
+        (with ``--grid``, per variant), each run scored; ``NAME.last_evaluation`` keeps the table.
+
         A run that fails or is cancelled fails the cell (``FlowFailed``, in short) once its view
         is drawn and ``NAME.last`` is set (with ``--grid``: once a variant did, after the table);
         tag a cell ``raises-exception`` to show a failure.
@@ -219,6 +238,9 @@ class FlowMagics(Magics):
             _carry_on(flow, user_ns.get(name), quiet=args.quiet)
             if args.export:
                 _export(flow, args.export, quiet=args.quiet)
+            if args.eval and not args.dry_run:
+                user_ns[name] = flow
+                return _evaluate(flow, args, user_ns)
             if args.grid and not args.dry_run:
                 user_ns[name] = self._run_grid(flow, args)
                 _fail_if_a_variant_did(flow)
@@ -334,6 +356,21 @@ def _fail_if_a_variant_did(flow: Flow) -> None:
     failed = [(label, run) for label, run in pairs if run.status != "succeeded"]
     if failed:
         raise VariantsFailed(flow.name, failed, len(variants.runs))
+
+
+def _evaluate(flow: Flow, args: Any, user_ns: dict[str, Any]) -> Any:
+    """``--eval DATA``: the evaluation, shown as the cell's result."""
+    from ..evaluation.cli import scorer_of
+
+    data = user_ns.get(args.eval, args.eval) if args.eval.isidentifier() else args.eval
+    try:
+        scorers = dict(scorer_of(spec, user_ns) for spec in args.scorer)
+        combos = grid(parse_axes(args.grid)) if args.grid else []
+        variants = {", ".join(f"{k}={v}" for k, v in combo.items()): combo for combo in combos} or None
+    except (SystemExit, ValueError) as exc:
+        raise UsageError(f"--eval: {str(exc).removeprefix('flowmagic: ')}") from None
+    evaluation = flow.evaluate(data, scorers=scorers, variants=variants, progress=not args.quiet)
+    return None if args.quiet else evaluation
 
 
 def _carry_on(flow: Flow, earlier: Any, quiet: bool) -> None:

@@ -1,7 +1,7 @@
 """The view's drawers, registered with the core's :mod:`flowmagic.flow.present` when this loads.
 
 The core asks for a picture of a flow or a run, a history, a diff, a table of variants, a
-batch or a batch's progress bar by kind; each is made here, in the view.
+batch, an evaluation or a progress bar by kind; each is made here, in the view.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from ..flow import present
 from .batch import batch_html, live_progress
 from .compare import diff_html, history_html, table
+from .evaluation import evaluation_html
 from .picture import FlowPicture, RunPicture
 
 
@@ -27,3 +28,4 @@ present.register("diff", diff_html)
 present.register("variants", variants_html)
 present.register("batch", batch_html)
 present.register("progress", live_progress)
+present.register("evaluation", evaluation_html)
