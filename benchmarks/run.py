@@ -355,6 +355,8 @@ ROW_ORDER = (
     "chain",
     "loop",
     "llm",
+    "eval_overhead",
+    "eval_llm",
     "map_time",
     "map_memory",
     "import",
@@ -364,9 +366,10 @@ ROW_ORDER = (
 
 def measure_rows(server: LLMServerProcess, repeat: int, quick: bool) -> list[dict[str, Any]]:
     """The slow/fast gap, the LLM fan-out, the big map and the start-up rows (flowmagic, baselines)."""
-    from . import bigmap, llm, loops, slowfast, startup
+    from . import bigmap, evaluation, llm, loops, slowfast, startup
 
     rows = [slowfast.measure(repeat, WORKERS), loops.measure(repeat, WORKERS), llm.measure(server, repeat, quick)]
+    rows += [evaluation.overhead(repeat, quick), evaluation.llm_makespan(server, repeat, quick)]
     rows += bigmap.measure(min(repeat, 3), WORKERS, quick)
     rows += startup.measure(3 if quick else 7)
     return rows
@@ -424,6 +427,17 @@ def more_targets(rows: list[dict[str, Any]], peers: tuple[str, ...]) -> list[str
         )
     fm_llm = by_key["llm"]["value"]["flowmagic"]
     out.append(line(f"llm fan-out, flowmagic: {fm_llm:.3f}x ideal (target <= {llm.TARGET:.2f})", fm_llm <= llm.TARGET))
+    over = by_key["eval_overhead"]["value"]
+    ratio = over["flowmagic"] / over["thread-pool"]
+    out.append(
+        line(
+            f"{by_key['eval_overhead']['title']}: {over['flowmagic']:.0f} µs per run, {ratio:.2f}x thread-pool "
+            "(target <= 1.5x)",
+            ratio <= 1.5,
+        )
+    )
+    eval_llm = by_key["eval_llm"]["value"]["flowmagic"]
+    out.append(line(f"{by_key['eval_llm']['title']}: {eval_llm:.3f}x ideal (target <= 1.10)", eval_llm <= 1.10))
     total = by_key["map_time"]["value"]["flowmagic"]
     out.append(
         line(

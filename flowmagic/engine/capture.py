@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -30,7 +31,8 @@ CUT = "\n[flowmagic: more output not kept]\n"
 #: (label, stream name, text): where a run's printed text goes besides the records.
 Forward = Callable[[str, str, str], None]
 
-_writing: ContextVar[tuple[Printed, Any] | None] = ContextVar("flowmagic_step", default=None)
+# (a weak reference: a task or timer started inside a step copies this context and may outlive the run)
+_writing: ContextVar[tuple[weakref.ref[Printed], Any] | None] = ContextVar("flowmagic_step", default=None)
 
 
 class Printed:
@@ -62,7 +64,7 @@ class Printed:
 
 def enter(printed: Printed, unit: Any) -> Any:
     """Text written from here on (in this thread or task) is ``unit``'s; returns the token for :func:`leave`."""
-    return _writing.set((printed, unit))
+    return _writing.set((weakref.ref(printed), unit))
 
 
 def leave(token: Any) -> None:
@@ -86,11 +88,12 @@ class _Stream:
 
     def write(self, text: str) -> int:
         writing = _writing.get()
-        if writing is None:
+        printed = writing[0]() if writing is not None else None
+        if printed is None:
             return self._inner.write(text)
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        writing[0].write(writing[1], self._name, text)
+        printed.write(writing[1], self._name, text)  # type: ignore[index]
         return len(text)
 
     def writelines(self, lines: Any) -> None:

@@ -15,6 +15,7 @@ them when it has several; a nested run that did not succeed fails the calling st
 from __future__ import annotations
 
 import asyncio
+import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from .vocabulary import RunStatus, Status
 if TYPE_CHECKING:
     from .on_loop import OnLoop
 
-_calling: ContextVar[tuple[OnLoop, Any] | None] = ContextVar("flowmagic_subflow_caller", default=None)
+# (a weak reference: a task or timer started inside a step copies this context and may outlive the run)
+_calling: ContextVar[tuple[weakref.ref[OnLoop], Any] | None] = ContextVar("flowmagic_subflow_caller", default=None)
 
 
 class SubflowError(Exception):
@@ -34,7 +36,7 @@ class SubflowError(Exception):
 
 def enter(host: OnLoop, unit: Any) -> Any:
     """Code evaluated from here on (in this task) is ``unit``'s, of ``host``'s run."""
-    return _calling.set((host, unit))
+    return _calling.set((weakref.ref(host), unit))
 
 
 def leave(token: Any) -> None:
@@ -46,9 +48,10 @@ def call(flow: Any, inputs: dict[str, Any]) -> Any:
     thread (the call sits among other calls), its value once the nested run, on the loop, is over.
     :data:`OUTSIDE` when no step is calling."""
     calling = _calling.get()
-    if calling is None:
+    host = calling[0]() if calling is not None else None
+    if calling is None or host is None:
         return OUTSIDE
-    host, unit = calling
+    unit = calling[1]
     nested = run_subflow(host, unit, flow, inputs)
     loop = host.places.loop
     if loop is None or host.places.on_loop_thread():
