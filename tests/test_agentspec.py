@@ -338,8 +338,8 @@ def components(document: Any) -> Iterator[dict[str, Any]]:
 def test_unknown_components_are_errors_naming_them() -> None:
     document = marketing_document()
     llm = next(c for c in components(document) if c["component_type"] == "LlmNode")
-    llm["component_type"] = "BranchingNode"
-    with pytest.raises(AgentSpecError, match="BranchingNode 'message' in flow 'marketing' is not supported"):
+    llm["component_type"] = "AgentNode"
+    with pytest.raises(AgentSpecError, match="AgentNode 'message' in flow 'marketing' is not supported"):
         Flow.from_agentspec(json.dumps(document), tools=marketing_tools())
     llm["component_type"] = "LlmNode"
     llm["llm_config"]["component_type"] = "OciGenAiConfig"

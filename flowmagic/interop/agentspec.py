@@ -5,11 +5,14 @@ Agent Spec describes a flow as nodes on a single control-flow path, with
 is a DAG whose steps start as soon as what they read is ready. So:
 
 - export (:func:`export_text`) cuts the DAG into stages, each a step or a
-  ``ParallelFlowNode`` of independent sub-sequences (see ``agentspec_export``);
+  ``ParallelFlowNode`` of independent sub-sequences (see ``agentspec_export``); an
+  ``if`` block is a ``BranchingNode`` whose branches meet again after it
+  (``agentspec_blocks``), a call of another flow a ``FlowNode`` (``agentspec_subflows``);
 - import (:func:`import_source`) turns an Agent Spec flow into flowmagic DSL text
   and a namespace holding only the tools it was given (see ``agentspec_import``):
-  the text is parsed like any ``%%flow`` cell, and nothing from the file is ever
-  evaluated as code.
+  a ``BranchingNode`` becomes an ``if`` block, or a ``for`` loop when it goes back
+  (``agentspec_paths``); the text is parsed like any ``%%flow`` cell, and nothing from
+  the file is ever evaluated as code.
 
 The documents are plain dicts: the ``pyagentspec`` package is not needed to run
 either direction (the tests check the output with its deserializer).
