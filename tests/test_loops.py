@@ -229,3 +229,15 @@ def test_what_cannot_work_is_an_error_with_its_place(text: str, line: int, col: 
     with pytest.raises(kind) as info:
         Flow.from_source(text, name="t", namespace={})
     assert message in str(info.value) and (info.value.line, info.value.col) == (line, col), str(info.value)
+
+
+def test_an_iterable_from_a_call_is_read_on_a_worker_thread() -> None:
+    where: list[str] = []
+
+    def fetch() -> list[int]:
+        where.append(threading.current_thread().name)
+        return [1, 2]
+
+    run = Flow.from_source("for n in fetch():\n    got = n * 10", namespace={"fetch": fetch}).run()
+    assert run.status == "succeeded" and run["got"] == 20 and run.steps["for@1"].elements == 2
+    assert where and "loop" not in where[0]  # a worker's, never the run's event loop thread

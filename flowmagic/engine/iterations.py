@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..flow.loops import CARRIED, MAX_ITERATIONS, Loop
 from . import events as ev
+from .attempts import evaluate as evaluate_code
 from .elements import Pull
 from .evaluate import namespace
 from .nested import Relay, run_nested
@@ -40,7 +41,7 @@ async def run_loop(host: OnLoop, name: str) -> dict[str, Any]:
     loop: Loop = host.flow.loops[name]
     compiled = host.code[name]
     ns = namespace(compiled.reads, host._lookup, host._blocking_llm(name, {}), compiled.binds)
-    iterable = eval(compiled.expr.code, ns)  # (the iterable: cheap, as a map's)
+    iterable = await evaluate_code(host, name, compiled.expr, ns, {}, send=False)  # a call: on a thread
     items = await host.in_thread(Pull(iter(iterable), MAX_ITERATIONS).pull)
     if len(items) > MAX_ITERATIONS:
         limit = f"{MAX_ITERATIONS:,}"
@@ -49,25 +50,27 @@ async def run_loop(host: OnLoop, name: str) -> dict[str, Any]:
     values: dict[str, Any] = {read: ns[read] for read in loop.carried if read in ns}
     kinds = {n: s.kind for n, s in loop.body.steps.items()}
     done = 0
-    for k, item in enumerate(items, start=1):
-        inputs = {**outer, loop.target: item, **{read + CARRIED: values.get(read) for read in loop.carried}}
-        relay = Relay(host, name, kinds, functools.partial(_iteration, f"#{k}"))
-        run, got = await run_nested(host, host.name, loop.body, inputs, relay)
-        done = k
-        if run.status is not RunStatus.SUCCEEDED:
-            failed = [n for n, r in run.steps.items() if r.status is Status.FAILED]
-            error = run.steps[failed[0]].error if failed else None
-            why = f"{failed[0]}#{k}: {type(error).__name__}: {error}" if error is not None else run.status
-            raise LoopError(f"iteration {k} of '{loop.label}' {run.status}: {why}")
-        for out, units in loop.outputs.items():
-            for unit in reversed(units):  # the last assignment that ran in this iteration
-                if unit in got:
-                    values[out] = got[unit]
-                    break
-        if any(got.get(cond) == arm for cond, arm in loop.breaks):
-            break
-        await asyncio.sleep(0)  # a cancel between iterations lands here
-    host.emit(ev.EXPANDED, name, detail={"count": done})
+    try:
+        for k, item in enumerate(items, start=1):
+            inputs = {**outer, loop.target: item, **{read + CARRIED: values.get(read) for read in loop.carried}}
+            relay = Relay(host, name, kinds, functools.partial(_iteration, f"#{k}"))
+            run, got = await run_nested(host, host.name, loop.body, inputs, relay)
+            done = k
+            if run.status is not RunStatus.SUCCEEDED:
+                failed = [n for n, r in run.steps.items() if r.status is Status.FAILED]
+                error = run.steps[failed[0]].error if failed else None
+                why = f"{failed[0]}#{k}: {type(error).__name__}: {error}" if error is not None else run.status
+                raise LoopError(f"iteration {k} of '{loop.label}' {run.status}: {why}")
+            for out, units in loop.outputs.items():
+                for unit in reversed(units):  # the last assignment that ran in this iteration
+                    if unit in got:
+                        values[out] = got[unit]
+                        break
+            if any(got.get(cond) == arm for cond, arm in loop.breaks):
+                break
+            await asyncio.sleep(0)  # a cancel between iterations lands here
+    finally:
+        host.emit(ev.EXPANDED, name, detail={"count": done})  # the iterations begun, however it ended
     return values
 
 
