@@ -172,8 +172,12 @@ async def _one(flow: Flow, row: Row, settings: Any, inputs: dict[str, Any], scor
     outputs.final = row.outputs[finals[0]] if len(finals) == 1 else {s: row.outputs[s] for s in finals}
     for name, scorer in scorers.items():
         try:
-            if isinstance(scorer, Judge):
-                judged = await scorer.flow().arun(**scorer.inputs(row.example, outputs))
+            if isinstance(scorer, Judge):  # one more llm step, cached, kept out of the history
+                asker = scorer.flow()
+                asked = asker.resolve_inputs(scorer.inputs(row.example, outputs))
+                judged = await Execution(
+                    asker.name, asker.compiled, asked, asker.settings, cache=default_cache
+                ).execute()
                 value: Any = scorer.verdict(judged["verdict"])
             else:
                 value = scorer(row.example, outputs)
