@@ -223,13 +223,19 @@ class FlowMagics(Magics):
             from .lines import run_line
 
             return run_line(self, line)
-        args = self._parse(line)
+        assert self.shell is not None
+        user_ns = self.shell.user_ns
+        try:
+            args = self._parse(line)
+            settings = self._settings(args)
+        except KeyboardInterrupt as exc:  # even while the options are read: NAME.last is a cancelled run
+            words = line.split()
+            if not words or not words[0].isidentifier():
+                raise
+            raise _interrupted(exc, None, None, words[0], "\n" + cell, {}, user_ns) from None
         name = args.name
         if not name.isidentifier():
             raise UsageError(f"%%flow needs a name that is a Python identifier, not {name!r}")
-        settings = self._settings(args)
-        assert self.shell is not None
-        user_ns = self.shell.user_ns
         cell = "\n" + cell  # a leading newline makes error line numbers match the cell, whose line 1 is %%flow
         flow: Flow | None = None
         execution = None
