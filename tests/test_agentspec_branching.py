@@ -271,7 +271,7 @@ def count(q: str) -> int:
         ('n = count(q)\nif n == "3":\n    r = up(q)\n', "if@2", "'n' is not a string"),
         # a step inside an arm that Agent Spec cannot express: the error names the block, then the step
         ('k = pick(q)\nif k == "a":\n    r = up(q) + "!"\n', "if@2", "in its arm 'if k == \"a\"', step 'r' (line 3)"),
-        # loops are still refused
+        # a loop without a break has no Agent Spec form (see test_agentspec_loops)
         ("d = up(q)\nfor i in range(3):\n    d = low(d)\n", "for@2", "a 'for' loop has no Agent Spec form"),
     ],
 )

@@ -7,7 +7,8 @@ is a DAG whose steps start as soon as what they read is ready. So:
 - export (:func:`export_text`) cuts the DAG into stages, each a step or a
   ``ParallelFlowNode`` of independent sub-sequences (see ``agentspec_export``); an
   ``if`` block is a ``BranchingNode`` whose branches meet again after it
-  (``agentspec_blocks``), a call of another flow a ``FlowNode`` (``agentspec_subflows``);
+  (``agentspec_blocks``), a ``for`` loop one that goes back (``agentspec_loops``), a call
+  of another flow a ``FlowNode`` (``agentspec_subflows``);
 - import (:func:`import_source`) turns an Agent Spec flow into flowmagic DSL text
   and a namespace holding only the tools it was given (see ``agentspec_import``):
   a ``BranchingNode`` becomes an ``if`` block, or a ``for`` loop when it goes back

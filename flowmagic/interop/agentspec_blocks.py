@@ -128,8 +128,9 @@ def _listed(values: tuple[str, ...]) -> str:
 class Nesting:
     """Which block holds each step, and the steps of a block or an arm as units to stage.
 
-    A unit is a step, or a block standing for all its steps (its condition, its arms'
-    steps and its joins). ``None`` stands for the whole flow, outside every block.
+    A unit is a step, a block standing for all its steps (its condition, its arms' steps
+    and its joins), or a ``for`` loop standing for its step and the names it gives after
+    it. ``None`` stands for the whole flow, outside every block.
     """
 
     def __init__(self, compiled: CompiledFlow) -> None:
@@ -140,6 +141,7 @@ class Nesting:
                 self.parent.update(dict.fromkeys(steps, cond))
         self.arm_step = set(self.parent)  # steps inside an arm (read only there)
         self.parent.update(compiled.join_conds)
+        self.parent.update({pick: loop for pick, (loop, _) in compiled.picks.items()})
         self.position = {name: i for i, name in enumerate(compiled.order)}
 
     def unit(self, step: str, container: str | None) -> str | None:
@@ -152,6 +154,8 @@ class Nesting:
 
     def members(self, unit: str) -> list[str]:
         """The steps a unit stands for."""
+        if unit in self.compiled.loops:
+            return [unit, *(p for p, (loop, _) in self.compiled.picks.items() if loop == unit)]
         if unit not in self.compiled.arms:
             return [unit]
         inside = [s for _, steps in self.compiled.arms[unit] for s in steps]

@@ -6,8 +6,9 @@ into stages (``agentspec_stages``): independent parts become the subflows of a
 parallel node, dependent parts a sequence. An ``if`` block is one unit of that cut: a
 ``BranchingNode`` whose branches run the arms' stages and meet again at the node after
 the block, which reads a name assigned in every arm through one data edge from each
-arm (see ``agentspec_blocks``). A subflow call becomes a ``FlowNode`` whose subflow is
-the called flow, exported the same way.
+arm (see ``agentspec_blocks``). A ``for`` loop is one unit too: its body's nodes and a
+``BranchingNode`` that goes back to them (see ``agentspec_loops``). A subflow call
+becomes a ``FlowNode`` whose subflow is the called flow, exported the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import ast
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..flow.model import StepOptions
 from .agentspec import AGENTSPEC_VERSION
 from .agentspec_blocks import DEFAULT_BRANCH, Block, Refused
+from .agentspec_graph import Component, Graph, Ids, Sources, Tail, named, ref
+from .agentspec_loops import LoopPlan, body_flow, emit_loop, loop_node, loop_plan, pick_schemas
 from .agentspec_nodes import STRING, Node, Schema, StepNodes, plain, typed
 from .agentspec_stages import Item, _Par, flatten, stages
 from .agentspec_subflows import subflow_node
@@ -32,8 +34,6 @@ if typing.TYPE_CHECKING:
 
 __all__ = ["Item", "_Par", "export", "stages"]
 
-Tail = tuple[dict[str, Any], "str | None"]  # a node the control flow leaves, and by which branch (None: next)
-
 
 def export(flow: Flow, namespace: Mapping[str, Any]) -> dict[str, Any]:
     doc = _Exporter(flow, namespace).flow_document()
@@ -41,39 +41,26 @@ def export(flow: Flow, namespace: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-@dataclass
-class _Ids:
-    used: set[str] = field(default_factory=set)
-
-    def new(self, base: str) -> str:
-        ident, n = base, 1
-        while ident in self.used:
-            n += 1
-            ident = f"{base}#{n}"
-        self.used.add(ident)
-        return ident
-
-
-@dataclass
-class _Graph:
-    """The nodes and edges of one Agent Spec flow, as they are laid out."""
-
-    nodes: list[dict[str, Any]] = field(default_factory=list)
-    control: list[dict[str, Any]] = field(default_factory=list)
-    data: list[dict[str, Any]] = field(default_factory=list)
-
-
 class _Exporter(StepNodes):
     def __init__(
-        self, flow: Flow, namespace: Mapping[str, Any], ids: _Ids | None = None, callers: tuple[Flow, ...] = ()
+        self,
+        flow: Flow,
+        namespace: Mapping[str, Any],
+        ids: Ids | None = None,
+        callers: tuple[Flow, ...] = (),
+        enclosing: tuple[_Exporter, Step] | None = None,
     ) -> None:
         super().__init__(flow, namespace)
-        self.ids = ids or _Ids()  # shared with the subflows' exporters: ids are unique in the document
+        self.enclosing = enclosing  # a loop's body: the loop's exporter and step
+        self.ids = ids or Ids()  # shared with the subflows' exporters: ids are unique in the document
         self.callers = (*callers, flow)  # the flows being exported, this one last
+        self.loops: dict[str, tuple[LoopPlan, _Exporter]] = {}  # each loop: its plan and its body's exporter
+        self.partial: set[str] = set()  # names after a loop that a loop stopping in its first round does not give
         self.nodes = self.nodes_of_steps()
         self.schemas = value_schemas(self.nodes, list(flow.steps), flow.compiled.joins)
+        self.schemas.update(pick_schemas(flow.compiled, {n: body for n, (_, body) in self.loops.items()}))
         self.check_keys()
-        self.finals = {n for n in flow.final_steps if n not in self.nesting.arm_step}
+        self.finals = {n for n in flow.final_steps if n not in self.nesting.arm_step and n not in self.partial}
         self.readers: dict[str, set[str]] = {}
         for name in flow.steps:
             for value in self.node_reads(name):
@@ -93,6 +80,19 @@ class _Exporter(StepNodes):
         except Refused as exc:
             raise self.error(step, str(exc)) from None
 
+    # -- loops ----------------------------------------------------------------------------
+    def loop_node(self, step: Step) -> Node:
+        """A loop: its body exported here (see ``agentspec_loops``)."""
+        try:
+            plan = loop_plan(self.flow.compiled, step.name)
+            body = _Exporter(body_flow(self.flow, step.name), self.namespace, self.ids, self.callers, (self, step))
+            node, partial = loop_node(self.flow.compiled, step.name, body)
+        except Refused as exc:
+            raise self.error(step, str(exc)) from None
+        self.loops[step.name] = (plan, body)
+        self.partial.update(partial)
+        return node
+
     # -- value types ----------------------------------------------------------------------
     def check_keys(self) -> None:
         """The value each BranchingNode reads is a string."""
@@ -105,9 +105,9 @@ class _Exporter(StepNodes):
                 )
 
     # -- the document ---------------------------------------------------------------------
-    def flow_document(self) -> dict[str, Any]:
+    def flow_document(self) -> Component:
         level, deps = self.nesting.level(self.flow.steps, None)
-        seq = stages(level, deps) if level else []
+        seq = self.staged(level, deps)
         return self.flow_dict(self.flow.name, seq, self.reads(list(self.flow.steps)), self.outputs())
 
     def outputs(self) -> list[str]:
@@ -126,24 +126,28 @@ class _Exporter(StepNodes):
             found.update(dict.fromkeys(r for r in self.node_reads(s) if r not in mine))
         return list(found)
 
-    def flow_dict(self, name: str, seq: list[Item], inputs: list[str], outputs: list[str]) -> dict[str, Any]:
+    def flow_dict(self, name: str, seq: list[Item], inputs: list[str], outputs: list[str]) -> Component:
         props_in = [self.prop(v) for v in inputs]
         props_out = [self.prop(v) for v in outputs]
         start = self.component("StartNode", "start", inputs=props_in, outputs=props_in, branches=["next"])
-        graph = _Graph([start])
-        producer: dict[str, list[tuple[dict[str, Any], str]]] = {v: [(start, v)] for v in inputs}
+        graph = Graph([start])
+        producer: dict[str, Sources] = {v: [(start, v)] for v in inputs}
         tails = self.emit(seq, [(start, None)], producer, graph)
         end = self.component("EndNode", "end", inputs=props_out, outputs=props_out, branches=[])
         self.add(graph, end, tails)
         for value in outputs:
             graph.data.extend(self.data_edge(source, title, end, value) for source, title in producer[value])
+        return self.flow_component(name, props_in, props_out, graph)
+
+    def flow_component(self, name: str, props_in: list[Schema], props_out: list[Schema], graph: Graph) -> Component:
+        """A Flow of the nodes of ``graph``, the first its StartNode."""
         return self.component(
             "Flow",
             name,
             inputs=props_in,
             outputs=props_out,
-            start_node=_ref(start),
-            nodes=[_ref(n) for n in graph.nodes],
+            start_node=ref(graph.nodes[0]),
+            nodes=[ref(n) for n in graph.nodes],
             control_flow_connections=graph.control,
             data_flow_connections=graph.data,
             **{"$referenced_components": {n["id"]: n for n in graph.nodes}},
@@ -153,14 +157,21 @@ class _Exporter(StepNodes):
         self,
         seq: list[Item],
         tails: list[Tail],
-        producer: dict[str, list[tuple[dict[str, Any], str]]],
-        graph: _Graph,
+        producer: dict[str, Sources],
+        graph: Graph,
     ) -> list[Tail]:
         """Lay out ``seq`` after ``tails``; where the control flow leaves it. ``producer`` gives each value's
         node and output (several for a name after a block: one per arm) and learns the new ones."""
         for item in seq:
             if isinstance(item, str) and item in self.blocks:
                 tails = self.emit_block(self.blocks[item], tails, producer, graph)
+                continue
+            if isinstance(item, str) and item in self.loops:
+                plan, body = self.loops[item]
+                tails = emit_loop(self, body, plan, tails, producer, graph)
+                continue
+            if isinstance(item, str) and self.nodes[item].kind == "copy":  # given by what gives the value it copies
+                self.make(graph, producer, item, producer[self.nodes[item].args["value"]])
                 continue
             if isinstance(item, str):
                 node, reads = self.step_component(item)
@@ -169,8 +180,9 @@ class _Exporter(StepNodes):
                 node, reads, produced = self.parallel_component(item)
             self.add(graph, node, tails)
             for title, value in reads:
-                graph.data.extend(self.data_edge(source, out, node, title) for source, out in producer[value])
-            producer.update({value: [(node, title)] for value, title in produced.items()})
+                self.feed(graph, producer[value], value, node, title)
+            for value, title in produced.items():
+                self.make(graph, producer, value, [(node, title)])
             tails = [(node, None)]
         return tails
 
@@ -178,10 +190,24 @@ class _Exporter(StepNodes):
         self,
         found: Block,
         tails: list[Tail],
-        producer: dict[str, list[tuple[dict[str, Any], str]]],
-        graph: _Graph,
+        producer: dict[str, Sources],
+        graph: Graph,
     ) -> list[Tail]:
         """A BranchingNode, then each arm on its branch; all of them go on to what follows the block."""
+        node = self.branching(found, tails, producer, graph)
+        ends: list[Tail] = [] if found.has_else else [(node, DEFAULT_BRANCH)]
+        arms: list[dict[str, list[tuple[Component, str]]]] = []
+        for arm in found.arms:
+            level, deps = self.nesting.level(arm.steps, found.cond)
+            inside = dict(producer)
+            ends.extend(self.emit(self.staged(level, deps), [(node, arm.branch)], inside, graph))
+            arms.append(inside)
+        for name, variants in found.joins.items():
+            self.make(graph, producer, name, [p for inside, v in zip(arms, variants, strict=True) for p in inside[v]])
+        return ends
+
+    def branching(self, found: Block, tails: list[Tail], producer: dict[str, Sources], graph: Graph) -> Component:
+        """The BranchingNode of a block, after ``tails``, reading the value its tests read."""
         node = self.component(
             "BranchingNode",
             found.cond,
@@ -192,28 +218,33 @@ class _Exporter(StepNodes):
         )
         self.add(graph, node, tails)
         value = self.nodes[found.cond].args[found.key]
-        graph.data.extend(self.data_edge(source, out, node, found.key) for source, out in producer[value])
-        ends: list[Tail] = [] if found.has_else else [(node, DEFAULT_BRANCH)]
-        arms: list[dict[str, list[tuple[dict[str, Any], str]]]] = []
-        for arm in found.arms:
-            level, deps = self.nesting.level(arm.steps, found.cond)
-            inside = dict(producer)
-            ends.extend(self.emit(stages(level, deps), [(node, arm.branch)], inside, graph))
-            arms.append(inside)
-        for name, variants in found.joins.items():
-            producer[name] = [p for inside, v in zip(arms, variants, strict=True) for p in inside[v]]
-        return ends
+        self.feed(graph, producer[value], value, node, found.key)
+        return node
 
-    def add(self, graph: _Graph, node: dict[str, Any], tails: list[Tail]) -> None:
+    def feed(self, graph: Graph, sources: Sources, value: str, node: Component, title: str) -> None:
+        """Input ``title`` of ``node`` reads ``value``: a data edge from each of its ``sources``."""
+        graph.data.extend(self.data_edge(source, out, node, title) for source, out in sources)
+        graph.reads.append((value, node, title))
+
+    def make(self, graph: Graph, producer: dict[str, Sources], value: str, sources: Sources) -> None:
+        """``value`` is given by ``sources`` from now on."""
+        producer[value] = sources
+        graph.made.setdefault(value, []).extend(sources)
+
+    def add(self, graph: Graph, node: Component, tails: list[Tail]) -> None:
         graph.nodes.append(node)
+        self.link(graph, node, tails)
+
+    def link(self, graph: Graph, node: Component, tails: list[Tail]) -> None:
+        """Control-flow edges from ``tails`` to ``node``."""
         for source, branch in tails:
             graph.control.append(
                 self.component(
                     "ControlFlowEdge",
                     f"{source['name']} -> {node['name']}" + (f" ({branch})" if branch else ""),
-                    from_node=_ref(source),
+                    from_node=ref(source),
                     from_branch=branch,
-                    to_node=_ref(node),
+                    to_node=ref(node),
                 )
             )
 
@@ -222,9 +253,9 @@ class _Exporter(StepNodes):
         node = self.nodes[step]
         if node.kind == "flow":
             return str(node.result)
-        return f"collected_{_named(step)}" if node.over else _named(step)
+        return f"collected_{named(step)}" if node.over else named(step)
 
-    def step_component(self, name: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    def step_component(self, name: str) -> tuple[Component, list[tuple[str, str]]]:
         """The node of one step, and what it reads: (input title, value name)."""
         node = self.nodes[name]
         options = self.flow.steps[name].options
@@ -232,7 +263,7 @@ class _Exporter(StepNodes):
             component = self.call_component(name, node, name, {v: self.schemas[v] for v in node.args.values()})
             return self.with_options(component, options), [(t, node.args[t]) for t, _ in node.inputs if t in node.args]
         # a map: the element runs in a subflow, once per element of the value iterated over
-        loop, out = str(node.loop), _named(name)
+        loop, out = str(node.loop), named(name)
         inner = [loop, *dict.fromkeys(v for v in node.args.values() if v != loop)]
         schemas = {v: loop_schema(node, self.schemas) if v == loop else self.schemas[v] for v in inner}
         element = self.call_component(name, node, f"{name} element", schemas)
@@ -241,22 +272,12 @@ class _Exporter(StepNodes):
         props_out = [{"title": out, **item}]
         start = self.component("StartNode", "start", inputs=props_in, outputs=props_in, branches=["next"])
         end = self.component("EndNode", "end", inputs=props_out, outputs=props_out, branches=[])
-        graph = _Graph([start])
+        graph = Graph([start])
         graph.data = [self.data_edge(start, node.args[t], element, t) for t, _ in node.inputs if t in node.args]
         graph.data.append(self.data_edge(element, out, end, out))
         self.add(graph, element, [(start, None)])
         self.add(graph, end, [(element, None)])
-        subflow = self.component(
-            "Flow",
-            f"{name} element",
-            inputs=props_in,
-            outputs=props_out,
-            start_node=_ref(start),
-            nodes=[_ref(n) for n in graph.nodes],
-            control_flow_connections=graph.control,
-            data_flow_connections=graph.data,
-            **{"$referenced_components": {n["id"]: n for n in graph.nodes}},
-        )
+        subflow = self.flow_component(f"{name} element", props_in, props_out, graph)
         component = self.component(
             "ParallelMapNode",
             name,
@@ -269,7 +290,7 @@ class _Exporter(StepNodes):
         reads = [(f"iterated_{loop}", str(node.over))] + [(f"iterated_{v}", v) for v in inner[1:]]
         return self.with_options(component, options), reads
 
-    def call_component(self, step: str, node: Node, name: str, schemas: dict[str, Schema]) -> dict[str, Any]:
+    def call_component(self, step: str, node: Node, name: str, schemas: dict[str, Schema]) -> Component:
         """A ToolNode, LlmNode or FlowNode named ``name`` whose output is ``step``; ``schemas`` types what it reads."""
         if node.kind == "llm":
             assert node.llm_config is not None
@@ -278,7 +299,7 @@ class _Exporter(StepNodes):
                 "LlmNode",
                 name,
                 inputs=[{"title": t, **STRING} for t, _ in node.inputs],
-                outputs=[{"title": _named(step), **STRING}],
+                outputs=[{"title": named(step), **STRING}],
                 branches=["next"],
                 llm_config=config,
                 prompt_template=node.prompt,
@@ -293,7 +314,7 @@ class _Exporter(StepNodes):
             fields = {"inputs": inputs, "outputs": outputs, "branches": ["next"], "subflow": node.subflow}
             return self.component("FlowNode", name, **fields)
         assert node.tool is not None
-        outputs = [{"title": _named(step), **self.element_schema(step)}]
+        outputs = [{"title": named(step), **self.element_schema(step)}]
         tool = self.component("ServerTool", **node.tool, inputs=inputs, outputs=outputs)
         return self.component("ToolNode", name, inputs=inputs, outputs=outputs, branches=["next"], tool=tool)
 
@@ -307,12 +328,12 @@ class _Exporter(StepNodes):
         schema = self.schemas.get(step, {})
         return plain(schema.get("items", {})) if node.over else schema
 
-    def parallel_component(self, par: _Par) -> tuple[dict[str, Any], list[tuple[str, str]], dict[str, str]]:
+    def parallel_component(self, par: _Par) -> tuple[Component, list[tuple[str, str]], dict[str, str]]:
         members = [self.nesting.expand(flatten(b)) for b in par.branches]
         everything = {s for m in members for s in m}
         group = next((g for g in self.flow.groups.values() if set(g.members) == everything), None)
         known = {frozenset(b.steps): b.name for b in group.branches} if group is not None else {}
-        subflows: list[dict[str, Any]] = []
+        subflows: list[Component] = []
         reads: list[tuple[str, str]] = []
         produced: dict[str, str] = {}
         for branch, steps in zip(par.branches, members, strict=True):
@@ -321,7 +342,7 @@ class _Exporter(StepNodes):
             outputs = [
                 s
                 for s in sorted(steps, key=self.index)
-                if s not in self.blocks and (s in self.finals or self.read_outside(s, inside))
+                if s not in self.blocks and s not in self.loops and (s in self.finals or self.read_outside(s, inside))
             ]
             label = known.get(frozenset(steps)) or (steps[0] if len(steps) == 1 else f"branch {steps[0]}")
             subflows.append(self.flow_dict(label, branch, inputs, outputs))
@@ -341,6 +362,12 @@ class _Exporter(StepNodes):
         return component, reads, produced
 
     # -- small parts --------------------------------------------------------------------
+    def staged(self, level: list[str], deps: Mapping[str, tuple[str, ...]]) -> list[Item]:
+        """The units of ``level`` as stages; in a loop's body, one after another (see ``agentspec_loops``)."""
+        if self.enclosing is not None:
+            return list(level)
+        return stages(level, deps) if level else []
+
     def index(self, step: str) -> int:
         return self.flow.steps[step].index
 
@@ -350,35 +377,26 @@ class _Exporter(StepNodes):
     def prop(self, value: str) -> Schema:
         return {"title": value, **self.schemas.get(value, {})}
 
-    def with_options(self, component: dict[str, Any], options: StepOptions) -> dict[str, Any]:
+    def with_options(self, component: Component, options: StepOptions) -> Component:
         changed = {k: v for k, v in options.model_dump().items() if v != StepOptions.model_fields[k].default}
         changed.pop("temperature", None)  # written in the LLM configuration
         if changed:
             component["metadata"] = {"flowmagic": changed}
         return component
 
-    def component(self, component_type: str, name: str, **fields: Any) -> dict[str, Any]:
+    def component(self, component_type: str, name: str, **fields: Any) -> Component:
         ident = self.ids.new(f"{component_type}:{name}")
         return {"component_type": component_type, "id": ident, "name": name, "metadata": {}, **fields}
 
-    def data_edge(self, source: dict[str, Any], output: str, dest: dict[str, Any], input_: str) -> dict[str, Any]:
+    def data_edge(self, source: Component, output: str, dest: Component, input_: str) -> Component:
         return self.component(
             "DataFlowEdge",
             f"{source['name']}.{output} -> {dest['name']}.{input_}",
-            source_node=_ref(source),
+            source_node=ref(source),
             source_output=output,
-            destination_node=_ref(dest),
+            destination_node=ref(dest),
             destination_input=input_,
         )
-
-
-def _named(step: str) -> str:
-    """The name a step assigns: ``reply`` for ``reply@5``, a step inside an arm."""
-    return step.partition("@")[0]
-
-
-def _ref(component: dict[str, Any]) -> dict[str, str]:
-    return {"$component_ref": component["id"]}
 
 
 def _array(schema: Schema) -> Schema:

@@ -12,10 +12,12 @@ between them, may overlap.
   per next node, testing the value the node reads against the ``mapping`` 's values
   (``if kind == 'bug':``), the ``default`` branch its ``else``. A value read after the
   block that the arms give (a data edge from each) is one name, assigned in every arm.
-- A ``BranchingNode`` that goes back to an earlier node is a ``for`` loop of at most
-  :data:`LOOP_ROUNDS` rounds from that node, which ``break`` s on the branches that
-  leave it. A value a node reads from the round before (or, the first time, from before
-  the loop or its default) is carried under one name.
+- A ``BranchingNode`` that goes back to an earlier node (maybe through nodes after it) is
+  a ``for`` loop from that node, which ``break`` s on the branches that leave it, of at
+  most the rounds its ``metadata.flowmagic.rounds`` says (flowmagic's export writes the
+  bound of its ``range`` there) or :data:`LOOP_ROUNDS`. A value a node reads from the
+  round before (or, the first time, from before the loop or its default) is carried
+  under one name.
 
 Anything else is an :class:`AgentSpecError` naming the component. Text from the
 file reaches the DSL only as identifiers (checked) and ``repr()`` string literals;
@@ -27,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..flow.loops import MAX_ITERATIONS
 from .agentspec import AgentSpecError
 from .agentspec_bounds import resolve
 from .agentspec_kinds import LLM_NODES, MAP_NODES, MESSAGE_NODES, PARALLEL_NODES, TOOL_NODES, NodeKinds
@@ -45,7 +48,7 @@ NODES = (
     "StartNode",
     "EndNode",
 )
-#: The most rounds of a loop (a BranchingNode that goes back): Agent Spec sets none.
+#: The most rounds of a loop (a BranchingNode that goes back) whose metadata sets none: Agent Spec has no bound.
 LOOP_ROUNDS = 10
 BRANCHING_INPUT = "branching_mapping_key"  # a BranchingNode's input when it names none
 
@@ -170,7 +173,7 @@ class _Translator(NodeKinds):
         joins: dict[Key, tuple[str, list[Key]]] = {}
         named: dict[frozenset[Key], str] = {}
         for dest, sources in values.reads_from(i for ids in in_order for i in ids):
-            if dest[0] in inside or dest[0] in values.done:
+            if dest[0] in inside or dest[0] in values.done or dest in values.carried:
                 continue
             name = named.get(frozenset(sources))
             if name is None:  # the name a block around this one gave it, or a new one
@@ -235,6 +238,7 @@ class _Translator(NodeKinds):
         direct = {p["id"] for p in [*part.body, *part.then] if isinstance(p, dict)}
         before: list[Item] = []
         started: set[str] = set()
+        names: dict[frozenset[Key], str] = {}  # the nodes of the round that give a carried value: its name
         for dest, sources in values.reads_from(order):
             mine = [s for s in sources if s[0] in position]
             if dest[0] not in position or not mine or any(position[s[0]] < position[dest[0]] for s in mine):
@@ -242,13 +246,11 @@ class _Translator(NodeKinds):
             # read before any node of the round gives it: the round before's value, carried
             last = max(mine, key=lambda s: position[s[0]])
             reader = describe(values.component(dest[0]))
-            if last[0] not in direct:
-                raise AgentSpecError(
-                    f"{reader} reads '{dest[1]}' from the round before, where a branch inside the loop gives it: "
-                    "flowmagic imports loops that carry values given on their main path"
-                )
             carried = values.forced.get(last) or self.names.new(last[1])
-            values.forced[last] = carried
+            # given on the main path: its last node writes the name; given in an if block: each arm that gives it
+            for source in [last] if last[0] in direct else [s for s in mine if s[0] not in direct]:
+                values.forced[source] = carried
+            names[frozenset(mine)] = carried
             if carried not in started:  # its value for the first round, from before the loop
                 started.add(carried)
                 first = self.fallback(values, dest, [s for s in sources if s[0] not in position])
@@ -256,13 +258,35 @@ class _Translator(NodeKinds):
                     raise AgentSpecError(f"{reader} reads '{dest[1]}' before any node gives it, and it has no default")
                 before.append(Line(f"{carried} = {first}"))
             values.resolved[dest] = carried
+        # what reads the same nodes of the round later on, or after the loop, reads the name too: it holds
+        # the value they gave last (an if block in the loop makes no name of its own for it)
+        for dest, sources in values.reads_from(order):
+            carried_name = names.get(frozenset(s for s in sources if s[0] in position))
+            if carried_name is not None and dest not in values.resolved:
+                values.resolved[dest] = carried_name
+                values.carried.add(dest)
         body = self.parts(part.body, values)
         key = self.key(part.node, values)
         values.done.add(part.node["id"])
         leaving = _test(key, part.leave) if part.stay_default else _test(key, part.stay, negated=True)
         body.append(IfBlock([(leaving, [Line("break")])]))
         body.extend(self.parts(part.then, values))
-        return [*before, Loop(self.names.new("attempt"), LOOP_ROUNDS, body)]
+        return [*before, Loop(self.names.new("attempt"), _rounds(part.node), body)]
+
+
+def _rounds(node: Component) -> int:
+    """The bound of the loop ``node`` leaves: its ``metadata.flowmagic.rounds``, or :data:`LOOP_ROUNDS`."""
+    metadata = node.get("metadata")
+    ours = metadata.get("flowmagic") if isinstance(metadata, dict) else None
+    rounds = ours.get("rounds") if isinstance(ours, dict) else None
+    if rounds is None:
+        return LOOP_ROUNDS
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ITERATIONS:
+        raise AgentSpecError(
+            f"{describe(node)}: its metadata.flowmagic.rounds must be a whole number from 1 to {MAX_ITERATIONS}, "
+            f"not {rounds!r}"
+        )
+    return rounds
 
 
 def _nodes(parts: list[Part]) -> list[Component | None]:

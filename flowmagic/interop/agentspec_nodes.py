@@ -11,8 +11,11 @@
   by the exporter, which exports the called flow as its subflow);
 - an ``if`` block's condition: a ``BranchingNode`` (see ``agentspec_blocks``), and a
   name's value after the block (a join) no node at all: the arms' nodes give it;
+- ``b = a``, a copy (an import writes them): no node; what reads ``b`` reads what gives ``a``;
+- a ``for`` loop: its body's nodes and a ``BranchingNode`` that goes back to them (laid
+  out by the exporter, see ``agentspec_loops``), and a name's value after it no node;
 - anything else (an expression that is not such a call, ``system=``, ``schema=``,
-  a map over an expression, a ``for`` loop...) is an :class:`AgentSpecError` naming the step.
+  a map over an expression, a loop of another form...) is an :class:`AgentSpecError` naming the step.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class Node:
     """What one step becomes: a tool call, a prompt or a subflow, maybe mapped over a list; or a
     block's condition (``branch``) or a name's value after it (``join``)."""
 
-    kind: str  # "tool" | "llm" | "flow" | "branch" | "join"
+    kind: str  # "tool" | "llm" | "flow" | "branch" | "join" | "loop" | "pick" | "copy"
     inputs: list[tuple[str, Schema]]  # the node's input properties (title, schema), in order
     args: dict[str, str]  # input title -> the value it reads (a step, an input, or the loop variable)
     tool: dict[str, Any] | None = None  # the ServerTool, without its output
@@ -74,27 +77,32 @@ class StepNodes:
         self.nesting = Nesting(flow.compiled)
         self.blocks: dict[str, Block] = {}
         self.subflows: dict[str, Flow] = dict(calls(flow.compiled, namespace))
+        self.enclosing: tuple[StepNodes, Step] | None = None  # a loop's body: the loop's flow and step
 
     def nodes_of_steps(self) -> dict[str, Node]:
         return {name: self.node(step) for name, step in self.flow.steps.items()}
 
-    def error(self, step: Step, why: str) -> AgentSpecError:
-        """An error naming ``step`` (and, for a step inside an ``if`` block, the block)."""
-        text = self.lines[step.line - 1].strip() if 0 < step.line <= len(self.lines) else step.source
+    def error(self, step: Step, why: str, text: str | None = None) -> AgentSpecError:
+        """An error naming ``step`` (and, for a step inside an ``if`` block or a loop, the block or the loop)."""
+        if text is None:
+            text = self.lines[step.line - 1].strip() if 0 < step.line <= len(self.lines) else step.source
         where = f"step '{step.name}' (line {step.line})"
         cond = self.nesting.parent.get(step.name) if step.name in self.nesting.arm_step else None
-        if cond is None:
-            return AgentSpecError(f"{where} cannot be exported to Agent Spec: {why}\n    {text}")
-        label = next(lb for lb, steps in self.flow.compiled.arms[cond] if step.name in steps)
-        outer = f"step '{cond}' (line {self.flow.steps[cond].line})"
-        return AgentSpecError(
-            f"{outer} cannot be exported to Agent Spec: in its arm '{label}', {where} cannot: {why}\n    {text}"
-        )
+        if cond is not None:
+            label = next(lb for lb, steps in self.flow.compiled.arms[cond] if step.name in steps)
+            why = f"in its arm '{label}', {where} cannot: {why}"
+            where = f"step '{cond}' (line {self.flow.steps[cond].line})"
+        if self.enclosing is not None:
+            outer, loop = self.enclosing
+            return outer.error(loop, f"in its body, {where} cannot: {why}", text)
+        return AgentSpecError(f"{where} cannot be exported to Agent Spec: {why}\n    {text}")
 
     def node(self, step: Step) -> Node:
         compiled = self.flow.compiled
-        if step.kind == "loop" or step.name in compiled.picks:
-            raise self.error(step, "a 'for' loop has no Agent Spec form here yet (a branch back to an earlier node)")
+        if step.kind == "loop":
+            return self.loop_node(step)
+        if step.name in compiled.picks:
+            return Node("pick", [], {})
         if step.kind == "if":
             try:
                 self.blocks[step.name] = found = block(compiled, step.name)
@@ -126,6 +134,9 @@ class StepNodes:
     def flow_node(self, step: Step, expr: ast.expr, callee: Flow) -> Node:  # pragma: no cover - the exporter's
         raise NotImplementedError
 
+    def loop_node(self, step: Step) -> Node:  # pragma: no cover - the exporter's
+        raise NotImplementedError
+
     def map_node(self, step: Step, comp: ast.ListComp) -> Node:
         gen = comp.generators[0]
         if len(comp.generators) != 1 or gen.ifs or gen.is_async:
@@ -141,6 +152,8 @@ class StepNodes:
         return node
 
     def call_node(self, step: Step, expr: ast.expr) -> Node:
+        if isinstance(expr, ast.Name) and step.kind == "call":  # a copy, as an import writes: no node of its own
+            return Node("copy", [("value", {})], {"value": expr.id})
         if is_llm_call(expr):
             assert isinstance(expr, ast.Call)
             return self.llm_node(step, expr)

@@ -11,13 +11,16 @@ statements:
 - a ``BranchingNode`` whose branches meet again (at the first node every one of them
   reaches, or at the flow's end) is a :class:`Choice`: an ``if`` block, one arm per
   distinct next node;
-- a ``BranchingNode`` with a branch back to a node before it is a :class:`Cycle`: a
-  loop from that node, which goes on by that branch and stops by its others (they must
-  all lead to one node).
+- a control flow that goes back to a node before it is a :class:`Cycle`: a loop from
+  that node, left by the one ``BranchingNode`` inside it with a branch out of it (the
+  latch), which goes on by its other branch, maybe through more nodes, and stops by the
+  branches that leave (they must all lead to one node). The edge back may leave the
+  latch itself or a node after it (as flowmagic's export writes a loop whose body goes on
+  after its ``break``), or several nodes, the arms of an ``if`` block at the body's end.
 
-Any other shape (a loop without a ``BranchingNode`` to leave it, a node with two next
-nodes for one branch, branches that leave a loop for different places) is an
-:class:`AgentSpecError` naming the node.
+Any other shape (a loop without a ``BranchingNode`` to leave it, or that two leave, a
+node with two next nodes for one branch, branches that leave a loop for different
+places) is an :class:`AgentSpecError` naming the node.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def shape(flow: Component, start: Component) -> list[Part]:
 
 @dataclass
 class _Loop:
-    latch: str  # the BranchingNode that goes back
+    latch: str  # the BranchingNode that leaves the loop
     back: str  # the node its loop goes back to
 
 
@@ -92,6 +95,7 @@ class _Graph:
     next: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> branch -> next node (or EXIT)
     back: set[tuple[str, str]] = field(default_factory=set)  # edges to a node before (the loops)
     loops: dict[str, _Loop] = field(default_factory=dict)  # by the node the loop starts at
+    tails: dict[str, list[str]] = field(default_factory=dict)  # each node gone back to: the nodes going back
 
     def __post_init__(self) -> None:
         self.by_id = {str(n["id"]): n for n in self.flow.get("nodes") or [] if isinstance(n, dict)}
@@ -155,8 +159,8 @@ class _Graph:
         return {"next": taken.get("next", EXIT)}
 
     def find_loops(self) -> None:
-        """The edges back to a node on the way to them (a depth-first walk from the start), each from
-        a BranchingNode, one per node gone back to."""
+        """The edges back to a node on the way to them (a depth-first walk from the start), and the
+        loop each node gone back to starts (see :meth:`loop`)."""
         on_path: set[str] = set()
         seen: set[str] = set()
         stack = [(self.start["id"], iter(self.successors(self.start["id"]).values()))]
@@ -170,27 +174,48 @@ class _Graph:
                 on_path.discard(node)
                 continue
             if target in on_path:
-                self.loop(node, target)
+                self.back.add((node, target))
+                self.tails.setdefault(target, []).append(node)
             elif target not in seen and target != EXIT:
                 seen.add(target)
                 on_path.add(target)
                 stack.append((target, iter(self.successors(target).values())))
+        before: dict[str, list[str]] = {}  # each node: the nodes that lead to it
+        for node in seen:
+            for target in self.successors(node).values():
+                before.setdefault(target, []).append(node)
+        for back, tails in self.tails.items():
+            self.loop(back, tails, before)
 
-    def loop(self, latch: str, back: str) -> None:
-        source, target = self.by_id[latch], self.by_id[back]
-        if source.get("component_type") != BRANCHING:
+    def loop(self, back: str, tails: list[str], before: dict[str, list[str]]) -> None:
+        """The loop that ``tails`` go back to ``back`` by: its nodes are those that lead to a tail
+        without passing ``back``; its latch the one BranchingNode among them with a branch out."""
+        inside, todo = {back, *tails}, [t for t in tails if t != back]
+        while todo:
+            for node in before.get(todo.pop(), []):
+                if node not in inside:
+                    inside.add(node)
+                    todo.append(node)
+        latches = [
+            n
+            for n in self.by_id
+            if n in inside
+            and self.by_id[n].get("component_type") == BRANCHING
+            and any(t not in inside for t in self.successors(n).values())
+        ]
+        target = self.by_id[back]
+        if not latches:
             raise AgentSpecError(
-                f"the control flow loops back to {describe(target)} from {describe(source)}, "
+                f"the control flow loops back to {describe(target)} from {describe(self.by_id[tails[0]])}, "
                 "with no BranchingNode to leave the loop"
             )
-        known = self.loops.get(back)
-        if known is not None and known.latch != latch:
+        if len(latches) > 1:
             raise AgentSpecError(
-                f"the control flow loops back to {describe(target)} from two places "
-                f"({describe(self.by_id[known.latch])}, {describe(source)}): flowmagic imports one"
+                f"the loop back to {describe(target)} is left from two places "
+                f"({describe(self.by_id[latches[0]])}, {describe(self.by_id[latches[1]])}): "
+                "flowmagic imports loops that one BranchingNode leaves"
             )
-        self.back.add((latch, back))
-        self.loops[back] = _Loop(latch, back)
+        self.loops[back] = _Loop(latches[0], back)
 
     # -- the forward graph: loops cut where they go back ---------------------------------
     def forward(self, node: str) -> dict[str, str]:

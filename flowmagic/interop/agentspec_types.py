@@ -3,7 +3,7 @@
 A step's value is typed from its function's return hint (a prompt's is a string); a value
 nothing types that way (an input, an untyped function's result) takes the type its
 readers want, a typed one before a string. A name after an ``if`` block is typed as its
-arms' steps are, and they as it is.
+arms' steps are, and they as it is; a copy (``b = a``) as what it copies.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def value_schemas(
         schemas[name] = plain(typed_[0] if typed_ else strings[0] if strings else {})
     for name, (_, variants) in joins.items():
         schemas[name] = next((schemas[v] for v in variants if typed(schemas[v])), schemas[name])
+    for name, node in nodes.items():  # a copy: typed as what it copies
+        if node.kind == "copy" and typed(schemas.get(node.args["value"], {})):
+            schemas[name] = schemas[node.args["value"]]
     return schemas
 
 

@@ -66,6 +66,7 @@ class Values:
         self.forced: dict[Key, str] = {}  # outputs that must be written under a name chosen beforehand
         self.resolved: dict[Key, str] = {}  # inputs whose DSL name was chosen beforehand
         self.wanted: dict[Key, str] = {}  # inputs read after the blocks being written: the name each will read
+        self.carried: set[Key] = set()  # inputs that read a loop's carried name, whatever block gives it
         self.done: set[str] = set()  # the nodes written so far
 
     def produce(self, key: Key, name: str) -> None:
