@@ -16,6 +16,7 @@ import asyncio
 import functools
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import Any
@@ -144,6 +145,7 @@ class Book:
         self.on_end: list[Callable[[Run], None]] = []  # called once it is set (quick: the history's)
         self.nested: set[Any] = set()  # the runs of subflows its steps are running now
         self.printed = Printed(self.run, self._record_name)  # what its steps print (see .capture)
+        self.weak = weakref.ref(self)  # what a step's context holds of its run (see .capture)
         self._pool_waits = 0  # the pool's count of waits when the run started
         # wait() runs on the loop (a task, a timer or observers need it): it ends the run
         self.waiting = False

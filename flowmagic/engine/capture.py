@@ -31,8 +31,9 @@ CUT = "\n[flowmagic: more output not kept]\n"
 #: (label, stream name, text): where a run's printed text goes besides the records.
 Forward = Callable[[str, str, str], None]
 
-# (a weak reference: a task or timer started inside a step copies this context and may outlive the run)
-_writing: ContextVar[tuple[weakref.ref[Printed], Any] | None] = ContextVar("flowmagic_step", default=None)
+# Which run (weakly: a task or timer a step starts copies this context and may outlive the run)
+# and which of its units is running here; the run has ``printed``. Subflows read it too.
+_writing: ContextVar[tuple[weakref.ref[Any], Any] | None] = ContextVar("flowmagic_step", default=None)
 
 
 class Printed:
@@ -62,13 +63,23 @@ class Printed:
         self.forward = None
 
 
-def enter(printed: Printed, unit: Any) -> Any:
-    """Text written from here on (in this thread or task) is ``unit``'s; returns the token for :func:`leave`."""
-    return _writing.set((weakref.ref(printed), unit))
+def enter(run: weakref.ref[Any], unit: Any) -> Any:
+    """Code from here on (in this thread or task) is ``unit``'s of the run ``run`` refers to (one
+    with a :class:`Printed` as ``printed``); returns the token for :func:`leave`."""
+    return _writing.set((run, unit))
 
 
 def leave(token: Any) -> None:
     _writing.reset(token)
+
+
+def running() -> tuple[Any, Any] | None:
+    """The run and unit whose code is running here, if any (and the run is still there)."""
+    here = _writing.get()
+    if here is None:
+        return None
+    run = here[0]()
+    return None if run is None else (run, here[1])
 
 
 def install() -> None:
@@ -87,13 +98,12 @@ class _Stream:
         self._name = name
 
     def write(self, text: str) -> int:
-        writing = _writing.get()
-        printed = writing[0]() if writing is not None else None
-        if printed is None:
+        here = running()
+        if here is None:
             return self._inner.write(text)
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        printed.write(writing[1], self._name, text)  # type: ignore[index]
+        here[0].printed.write(here[1], self._name, text)
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -114,4 +124,4 @@ def _to_original(label: str, stream: str, text: str) -> None:
     inner.write(text)
 
 
-__all__ = ["LIMIT", "Forward", "Printed", "enter", "install", "leave"]
+__all__ = ["LIMIT", "Forward", "Printed", "enter", "install", "leave", "running"]

@@ -29,7 +29,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from . import capture, subflows
+from . import capture
 from . import events as ev
 from .book import FAILED, INLINE, LOOP, OK, THREAD, Collect, Job, plan_of
 from .cache import MISS
@@ -288,12 +288,10 @@ class Execution(OnLoop):
                         return
                 job.info["thread"] = True
             try:
-                token = capture.enter(self.printed, unit)
-                calling = subflows.enter(self, unit)
+                token = capture.enter(self.weak, unit)  # what it prints, a flow it calls: this unit's
                 try:
                     value = eval(job.code, job.ns)  # type: ignore[arg-type]
                 finally:
-                    subflows.leave(calling)
                     capture.leave(token)
             except BaseException as exc:  # even SystemExit: it is the step's error, not the run's
                 if here and isinstance(exc, KeyboardInterrupt):

@@ -15,7 +15,7 @@ from typing import Any
 from ..flow.compiled import Code
 from ..llm.call import LLMCall, deferred_llm
 from ..llm.call import call as call_llm
-from . import capture, subflows
+from . import capture
 from . import events as ev
 from .attempts import attempts
 from .attempts import evaluate as evaluate_code
@@ -85,8 +85,7 @@ class OnLoop(Book):
                 self.on_threads.add(unit)
                 self.places.on_pool(self._thread_jobs, job)
                 return None
-        token = capture.enter(self.printed, unit)
-        calling = subflows.enter(self, unit)  # a flow called here runs nested in this run
+        token = capture.enter(self.weak, unit)  # what it prints, a flow it calls: this unit's
         try:
             if job.awaitable is not None:  # it began on a thread
                 value = await job.awaitable
@@ -112,7 +111,6 @@ class OnLoop(Book):
         else:
             starts = self._finished(unit, value, job.info, LOOP)
         finally:
-            subflows.leave(calling)
             capture.leave(token)
         return self._dispatch(starts, keep=LOOP)
 

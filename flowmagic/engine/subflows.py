@@ -2,8 +2,8 @@
 
 ``cats = research(question="cats")``, where ``research`` is a :class:`~flowmagic.flow.flow.Flow`:
 a flow's class marks itself ``__flowmagic_subflow__``, so the driver evaluates such a call on
-the run's event loop (or, among other calls, on a worker thread), where :func:`enter` has said
-which run and step are evaluating. The flow's ``__call__`` then hands the nested run to the
+the run's event loop (or, among other calls, on a worker thread), where the driver has said
+which run and step are evaluating (:func:`.capture.enter`). The flow's ``__call__`` then hands the nested run to the
 step (:func:`call`); called anywhere else, it runs the flow and returns its value.
 
 The nested run (:mod:`.nested`) has the caller's settings, worker threads, cache and cluster; a
@@ -15,10 +15,9 @@ them when it has several; a nested run that did not succeed fails the calling st
 from __future__ import annotations
 
 import asyncio
-import weakref
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from . import capture
 from .nested import Relay, run_nested
 from .record import Run
 from .vocabulary import RunStatus, Status
@@ -26,32 +25,18 @@ from .vocabulary import RunStatus, Status
 if TYPE_CHECKING:
     from .on_loop import OnLoop
 
-# (a weak reference: a task or timer started inside a step copies this context and may outlive the run)
-_calling: ContextVar[tuple[weakref.ref[OnLoop], Any] | None] = ContextVar("flowmagic_subflow_caller", default=None)
-
-
 class SubflowError(Exception):
     """A subflow's run did not succeed."""
-
-
-def enter(host: OnLoop, unit: Any) -> Any:
-    """Code evaluated from here on (in this task) is ``unit``'s, of ``host``'s run."""
-    return _calling.set((weakref.ref(host), unit))
-
-
-def leave(token: Any) -> None:
-    _calling.reset(token)
 
 
 def call(flow: Any, inputs: dict[str, Any]) -> Any:
     """A flow called in a step: on the run's loop, the nested run for the step to await; on a worker
     thread (the call sits among other calls), its value once the nested run, on the loop, is over.
     :data:`OUTSIDE` when no step is calling."""
-    calling = _calling.get()
-    host = calling[0]() if calling is not None else None
-    if calling is None or host is None:
+    calling = capture.running()  # the run and step whose code calls the flow, if any
+    if calling is None:
         return OUTSIDE
-    unit = calling[1]
+    host, unit = calling
     nested = run_subflow(host, unit, flow, inputs)
     loop = host.places.loop
     if loop is None or host.places.on_loop_thread():
@@ -82,4 +67,4 @@ async def run_subflow(host: OnLoop, unit: Any, flow: Any, inputs: dict[str, Any]
     return value_of(run, flow.final_steps)
 
 
-__all__ = ["OUTSIDE", "SubflowError", "call", "enter", "leave", "run_subflow", "value_of"]
+__all__ = ["OUTSIDE", "SubflowError", "call", "run_subflow", "value_of"]
