@@ -296,6 +296,8 @@ def test_planted_secrets_show_in_no_output_of_runs_that_succeed_and_fail(
         if event.error is not None:
             texts += error_texts(event.error)
 
+    assert default_history.archive is not None
+    default_history.archive.flush()  # the runs kept beside the cache are written, and read below too
     cache_files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert cache_files  # the answers of the steps that succeeded are on disk
     texts += [p.read_bytes().decode("latin-1") for p in cache_files]
