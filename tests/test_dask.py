@@ -271,13 +271,14 @@ def test_cancel_stops_the_step_on_the_cluster(local: Any, tmp_path: Path) -> Non
     try:
         flow.start()
         assert eventually(started.exists, 30), "the 30 s step never started on a worker"
-        assert int(started.read_text()) in worker_pids(local)
+        before = worker_pids(local)  # (asked now: once cancelled, the busy worker restarts)
+        assert int(started.read_text()) in before
         assert keys_held(local, "sleeper-slow-")  # it is on the cluster now
         assert flow.cancel() is True
         run = flow.last
         assert run is not None and run.status == "cancelled", run.summary()
         assert run.steps["slow"].status == "cancelled"
-        assert run.steps["first"].status == "succeeded" and run["first"] in worker_pids(local)
+        assert run.steps["first"].status == "succeeded" and run["first"] in before
         held = eventually(lambda: not keys_held(local, "sleeper-"), 5) or keys_held(local, "sleeper-")
         assert held is True, f"the scheduler still holds {held}"
         # the worker that ran it is restarted (a new process), so it is free though the step would sleep on
@@ -296,8 +297,14 @@ def test_cancel_stops_the_step_on_the_cluster(local: Any, tmp_path: Path) -> Non
     finally:
         # a worker thread cannot be stopped: let the step return, so the worker is free for other tests
         stop.touch()
-        idle = lambda: not any(local.run(lambda dask_worker: dask_worker.state.executing_count).values())  # noqa: E731
-        assert eventually(idle, 10)
+
+        def idle() -> bool:
+            try:
+                return not any(local.run(lambda dask_worker: dask_worker.state.executing_count).values())
+            except Exception:  # a worker restarting while asked
+                return False
+
+        assert eventually(idle, 30)
 
 
 # -- the magic in a real IPython shell (the ``shell`` fixture of conftest.py) -----------------
