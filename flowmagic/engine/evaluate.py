@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import inspect
 from collections.abc import Callable
-from types import CoroutineType
+from types import CoroutineType, FunctionType
 from typing import Any
 
 from ..flow.compiled import Code
@@ -38,7 +38,12 @@ def is_awaitable(value: Any) -> bool:
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict, set})
 
 
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE
+
+
 def is_async_callable(obj: Any) -> bool:
+    if type(obj) is FunctionType and not hasattr(obj, "_is_coroutine_marker"):
+        return bool(obj.__code__.co_flags & _ASYNC_FLAGS)  # a plain function: what inspect would say, quicker
     if inspect.iscoroutinefunction(obj) or getattr(type(obj), "__flowmagic_subflow__", False):
         return True  # (a flow called in a step is a subflow: the loop awaits its nested run)
     # an instance whose class defines ``async def __call__``
