@@ -87,11 +87,12 @@ class Fault:
     after_chunks: int | None = None
     slow: float | None = None
     match: str | None = None
+    cut: bool = False
 
     @property
     def harmless(self) -> bool:
         """Only a wait: the answer itself is the normal one."""
-        return self.status == 200 and not (self.drop or self.malformed)
+        return self.status == 200 and not (self.drop or self.malformed or self.cut)
 
 
 def last_prompt(body: dict[str, Any] | None) -> str:
@@ -163,6 +164,10 @@ class LLMServer:
         self.usage_fields: dict[str, Any] = {}  # sent in usage as they are, over the counts: any JSON value
         self.head_fields: dict[str, Any] = {}  # sent over the answer's id, model, created: any JSON value
         self.stream_usage = True  # False: ignore stream_options.include_usage, like some local servers
+        # the response_format types it takes; another is refused with a 500, as llama.cpp's server does
+        self.formats: tuple[str, ...] = ("text", "json_object", "json_schema")
+        self.chunk_delay = 0.0  # seconds between two chunks of a stream
+        self.cut_off = 0  # streams whose client went away before the end (the server stopped writing)
         self.requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -186,6 +191,7 @@ class LLMServer:
         slow: float | None = None,
         match: str | None = None,
         headers: dict[str, str] | None = None,
+        cut: bool = False,
     ) -> None:
         """Queue a fault for the next ``times`` chat requests.
 
@@ -203,7 +209,9 @@ class LLMServer:
         ``drop`` closes the connection mid-stream, ``malformed`` sends an event that
         is not JSON, and otherwise an OpenAI-shaped error event carries ``message``
         (the HTTP status, 200, is already sent). A request that does not stream
-        gets the fault at once, as if ``after_chunks`` were not given.
+        gets the fault at once, as if ``after_chunks`` were not given. ``cut=True`` (with
+        ``after_chunks``): the stream ends there, well formed but with no finish reason, as
+        llama.cpp's server ends a stream it interrupts for another request.
         """
         with self._lock:
             self._faults.extend(
@@ -217,6 +225,7 @@ class LLMServer:
                     slow=slow,
                     match=match,
                     headers=dict(headers or {}),
+                    cut=cut,
                 )
                 for _ in range(times)
             )
@@ -377,6 +386,12 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             self._send_json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
             return
+        asked = (body.get("response_format") or {}).get("type", "text")
+        if asked not in state.formats:
+            taken = " or ".join(f'"{f}"' for f in state.formats)
+            message = f"response_format type must be one of {taken}, but got: {asked}"
+            self._send_json(500, {"error": {"code": 500, "message": message, "type": "server_error"}})
+            return
         content = state.answer(body)
         prompt_tokens, completion_tokens = state.usage or (_words(body) * 4 // 3 + 1, len(content.split()) * 4 // 3 + 1)
         usage: dict[str, Any] = {
@@ -436,9 +451,20 @@ class _Handler(BaseHTTPRequestHandler):
             event(json.dumps({**head, "choices": [choice]}))
 
         chunk({"role": "assistant", "content": "", "refusal": None})
-        for piece in split_answer(content)[: fault.after_chunks if fault is not None else None]:
-            chunk({"content": piece})
-        if fault is None:
+        try:
+            for piece in split_answer(content)[: fault.after_chunks if fault is not None else None]:
+                if self.server_state.chunk_delay:
+                    time.sleep(self.server_state.chunk_delay)
+                chunk({"content": piece})
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):  # the client went away: stop generating
+            with self.server_state._lock:
+                self.server_state.cut_off += 1
+            self.close_connection = True
+            return
+        if fault is not None and fault.cut:
+            pass  # no finish reason, no usage: the stream just ends
+        elif fault is None:
             chunk({}, finish_reason="stop")
             if usage is not None:
                 event(json.dumps({**head, "choices": [], "usage": usage}))

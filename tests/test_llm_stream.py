@@ -100,12 +100,16 @@ def test_usage_from_the_final_chunk(server: LLMServer) -> None:
     assert (response.prompt_tokens, response.completion_tokens, response.total_tokens) == (13, 21, 34)
 
 
-def test_server_that_sends_no_usage_gives_none_tokens(server: LLMServer) -> None:
+def test_server_that_sends_no_usage_gets_its_tokens_estimated(server: LLMServer) -> None:
     server.answer = lambda body: ANSWER
     server.stream_usage = False
     response, seen = stream(server, LLMRequest(prompt="hi", model="m"))
     assert response.text == seen[-1] == ANSWER
-    assert (response.prompt_tokens, response.completion_tokens, response.total_tokens) == (None, None, None)
+    assert (response.prompt_tokens, response.completion_tokens) == (1, -(-len(ANSWER) // 4))
+    assert response.extra["estimated_usage"] is True
+    server.stream_usage = True  # a server that does report usage: its own counts, not marked
+    response, _ = stream(server, LLMRequest(prompt="hi", model="m"))
+    assert "estimated_usage" not in response.extra and response.completion_tokens == len(ANSWER.split()) * 4 // 3 + 1
 
 
 def test_schema_answer_streams_and_validates_at_the_end(server: LLMServer) -> None:

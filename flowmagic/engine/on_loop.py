@@ -177,9 +177,20 @@ class OnLoop(Book):
         return self.places.send(self.name, label, code, ns)
 
     async def ask(self, label: str, call: LLMCall, info: dict[str, Any]) -> Any:
-        on_text = (lambda shown: self.emit(ev.TEXT, label, detail=shown)) if self.observers else None
+        if self.observers:
+            on_text: Any = lambda shown: self.emit(ev.TEXT, label, detail=shown)  # noqa: E731
+        elif self._timed():  # a timeout closes a stream, which stops the server's generation too
+            on_text = _ignore
+        else:
+            on_text = None  # asked whole: less work for the client
         settings = self.settings
         return await call_llm(call, info, model=settings.model, temperature=settings.temperature, on_text=on_text)
+
+    def _timed(self) -> bool:
+        """Whether a timeout could end one of this run's calls: the run's ``--timeout`` or a step's."""
+        if self.settings.timeout is not None:
+            return True
+        return any(step.options.timeout is not None for step in self.steps.values())
 
     def _blocking_llm(self, label: str, info: dict[str, Any]) -> Any:
         """``llm`` for code on a worker thread: sends the call to the loop and waits."""
@@ -192,6 +203,10 @@ class OnLoop(Book):
             return work.result()
 
         return llm
+
+
+def _ignore(shown: dict[str, Any]) -> None:
+    """Streaming's ``on_text`` when nobody watches (the answer streams so that it can be cut short)."""
 
 
 __all__ = ["OnLoop"]

@@ -89,6 +89,8 @@ async def call(
         completion_tokens=response.completion_tokens,
         cost=cost(response.model or request.model, response.prompt_tokens, response.completion_tokens),
     )
+    if response.extra.get("estimated_usage"):  # the server reported no usage: counted here, roughly
+        shown["tokens_estimated"] = True
     if response.usage_note:  # the server's token counts were not numbers: dropped, and said so
         shown["usage_note"] = response.usage_note
     return response.value

@@ -24,22 +24,29 @@ a server that echoes the key, whole or in part, puts it in no record, cache or l
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import functools
 import json
-import math
 import os
 import re
-import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
 from flowmagic.llm import log_redaction
-from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, count_note, invalid_answer
+from flowmagic.llm.protocol import (
+    LLMError,
+    LLMRequest,
+    LLMResponse,
+    TextCallback,
+    count_note,
+    estimate_tokens,
+    invalid_answer,
+)
 from flowmagic.llm.secrets import StreamRedactor, hold, redact, safe_url
+from flowmagic.llm.server_errors import LLMStatusError, LLMTruncated, retry_after
+from flowmagic.llm.structured import refuses_format, shaped, transient, ways_from
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -50,49 +57,6 @@ if TYPE_CHECKING:
 PLACEHOLDER_API_KEY = "not-needed"
 
 _FENCE_RE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
-
-
-class LLMStatusError(LLMError):
-    """The server answered with an error status (after the SDK's own retries).
-
-    ``status`` is the HTTP status; ``retry_after`` the seconds its Retry-After
-    (or retry-after-ms) header asked the client to wait, None without one. A
-    step's ``@retries`` waits at least that long before its next attempt.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-def retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds a response's ``retry-after-ms`` or ``Retry-After`` header asks for (seconds or an HTTP date).
-
-    >>> retry_after({"retry-after": "1.5"}), retry_after({"retry-after-ms": "250"}), retry_after({})
-    (1.5, 0.25, None)
-    """
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            try:  # Retry-After may be a date
-                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError, OverflowError):
-                continue
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    return None
-
-
-def _schema_name(schema: type[Any]) -> str:
-    # The API accepts ^[a-zA-Z0-9_-]{1,64}$ for json_schema names.
-    return (re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__) or "Answer")[:64]
 
 
 def _unfence(text: str) -> str:
@@ -131,7 +95,7 @@ def _aiohttp_client() -> Any:
 
 
 def _params(request: LLMRequest) -> dict[str, Any]:
-    """The chat completions arguments for ``request``."""
+    """The chat completions arguments for ``request``, but for its ``schema`` (see :mod:`.structured`)."""
     messages: list[dict[str, str]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
@@ -141,11 +105,6 @@ def _params(request: LLMRequest) -> dict[str, Any]:
         params["temperature"] = request.temperature
     if request.max_tokens is not None:
         params["max_tokens"] = request.max_tokens
-    if request.schema is not None:
-        params["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": _schema_name(request.schema), "schema": request.schema.model_json_schema()},
-        }
     return params
 
 
@@ -177,11 +136,14 @@ def _response(
     model: str | None,
     usage: CompletionUsage | None,
     extra: dict[str, Any],
+    counted: bool = False,
 ) -> LLMResponse:
     """The response for a finished answer: a refusal raises, and a ``schema`` answer is validated.
 
     Every string the server chose is redacted first, so neither the value, the raw
-    answer nor an error quotes a secret it echoed. An answer that does not validate
+    answer nor an error quotes a secret it echoed. With ``counted``, a response with no usage
+    gets tokens estimated here (:func:`~flowmagic.llm.protocol.estimate_tokens`), marked
+    ``estimated_usage``. An answer that does not validate
     (or is not JSON) raises :class:`LLMError` with the validation error and the raw
     answer (see :func:`invalid_answer`). Token counts that are not whole numbers are
     dropped with a note (see :class:`LLMResponse`), the value itself never kept.
@@ -196,13 +158,20 @@ def _response(
         except ValidationError as exc:
             raise invalid_answer(request.model, request.schema, text, exc) from exc
     total = getattr(usage, "total_tokens", None)  # not kept (LLMResponse adds up its own), but checked
+    prompt_tokens = getattr(usage, "prompt_tokens", None)
+    completion_tokens = getattr(usage, "completion_tokens", None)
+    extra = {k: redact(v) if isinstance(v, str) else v for k, v in extra.items()}
+    if usage is None and counted:  # a stream that carried no usage: counted here, and marked so
+        prompt_tokens = estimate_tokens((request.system or "") + request.prompt)
+        completion_tokens = estimate_tokens(text)
+        extra["estimated_usage"] = True
     return LLMResponse(
         text=text,
         value=value,
         model=redact(model) if model else request.model,
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        extra={k: redact(v) if isinstance(v, str) else v for k, v in extra.items()},
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        extra=extra,
         usage_note=count_note("total_tokens", total),
     )
 
@@ -266,6 +235,7 @@ class OpenAIProvider:
             options["http_client"] = http_client
         self.base_url = base_url
         self._client: AsyncOpenAI = AsyncOpenAI(**options)
+        self._ways: dict[str, str] = {}  # per model: the way of asking for a schema that worked
         log_redaction.install()  # the SDK's and its transport's loggers exist now
 
     @property
@@ -289,9 +259,47 @@ class OpenAIProvider:
         return LLMError(message)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
+        return await self._shaped(request, lambda params, client: self._complete(request, params, client))
+
+    async def stream(self, request: LLMRequest, on_text: TextCallback) -> LLMResponse:
+        """Answer ``request`` as :meth:`complete` does, calling ``on_text(text_so_far)`` as text arrives.
+
+        Asks the server for the token usage in a final chunk; when a server sends none, the
+        tokens are estimated (and marked so). A stream that ends without a finish reason was cut
+        off: an :class:`LLMTruncated` error holding the text so far, never a success. A failure
+        before or during the stream (an error event, a dropped connection) is an :class:`LLMError`.
+        """
+        return await self._shaped(request, lambda params, client: self._stream(request, params, client, on_text))
+
+    async def _shaped(
+        self, request: LLMRequest, send: Callable[[dict[str, Any], Any], Awaitable[LLMResponse]]
+    ) -> LLMResponse:
+        """``send(params, client)``, with a ``schema`` asked for the best way the server takes (see
+        :mod:`.structured`): a way refused for its format is not retried, the next one is tried."""
+        params = _params(request)
+        if request.schema is None:
+            return await send(params, self._client)
+        learned = self._ways.get(request.model)
+        for way in ways_from(learned):
+            asked = shaped(params, way, request.schema)
+            if way == learned:
+                return await send(asked, self._client)
+            try:
+                response = await send(asked, self._client.with_options(max_retries=0))
+            except LLMStatusError as exc:
+                if refuses_format(exc.status, str(exc)) and way != "prompt":
+                    continue
+                if not transient(exc.status):
+                    raise
+                response = await send(asked, self._client)  # what the SDK would have retried
+            self._ways[request.model] = way
+            return response
+        raise AssertionError("the last way, a prompt, is never refused for its format")
+
+    async def _complete(self, request: LLMRequest, params: dict[str, Any], client: Any) -> LLMResponse:
         failure: LLMError | None = None
         try:
-            response = await self._client.chat.completions.create(**_params(request))
+            response = await client.chat.completions.create(**params)
         except _api_errors() as exc:
             failure = self._failure(request.model, exc)
         if failure is not None:
@@ -308,21 +316,17 @@ class OpenAIProvider:
             extra={"id": response.id, "finish_reason": choice.finish_reason},
         )
 
-    async def stream(self, request: LLMRequest, on_text: TextCallback) -> LLMResponse:
-        """Answer ``request`` as :meth:`complete` does, calling ``on_text(text_so_far)`` as text arrives.
-
-        Asks the server for the token usage in a final chunk; a server that does
-        not send one leaves the tokens None. A failure before or during the
-        stream (an error event, a dropped connection) is an :class:`LLMError`.
-        """
-        params = {**_params(request), "stream": True, "stream_options": {"include_usage": True}}
+    async def _stream(
+        self, request: LLMRequest, params: dict[str, Any], client: Any, on_text: TextCallback
+    ) -> LLMResponse:
+        params = {**params, "stream": True, "stream_options": {"include_usage": True}}
         shown = StreamRedactor()  # what on_text is given is redacted too: a watcher may keep it
         text, refusal, seen_choices = "", "", False
         model: str | None = None
         response_id: str | None = None
         finish_reason: str | None = None
         usage: CompletionUsage | None = None
-        async with contextlib.aclosing(self._chunks(request.model, params)) as chunks:
+        async with contextlib.aclosing(self._chunks(request.model, params, client)) as chunks:
             async for chunk in chunks:
                 model, response_id = chunk.model or model, chunk.id or response_id
                 usage = chunk.usage or usage
@@ -337,6 +341,8 @@ class OpenAIProvider:
                     on_text(shown(text))
         if not seen_choices:
             raise LLMError(f"{request.model}: the server returned no choices")
+        if finish_reason is None:
+            raise LLMTruncated(request.model, redact(text))
         return _response(
             request,
             text=text,
@@ -344,13 +350,16 @@ class OpenAIProvider:
             model=model,
             usage=usage,
             extra={"id": response_id, "finish_reason": finish_reason},
+            counted=True,
         )
 
-    async def _chunks(self, model: str, params: dict[str, Any]) -> AsyncGenerator[ChatCompletionChunk, None]:
+    async def _chunks(
+        self, model: str, params: dict[str, Any], client: Any
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """The stream's chunks, with its errors turned into :class:`LLMError` (``on_text``'s are not)."""
         failure: LLMError | None = None
         try:
-            chunks = await self._client.chat.completions.create(**params)
+            chunks = await client.chat.completions.create(**params)
             async with chunks:  # closes the response if the caller stops early
                 async for chunk in chunks:
                     yield chunk

@@ -50,6 +50,20 @@ def count_note(name: str, value: object) -> str | None:
     return f"{name} dropped: the server sent {what}, not a whole number of at least 0"
 
 
+#: The estimate of :func:`estimate_tokens`: about four characters of English text a token.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in ``text``, estimated at :data:`CHARS_PER_TOKEN` characters a token (the usual
+    rule of thumb for English with OpenAI's tokenizers), for servers that report no usage.
+
+    >>> estimate_tokens(""), estimate_tokens("Hi"), estimate_tokens("The key point is")
+    (0, 1, 4)
+    """
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
 @dataclass
 class LLMResponse:
     """What a provider answered.

@@ -75,6 +75,8 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         spent = f"{llm.get('prompt_tokens', '-')} in, {llm.get('completion_tokens', '-')} out"
         if llm.get("cost") is not None:
             spent += f", ${llm['cost']:.4f}"
+        if llm.get("tokens_estimated"):
+            spent += " (estimated: the server reported no usage)" if not llm.get("offline") else " (estimated)"
         rows.append(("tokens", spent + (" (in the run that cached it)" if record.cached else "")))
     cell = "padding:1px 12px 1px 0;border:0;text-align:left;vertical-align:top"
     table = "".join(
