@@ -156,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument(
         "--timeout", type=_seconds, default=None, help="cancel the run after this many seconds, keeping what finished"
     )
+    recorded = run_p.add_mutually_exclusive_group()
+    recorded.add_argument("--record", metavar="FILE", help="also write every llm answer to FILE, to replay it")
+    recorded.add_argument("--replay", metavar="FILE", help="answer llm() steps from FILE, offline, as recorded")
+    run_p.add_argument(
+        "--replay-fallback", action="store_true", help="with --replay: the offline model answers the rest"
+    )
     run_p.add_argument("--json", metavar="OUT", help="also write the Run as JSON to OUT")
     run_p.add_argument("--quiet", action="store_true", help="print only the summary")
     check_p = sub.add_parser("check", help="check a flow file without running it")
@@ -205,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             sequential=args.sequential,
             on_error=args.on_error,
             timeout=args.timeout,
+            record=args.record,
+            replay=args.replay,
+            replay_fallback=args.replay_fallback,
         )
         execution = flow.execution(_assignments(args.set))
     except FlowError as error:

@@ -24,6 +24,9 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
 FM_NODE = re.compile(r'class="fm-node"')
+NO_NETWORK = re.compile(
+    r"\[model: (offline \(offline: embedded model, |[\w.-]+ \(replayed from [\w.-]+: )no network\)\]"
+)
 
 
 def execute(path: Path, root: Path) -> Any:
@@ -83,7 +86,8 @@ def test_notebook_runs_offline_top_to_bottom(path: Path, tmp_path: Path) -> None
         ends = [out["data"]["text/plain"] for out in cell.outputs if "text/plain" in out.get("data", {})]
         assert ends and " succeeded" in ends[-1].splitlines()[0], f"{cell.source.splitlines()[0]}: {ends}"
 
-    # every run that used llm() steps says it ran on the offline model (so nothing went out)
+    # every run that used llm() steps says it ran on the offline model or replayed a recording
+    # (so nothing went out)
     summaries = [
         out["data"]["text/plain"]
         for cell in nb.cells
@@ -91,7 +95,7 @@ def test_notebook_runs_offline_top_to_bottom(path: Path, tmp_path: Path) -> None
         if "text/plain" in out.get("data", {}) and "[model: " in out["data"]["text/plain"]
     ]
     for summary in summaries:
-        assert "[model: offline (offline: embedded model, no network)]" in summary, summary
+        assert NO_NETWORK.search(summary), summary
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

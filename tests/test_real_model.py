@@ -182,6 +182,51 @@ def test_an_interrupt_in_a_real_kernel_cancels_a_streaming_call(tmp_path: Path, 
         assert after.status == "ok", after.text
 
 
+NOTEBOOK_CELLS = [
+    "%load_ext flowmagic",
+    "%%flow story --MODE answers.json\n"
+    'title = llm("A short title for a story about a lighthouse.", max_tokens=16)\n'
+    'line = llm("One line for a story called {title}", max_tokens=24)',
+    "import json\nshown = {**story.last.outputs, 'replayed': story.last.steps['line'].llm.get('replayed')}\n"
+    "print(json.dumps(shown))",
+]
+
+
+def run_notebook(folder: Path, mode: str, extra_env: dict[str, str]) -> dict[str, Any]:
+    """Write and execute the notebook in ``folder`` (``--record`` or ``--replay``); what it printed."""
+    import json
+
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from kernel_helpers import KERNEL_NAME, isolated_env, write_kernelspec
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c.replace("MODE", mode)) for c in NOTEBOOK_CELLS]
+    env = {k: v for k, v in isolated_env(folder, extra_env).items() if not k.startswith("OPENAI_")}
+    env.update(extra_env)
+    data_dir = Path(env["JUPYTER_DATA_DIR"])
+    write_kernelspec(data_dir)
+    km = KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(data_dir=str(data_dir), kernel_dirs=[str(data_dir / "kernels")]),
+    )
+    NotebookClient(nb, km=km, timeout=300, store_widget_state=False).execute(env=env, cwd=str(folder))
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    return dict(json.loads(printed.strip().splitlines()[-1]))
+
+
+def test_a_notebook_recorded_against_the_server_replays_offline_to_the_same_outputs(
+    tmp_path: Path, serving: LlamaServer
+) -> None:
+    recorded = run_notebook(tmp_path, "record", {"OPENAI_BASE_URL": serving.base_url, "FLOWMAGIC_MODEL": MODEL})
+    assert recorded["title"].strip() and recorded["line"].strip() and recorded["replayed"] is None
+    assert (tmp_path / "answers.json").exists()
+    replayed = run_notebook(tmp_path, "replay", {})  # no server, no model configured: offline
+    assert replayed == {**recorded, "replayed": "answers.json"}
+
+
 def wait_for_text(kernel: Kernel, result: Any) -> None:
     """Wait until the view shows the answer arriving (the call is streaming)."""
     kernel.wait_until(lambda: result.busy_time is not None, 30, "the cell to start")

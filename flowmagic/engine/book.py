@@ -110,12 +110,14 @@ class Book:
         )
         # the cache: what keys are made of is known up front, the values a step reads complete
         # its key when it starts; ``force`` steps run anyway and store what they get
-        self.cache = cache if settings.cache else None
+        self.cache = cache if settings.cache and settings.record is None else None  # a recording asks anew
         self.force = force
         self.values: dict[str, Any] = {}
         self.keys: RunKeys | None = None
         if self.cache is not None:
             llm_settings = f"{self.model} temperature={settings.temperature}"
+            if settings.replay is not None:  # replayed answers are kept apart from the model's own
+                llm_settings += f" replay={settings.replay}"
             keys = step_keys(name, flow, inputs, llm_settings, settings.cache_calls)
             # (a miss says what changed since the flow's previous run)
             self.keys = RunKeys(keys, self.values, self.run.steps, previous)

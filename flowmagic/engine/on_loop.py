@@ -184,7 +184,16 @@ class OnLoop(Book):
         else:
             on_text = None  # asked whole: less work for the client
         settings = self.settings
-        return await call_llm(call, info, model=settings.model, temperature=settings.temperature, on_text=on_text)
+        return await call_llm(
+            call,
+            info,
+            model=settings.model,
+            temperature=settings.temperature,
+            on_text=on_text,
+            record=settings.record,
+            replay=settings.replay,
+            replay_fallback=settings.replay_fallback,
+        )
 
     def _timed(self) -> bool:
         """Whether a timeout could end one of this run's calls: the run's ``--timeout`` or a step's."""

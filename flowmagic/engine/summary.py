@@ -29,6 +29,11 @@ def _error_line(record: StepRecord) -> str:
 
 
 def model_label(run: Run) -> str:
+    replay = run.settings.get("replay")
+    if replay:  # the answers of the model that was recorded, from a file
+        models = sorted({str(r.llm["model"]) for r in run.steps.values() if r.llm and r.llm.get("replayed")})
+        file = str(replay).replace("\\", "/").rsplit("/", 1)[-1]
+        return f"{', '.join(models) or run.model} (replayed from {file}: no network)"
     offline = run.model == "offline" or any(r.llm and r.llm.get("offline") for r in run.steps.values())
     return f"{run.model} (offline: embedded model, no network)" if offline else str(run.model)
 

@@ -94,6 +94,11 @@ class RunSettings(BaseModel):
     temperature: float | None = Field(None, ge=0)  # for llm() steps that do not set their own
     # where sync steps run: "threads" (the kernel's), "dask" (a local cluster) or "dask://HOST:PORT"
     executor: str = "threads"
+    # recorded answers (see flowmagic.llm.recording): write every llm answer to this file, or
+    # answer from it; with replay_fallback, what the file lacks goes to the offline model
+    record: str | None = None
+    replay: str | None = None
+    replay_fallback: bool = False
 
     @field_validator("executor")
     @classmethod

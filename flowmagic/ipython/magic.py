@@ -154,6 +154,11 @@ class FlowMagics(Magics):
         help="Also write the flow as an Agent Spec document (PATH ending .json, .yaml or .yml), "
         "then run it as usual; with --dry-run, only write it.",
     )
+    @argument("--record", metavar="FILE", default=None, help="Also write every llm answer to FILE (JSON) to replay.")
+    @argument("--replay", metavar="FILE", default=None, help="Answer llm() steps from FILE, offline, as recorded.")
+    @argument(
+        "--replay-fallback", action="store_true", help="With --replay: the offline model answers what FILE lacks."
+    )
     @line_cell_magic
     def flow(self, line: str, cell: str | None = None) -> Any:
         """Run a flow: steps are ``name = expression`` lines; ``parallel:`` groups run side by side.
@@ -204,6 +209,11 @@ class FlowMagics(Magics):
         A run that fails or is cancelled fails the cell (``FlowFailed``, in short) once its view
         is drawn and ``NAME.last`` is set (with ``--grid``: once a variant did, after the table);
         tag a cell ``raises-exception`` to show a failure.
+
+        ``--record answers.json`` writes each ``llm`` answer (request, answer, tokens, timing) to a
+        plain JSON file, asking the model anew; ``--replay answers.json`` answers from it with no
+        network and the recorded timings (a missing request is an error naming it, or the offline
+        model's with ``--replay-fallback``). A teacher records once; the room replays.
 
         ``--export flow.json`` (or ``.yaml``) also writes the flow as Agent Spec, for WayFlow
         and other runtimes, then runs it; ``--export flow.json --dry-run`` only writes it.
@@ -335,6 +345,12 @@ class FlowMagics(Magics):
         # 'nan' and 'inf' parse as floats: neither is a deadline (leave --timeout out for none)
         if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
             raise UsageError("--timeout must be a number of seconds above 0")
+        if args.record and args.replay:
+            raise UsageError(
+                "--record asks the model and writes its answers; --replay answers from a file: one or the other"
+            )
+        if args.replay_fallback and not args.replay:
+            raise UsageError("--replay-fallback goes with --replay FILE")
         if args.background and args.dry_run:
             raise UsageError("--dry-run draws the flow without running it; it cannot also run in the --background")
         executor = args.executor or self.executor
@@ -351,6 +367,9 @@ class FlowMagics(Magics):
             "cache": not args.no_cache,
             "cache_calls": args.cache_calls,
             "executor": executor,
+            "record": args.record,
+            "replay": args.replay,
+            "replay_fallback": args.replay_fallback,
         }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ..dsl.names import PLACEHOLDERS_ARG, TEMPLATES_ARG
 from .prices import cost
 from .protocol import LLMError, LLMRequest
+from .recording import recorded, replayed
 from .registry import ask, resolve_model
 from .template import render
 
@@ -61,12 +62,17 @@ async def call(
     model: str | None = None,
     temperature: float | None = None,
     on_text: OnText | None = None,
+    record: str | None = None,
+    replay: str | None = None,
+    replay_fallback: bool = False,
 ) -> Any:
     """Send ``call`` and return the step's value; ``info["llm"]`` records the prompt, answer,
     tokens and cost (and the raw answer of one that did not fit its schema).
 
     With ``on_text`` the answer streams, and ``on_text`` sees a snapshot of the record after
-    each piece; without it the answer is asked for whole, which costs the client less.
+    each piece; without it the answer is asked for whole, which costs the client less. With
+    ``record`` the answer is also written to that file; with ``replay`` it comes from that file
+    (see :mod:`.recording`).
     """
     request = request_for(call, model, temperature)
     shown = info["llm"] = {"prompt": request.prompt, "system": request.system, "model": request.model}
@@ -77,7 +83,13 @@ async def call(
             on_text(dict(shown))  # a snapshot: the record grows
 
     try:
-        response = await ask(request, streamed if on_text is not None else None)
+        text = streamed if on_text is not None else None
+        if replay is not None:
+            response = await replayed(replay, request, text, ask if replay_fallback else None)
+        elif record is not None:
+            response = await recorded(record, request, text, ask)
+        else:
+            response = await ask(request, text)
     except LLMError as exc:
         if exc.raw is not None:  # e.g. an answer that does not fit the schema: show it
             shown["answer"] = exc.raw
@@ -89,6 +101,8 @@ async def call(
         completion_tokens=response.completion_tokens,
         cost=cost(response.model or request.model, response.prompt_tokens, response.completion_tokens),
     )
+    if response.extra.get("replayed"):  # the model that was recorded answered
+        shown.update(replayed=response.extra["replayed"], model=response.model)
     if response.extra.get("estimated_usage"):  # the server reported no usage: counted here, roughly
         shown["tokens_estimated"] = True
     if response.usage_note:  # the server's token counts were not numbers: dropped, and said so

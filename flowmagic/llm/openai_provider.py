@@ -27,7 +27,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -43,6 +42,7 @@ from flowmagic.llm.protocol import (
     count_note,
     estimate_tokens,
     invalid_answer,
+    unfence,
 )
 from flowmagic.llm.secrets import StreamRedactor, hold, redact, safe_url
 from flowmagic.llm.server_errors import LLMStatusError, LLMTruncated, retry_after
@@ -55,15 +55,6 @@ if TYPE_CHECKING:
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_API_KEY = "not-needed"
-
-_FENCE_RE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
-
-
-def _unfence(text: str) -> str:
-    """Drop a Markdown code fence some local models wrap around JSON."""
-    match = _FENCE_RE.match(text)
-    return match.group(1) if match else text
-
 
 @functools.cache
 def _api_errors() -> tuple[type[Exception], ...]:
@@ -154,7 +145,7 @@ def _response(
     value: Any = text
     if request.schema is not None:
         try:
-            value = request.schema.model_validate_json(_unfence(text))
+            value = request.schema.model_validate_json(unfence(text))
         except ValidationError as exc:
             raise invalid_answer(request.model, request.schema, text, exc) from exc
     total = getattr(usage, "total_tokens", None)  # not kept (LLMResponse adds up its own), but checked

@@ -8,6 +8,7 @@ watches the text arrive. Nothing here imports a vendor SDK.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -111,6 +112,15 @@ class LLMError(RuntimeError):
     def __init__(self, message: str, *, raw: str | None = None) -> None:
         super().__init__(message)
         self.raw = raw
+
+
+_FENCE_RE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+def unfence(text: str) -> str:
+    """``text`` without the Markdown code fence some models wrap around JSON."""
+    match = _FENCE_RE.match(text)
+    return match.group(1) if match else text
 
 
 def invalid_answer(model: str, schema: Any, raw: str, error: BaseException) -> LLMError:

@@ -70,6 +70,8 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
     llm = record.llm or {}
     if llm.get("model"):
         offline = " (offline: embedded model, no network)" if llm.get("offline") else ""
+        if llm.get("replayed"):
+            offline = f" (replayed from {llm['replayed']}: no network)"
         rows.append(("model", str(llm["model"]) + offline))
     if llm.get("prompt_tokens") is not None or llm.get("completion_tokens") is not None:
         spent = f"{llm.get('prompt_tokens', '-')} in, {llm.get('completion_tokens', '-')} out"
