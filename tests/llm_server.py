@@ -168,6 +168,8 @@ class LLMServer:
         self.formats: tuple[str, ...] = ("text", "json_object", "json_schema")
         self.chunk_delay = 0.0  # seconds between two chunks of a stream
         self.cut_off = 0  # streams whose client went away before the end (the server stopped writing)
+        self.serial = False  # True: one request answered at a time, the others wait (as llama.cpp's server)
+        self._serial_lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -361,6 +363,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in CHAT_PATHS:  # the message quotes the whole target, query and all, as servers do
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             return
+        with state._serial_lock if state.serial else contextlib.nullcontext():
+            self._answer(state, body, path)
+
+    def _answer(self, state: LLMServer, body: dict[str, Any] | None, path: str) -> None:
         if state.delay:
             state._stopping.wait(state.delay)
         fault = state._next_fault(body)

@@ -10,6 +10,7 @@ the real server.
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from typing import Any
 
@@ -203,3 +204,44 @@ def test_a_step_with_no_timeout_and_no_view_asks_for_the_whole_answer(configured
     texts: list[Any] = []  # with an observer (the view), the answer streams in
     run_blocking(flow.execution(observers=[lambda e: e.kind == ev.TEXT and texts.append(e)], cache=False))
     assert configured.chat_requests[-1].body["stream"] is True and texts
+
+
+# -- honest timing: a server's queue is not parallel work ------------------------------------------
+
+FOUR = "parallel asks:\n" + "".join(f'    a{i} = llm("Question {i}")\n' for i in range(4))
+
+
+def four_streamed(server: LLMServer, serial: bool) -> Any:
+    server.serial = serial
+    server.chunk_delay = 0.02
+    server.answer = lambda body: " ".join(["word"] * 20)  # about 0.4 s to stream, whoever serves it
+    return watched(Flow.from_source(FOUR, name=f"four-{serial}", model="m", cache=False))
+
+
+def test_steps_queued_at_a_one_at_a_time_server_do_not_count_as_parallel(configured: LLMServer) -> None:
+    run = four_streamed(configured, serial=True)
+    assert run.status == "succeeded"
+    queued = run.queued()
+    assert len(queued) == 3 and all(wait > 0.2 for wait in queued.values())  # three waited behind another
+    assert run.step_time / run.wall_time > 2.0  # summed step times still overlap...
+    assert run.speedup is not None and run.speedup < 1.4  # ...but nothing was served in parallel
+    assert "queued at the server" in run.summary()
+    from flowmagic.view.timeline import paint_timeline
+
+    assert paint_timeline(run).count('class="fm-wait"') == 3
+    late = max(queued, key=queued.__getitem__)
+    assert "in the server's queue (not in the speed-up)" in html.unescape(step_html(run, late))
+
+
+def test_steps_served_at_once_keep_their_speed_up(configured: LLMServer) -> None:
+    run = four_streamed(configured, serial=False)
+    assert run.status == "succeeded"
+    assert sum(run.queued().values()) < 0.1 * run.step_time
+    assert run.speedup is not None and run.speedup > 2.5
+    assert "queued at the server" not in run.summary()
+
+
+def test_the_offline_model_records_no_wait_for_a_first_token() -> None:
+    run = watched(Flow.from_source(FOUR, name="four-offline", cache=False))
+    assert run.status == "succeeded" and all(r.first_token is None for r in run.steps.values())
+    assert run.served_time == run.step_time

@@ -55,6 +55,13 @@ class StepRecord:
             return None
         return self.finished - self.started
 
+    @property
+    def first_token(self) -> float | None:
+        """Seconds its ``llm`` call waited for the first text of a streamed answer (a server's queue
+        and its reading of the prompt), None when it did not stream or came from the cache."""
+        wait = self.llm.get("first_text") if self.llm and not self.cached else None
+        return float(wait) if isinstance(wait, (int, float)) else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -140,13 +147,31 @@ class Run:
         """The sum of step durations (map elements counted, not the map around them)."""
         return sum(r.duration or 0.0 for r in self._timed())
 
+    def queued(self) -> dict[str, float]:
+        """Seconds each streamed ``llm`` step waited in its server's queue: how much later its first
+        token came than the quickest first token of the same model in this run. Against a server
+        that answers one request at a time this is the time the step did not run; on one that
+        answers many at once, it is about 0."""
+        firsts = [(r, r.first_token) for r in self._timed() if r.first_token is not None]
+        quickest: dict[Any, float] = {}
+        for record, wait in firsts:
+            model = (record.llm or {}).get("model")
+            quickest[model] = min(quickest.get(model, wait), wait)
+        late = {r.name: wait - quickest[(r.llm or {}).get("model")] for r, wait in firsts}
+        return {name: wait for name, wait in late.items() if wait > 0}
+
+    @property
+    def served_time(self) -> float:
+        """The sum of step durations less what :meth:`queued` says llm steps spent in a server's queue."""
+        return self.step_time - sum(self.queued().values())
+
     @property
     def speedup(self) -> float | None:
-        """Summed step time over wall time: how much the parallelism bought."""
+        """Summed time the steps were being served over wall time: what the parallelism bought."""
         wall = self.wall_time
         if not wall:
             return None
-        return self.step_time / wall
+        return self.served_time / wall
 
     @property
     def critical_path(self) -> list[str]:
@@ -209,6 +234,7 @@ class Run:
             "finished": self.finished,
             "wall_time": self.wall_time,
             "step_time": self.step_time,
+            "served_time": self.served_time,
             "speedup": self.speedup,
             "critical_path": self.critical_path,
             "tokens": dict(zip(("prompt", "completion"), self.tokens, strict=True)),

@@ -97,6 +97,9 @@ def summary(run: Run) -> str:
                 lines.append(f"    {e.name}  FAILED  {_error_line(e)}")
     speedup = run.speedup
     tail = f"wall {_seconds(run.wall_time)}, step time {run.step_time:.2f}s"
+    queued = run.step_time - run.served_time
+    if queued >= 0.05:  # llm steps waited in a server's queue: not time they ran in parallel
+        tail += f" ({queued:.2f}s of it queued at the server)"
     if top and all(r.cached for r in top):
         tail += ", every step reused from the cache"
     elif speedup is not None and run.step_time >= 0.01:  # (a speed-up of a few cached microseconds is noise)

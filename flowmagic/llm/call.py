@@ -7,6 +7,7 @@ Inside a step, ``llm`` is :func:`deferred_llm`: evaluating the step's expression
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +78,11 @@ async def call(
     request = request_for(call, model, temperature)
     shown = info["llm"] = {"prompt": request.prompt, "system": request.system, "model": request.model}
 
+    sent = time.perf_counter()
+
     def streamed(text: str) -> None:
+        if "answer" not in shown:  # the first text: what came before was a wait (see StepRecord.first_token)
+            shown["first_text"] = round(time.perf_counter() - sent, 4)
         shown["answer"] = text
         if on_text is not None:
             on_text(dict(shown))  # a snapshot: the record grows
@@ -101,6 +106,8 @@ async def call(
         completion_tokens=response.completion_tokens,
         cost=cost(response.model or request.model, response.prompt_tokens, response.completion_tokens),
     )
+    if response.offline:  # the embedded model's delay is made up: no server kept it waiting
+        shown.pop("first_text", None)
     if response.extra.get("replayed"):  # the model that was recorded answered
         shown.update(replayed=response.extra["replayed"], model=response.model)
     if response.extra.get("estimated_usage"):  # the server reported no usage: counted here, roughly

@@ -39,6 +39,12 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         rows.append(("cache", record.cache_note))
     if record.started is not None and run.started is not None:
         rows.append(("started", f"+{record.started - run.started:.3f}s"))
+    if record.first_token is not None:
+        wait = f"{record.first_token:.3f}s after the request"
+        queued = run.queued().get(name, 0.0) if run.finished is not None else 0.0
+        if queued >= 0.01:
+            wait += f", {queued:.3f}s of it in the server's queue (not in the speed-up)"
+        rows.append(("first token", wait))
     if record.waited is not None:
         rows.append(("waited", f"{record.waited:.3f}s for a cluster worker (not in its time)"))
     if record.duration is not None:

@@ -62,6 +62,14 @@ def _group_lane(group: str) -> str:
     return group if group.startswith("parallel-") else f"parallel {group}"  # unnamed: parallel-1
 
 
+#: The hatching over the part of a bar an ``llm`` step spent in a server's queue (Run.queued).
+HATCH = (
+    '<defs><pattern id="fm-hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+    '<rect width="6" height="6" fill="#ffffff" fill-opacity="0.5"/>'
+    '<line x1="0" y1="0" x2="0" y2="6" stroke="#6b7280" stroke-width="2"/></pattern></defs>'
+)
+
+
 def paint_timeline(run: Run, now: float | None = None) -> str:
     """The timeline SVG of ``run``; bars of running steps reach ``now``."""
     now = time.time() if now is None else now
@@ -70,6 +78,7 @@ def paint_timeline(run: Run, now: float | None = None) -> str:
     span = max(end - start, 1e-3)
     scale = PLOT_WIDTH / span
     by_lane = lanes(run)
+    queued = run.queued() if run.finished is not None else {}
     rows = sum(len(r) for r in by_lane.values())
     height = HEADER + max(rows, 1) * ROW + AXIS + 6
     width = LABEL_WIDTH + PLOT_WIDTH + 70
@@ -77,6 +86,7 @@ def paint_timeline(run: Run, now: float | None = None) -> str:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="fm-timeline" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}" style="max-width:100%;height:auto">',
+        HATCH,
         f'<text x="8" y="18" font-size="12" font-weight="600" fill="#111827">'
         f"{escape(_header(run, end - start))}</text>",
     ]
@@ -85,7 +95,7 @@ def paint_timeline(run: Run, now: float | None = None) -> str:
         top = y
         for row in lane_rows:
             for record in row:
-                out.append(_bar(record, y, start, scale, now, record.name in critical))
+                out.append(_bar(record, y, start, scale, now, record.name in critical, queued.get(record.name, 0.0)))
             y += ROW
         out.append(
             f'<text x="{LABEL_WIDTH - 8:.0f}" y="{top + BAR - 2:.1f}" text-anchor="end" font-size="11" '
@@ -104,12 +114,17 @@ def paint_timeline(run: Run, now: float | None = None) -> str:
 
 def _header(run: Run, wall: float) -> str:
     parts = [f"wall {wall:.2f}s", f"step time {run.step_time:.2f}s"]
+    queued = run.step_time - run.served_time
+    if queued >= 0.05:
+        parts.append(f"{queued:.2f}s of it queued at the server (hatched)")
     if run.finished is not None and run.speedup is not None:
         parts.append(f"speed-up {run.speedup:.1f}x")
     return "  ·  ".join(parts)
 
 
-def _bar(record: StepRecord, y: float, start: float, scale: float, now: float, critical: bool) -> str:
+def _bar(
+    record: StepRecord, y: float, start: float, scale: float, now: float, critical: bool, wait: float = 0.0
+) -> str:
     began = record.started or start
     ended = record.finished if record.finished is not None else now
     x = LABEL_WIDTH + (began - start) * scale
@@ -123,10 +138,17 @@ def _bar(record: StepRecord, y: float, start: float, scale: float, now: float, c
     title = f"{record.name}: {record.status}, {seconds:.3f}s" + (
         f", {record.attempts} attempts" if record.attempts > 1 else ""
     )
+    waiting = ""
+    if wait * scale >= 2.0:  # its time in a server's queue, hatched
+        title += f", {wait:.3f}s of it queued at the server"
+        waiting = (
+            f'<rect class="fm-wait" x="{x:.1f}" y="{y:.1f}" width="{min(wait * scale, w):.1f}" height="{BAR}" '
+            f'rx="3" fill="url(#fm-hatch)"/>'
+        )
     return (
         f"<g><title>{escape(title)}</title>"
         f'<rect class="fm-bar" data-step="{label}" data-state="{record.status}" x="{x:.1f}" y="{y:.1f}" '
-        f'width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}" {stroke}/>'
+        f'width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}" {stroke}/>{waiting}'
         f'<text x="{text_x:.1f}" y="{y + BAR - 3.5:.1f}" font-size="10" fill="{colours.text}">{label}</text></g>'
     )
 
