@@ -72,6 +72,9 @@ def test_the_soundtrack_flow_streams_whole_answers_and_counts_tokens(
     assert prompt > 0 and completion > 0  # counted: the server's streams carry no usage
     assert run.steps["title"].llm["tokens_estimated"] is True
     assert run.steps["title"].llm["model"] == MODEL
+    # one request at a time: the critics queued behind each other, and the speed-up says so
+    assert len([n for n in run.queued() if n.startswith("reviews[")]) >= 4
+    assert run.speedup is not None and run.speedup < 1.3, (run.speedup, run.step_time, run.wall_time)
 
 
 def test_the_marketing_flow_runs_its_tools_and_one_llm_step(
