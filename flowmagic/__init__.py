@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .flow.model import RunSettings, Step
     from .flow.variants import Variants, grid
     from .llm.prices import set_price
+    from .view.together import compare
 
 _LAZY = {
     "Flow": ".flow.flow",
@@ -46,6 +47,7 @@ _LAZY = {
     "grid": ".flow.variants",
     "set_price": ".llm.prices",
     "cacheable": ".engine.reuse",
+    "compare": ".view.together",
     **dict.fromkeys(
         ["Evaluation", "close", "contains", "exact", "judge", "regex", "valid_json", "valid_schema"], ".evaluation"
     ),
@@ -69,6 +71,7 @@ __all__ = [
     "Variants",
     "cacheable",
     "close",
+    "compare",
     "contains",
     "exact",
     "grid",

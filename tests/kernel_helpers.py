@@ -179,6 +179,8 @@ def to_output(msg: Mapping[str, Any], when: float) -> Output | None:
         data = content.get("data", {})
         value = (data.get("state") or {}).get("value")
         return Output(kind, when, text=value if isinstance(value, str) else "", parent_id=parent, data=data)
+    if kind == "comm_close":  # a widget closed
+        return Output(kind, when, text=str(content.get("comm_id", "")), parent_id=parent)
     if kind == "error":
         tb = [strip_ansi(line) for line in content.get("traceback", [])]
         return Output(

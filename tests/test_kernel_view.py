@@ -60,11 +60,14 @@ def test_widget_updates_arrive_before_the_cell_finishes(kernel: Kernel) -> None:
     assert len(live) >= 3, f"only {len(live)} different live pictures in {len(dag_updates)} updates"
     final = node_states(dag_updates[-1].text)
     assert final == dict.fromkeys(STEPS, "succeeded")
-    # the display itself: a widget, with a static picture and text beside it
+    # the display itself: a widget while the run goes on, then its static picture, with each
+    # step's detail, in place of it (so a saved notebook shows it whatever its widget state)
     first = result.of_kind("display_data")[0]
     assert "application/vnd.jupyter.widget-view+json" in first.data
-    assert "application/vnd.jupyter.widget-view+json" in end.data
+    assert "application/vnd.jupyter.widget-view+json" not in end.data
     assert node_states(end.data["text/html"]) == dict.fromkeys(STEPS, "succeeded")
+    assert end.data["text/html"].count('<details class="fm-step"') == len(STEPS)
+    assert result.of_kind("comm_close"), "the widget is closed once its picture replaces it"
     assert "flow 'three' succeeded" in end.data["text/plain"]
 
 

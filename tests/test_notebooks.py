@@ -72,14 +72,16 @@ def test_notebook_runs_offline_top_to_bottom(path: Path, tmp_path: Path) -> None
                 problems.append(f"cell {index} wrote to stderr: {out.text.strip()[:500]}")
     assert not problems, "\n".join(problems)
 
-    # at least one %%flow cell shows the live view: the widget, with the final DAG as HTML beside it
+    # at least one %%flow cell shows the view; once the run is over, the live widget has given way
+    # to the run's static picture with every step's detail, so the saved notebook shows it
     views = [
         out
         for cell in flow_cells(nb)
         for out in cell.outputs
-        if WIDGET in out.get("data", {}) and FM_NODE.search(out["data"].get("text/html", ""))
+        if FM_NODE.search(out.get("data", {}).get("text/html", "")) and 'class="fm-step"' in out["data"]["text/html"]
     ]
-    assert views, f"no %%flow cell of {path.name} produced the live view"
+    assert views, f"no %%flow cell of {path.name} produced the view"
+    assert not any(WIDGET in out.get("data", {}) for out in views)
 
     # and every other %%flow cell that runs says it succeeded (a --dry-run cell only draws its flow)
     for cell in (c for c in flow_cells(nb) if not failing(c) and "--dry-run" not in c.source.splitlines()[0]):

@@ -165,15 +165,15 @@ def test_one_lane_per_branch_and_overlapping_steps_get_rows_of_their_own() -> No
     flow = Flow.from_source(
         "t = __import__('time')\n"
         "a = t.sleep(0.03)\n"
-        "b = t.sleep(0.03)\n"  # a and b are independent: both in the main lane, at the same time
+        "b = t.sleep(0.03)\n"  # a and b are independent: both in the lane outside branches, at the same time
         "parallel:\n"
         "    branch left:\n        l1 = (a, t.sleep(0.01))\n        l2 = l1\n"
         "    right = (b, t.sleep(0.01))\n"
     )
     run = flow.run()
     by_lane = lanes(run)
-    assert set(by_lane) == {"main", "left", "right"}
-    assert len(by_lane["main"]) >= 2  # t, a and b overlapped: not on one row
+    assert set(by_lane) == {"outside branches", "left", "right"}
+    assert len(by_lane["outside branches"]) >= 2  # t, a and b overlapped: not on one row
     assert [r.name for row in by_lane["left"] for r in row] == ["l1", "l2"]
     svg = paint_timeline(run)
     assert sorted(re.findall(r'class="fm-bar" data-step="([^"]+)"', svg)) == sorted(run.steps)

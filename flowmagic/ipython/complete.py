@@ -2,7 +2,8 @@
 
 - ``%%flow NAME --wo<Tab>``: the cell's options; ``%%flow <Tab>``: the flows defined so far.
 - ``%flow <Tab>``: the subcommands; ``%flow history <Tab>``: flow names;
-  ``%flow rerun NAME <Tab>``: NAME's steps; ``%flow config <Tab>``: ``SETTING=``.
+  ``%flow rerun NAME <Tab>``: NAME's steps; ``%flow config <Tab>``: ``SETTING=``;
+  ``%flow compare NAME <Tab>`` (or ``diff``): the numbers of NAME's runs in its history.
 
 What it offers replaces the other matchers' guesses (Python keywords after ``%flow history``).
 :func:`install` adds the matcher and :func:`uninstall` removes exactly it.
@@ -14,6 +15,7 @@ from typing import Any
 
 from IPython.core.completer import CompletionContext, SimpleCompletion, SimpleMatcherResult, context_matcher
 
+from ..engine.history import default_history
 from ..flow.flow import Flow
 from .lines import COMMANDS, SETTINGS, flow_names
 
@@ -73,6 +75,9 @@ class _Matcher:
         if at >= 3 and command == "rerun":
             flow = self.shell.user_ns.get(words[2])
             return list(flow.steps) if isinstance(flow, Flow) else []
+        if at >= 3 and command in ("compare", "diff"):
+            flow = self.shell.user_ns.get(words[2])
+            return [str(e.number) for e in default_history.entries(flow.name)] if isinstance(flow, Flow) else []
         return []
 
     def flows(self) -> list[str]:

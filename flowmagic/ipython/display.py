@@ -43,9 +43,9 @@ class Display:
     def done(self, run: Any) -> None:
         if self.quiet:
             return
-        if self.view is not None:
+        if self.view is not None:  # the live widget gives way to the run's static picture
             self.view.finish()
-            update_display(self.view.mimebundle(), raw=True, display_id=self.display_id)
+            update_display(self.view.final_bundle(), raw=True, display_id=self.display_id)
             return
         text = Text(run.summary())
         if self.display_id is not None:

@@ -1,4 +1,5 @@
-"""``%flow COMMAND ...``: the line magics around a flow's runs (rerun, cancel, history, diff, show, config).
+"""``%flow COMMAND ...``: the line magics around a flow's runs (rerun, cancel, history, diff, compare, show,
+config).
 
 Each command checks its words and raises ``UsageError`` with its usage line;
 ``%flow help`` (or ``%flow``) lists them.
@@ -22,6 +23,7 @@ from ..flow.flow import Flow
 from ..llm import resolve_model
 from ..llm.secrets import safe_url
 from ..view.compare import table
+from ..view.together import compare as compare_runs
 
 if TYPE_CHECKING:
     from .magic import FlowMagics
@@ -31,6 +33,7 @@ USAGE = {
     "cancel": "%flow cancel NAME",
     "history": "%flow history NAME",
     "diff": "%flow diff NAME [A B]",
+    "compare": "%flow compare NAME [A B ...]",
     "show": "%flow show NAME",
     "config": "%flow config [SETTING=VALUE ...]",
 }
@@ -39,6 +42,7 @@ HELP = {
     "cancel": "stop NAME's --background run; what finished stays in NAME.last (interrupt the kernel for a cell's run)",
     "history": "the recent runs of NAME: when, status, wall time, steps run and cached, what changed",
     "diff": "outputs that differ between runs A and B of NAME (numbers from %flow history; default: the last two)",
+    "compare": "the timelines of runs A, B ... of NAME on one time axis (default: the last two)",
     "show": "the DAG and timeline of NAME's last run (the DAG alone if it has not run)",
     "config": "the model, server, workers, cache and executor; SETTING=VALUE changes one (as %config FlowMagics does)",
 }
@@ -139,26 +143,39 @@ def history(magics: FlowMagics, args: list[str]) -> None:
 
 def diff(magics: FlowMagics, args: list[str]) -> None:
     flow = _flow(magics, "diff", args)
-    numbers = args[1:]
-    if len(numbers) not in (0, 2):
+    if len(args) - 1 not in (0, 2):
         raise _usage("diff", "%flow diff takes two run numbers, or none for the last two runs")
-    entries = default_history.entries(flow.name)
-    if not numbers:
-        if len(entries) < 2:
-            raise UsageError(
-                f"flow '{flow.name}' has run {len(entries)} time(s); diff compares two runs: edit the cell and rerun it"
-            )
-        picked = [entries[-2].number, entries[-1].number]
-    else:
-        try:
-            picked = [int(n.lstrip("#")) for n in numbers]
-        except ValueError:
-            raise _usage("diff", f"run numbers are whole numbers like 3 or #3, not {' '.join(numbers)}") from None
+    picked = _run_numbers(flow, "diff", args[1:], "diff compares two runs: edit the cell and rerun it")
     try:
         before, after = (default_history.get(flow.name, n) for n in picked)
     except LookupError as exc:
         raise UsageError(str(exc.args[0])) from None
     display(diff_runs(before, after, (f"#{picked[0]}", f"#{picked[1]}")))
+
+
+def _run_numbers(flow: Flow, command: str, numbers: list[str], too_few: str) -> list[int]:
+    """The run numbers asked for (``3`` or ``#3``), or the last two runs' when none are."""
+    if numbers:
+        try:
+            return [int(n.lstrip("#")) for n in numbers]
+        except ValueError:
+            raise _usage(command, f"run numbers are whole numbers like 3 or #3, not {' '.join(numbers)}") from None
+    entries = default_history.entries(flow.name)
+    if len(entries) < 2:
+        raise UsageError(f"flow '{flow.name}' has run {len(entries)} time(s); {too_few}")
+    return [entries[-2].number, entries[-1].number]
+
+
+def compare(magics: FlowMagics, args: list[str]) -> None:
+    flow = _flow(magics, "compare", args)
+    if len(args) == 2:
+        raise _usage("compare", "%flow compare takes two or more run numbers, or none for the last two runs")
+    picked = _run_numbers(flow, "compare", args[1:], "compare needs two runs: run the cell again")
+    try:  # each is labelled "flow NAME #N" and how it was run (sequential, workers)
+        together = compare_runs(*(default_history.get(flow.name, n) for n in picked))
+    except (LookupError, ValueError) as exc:  # no such run, or one still going on
+        raise UsageError(str(exc.args[0])) from None
+    display(together)
 
 
 def show(magics: FlowMagics, args: list[str]) -> None:
@@ -239,6 +256,7 @@ COMMANDS: dict[str, Callable[[FlowMagics, list[str]], Any]] = {
     "cancel": cancel,
     "history": history,
     "diff": diff,
+    "compare": compare,
     "show": show,
     "config": config,
 }

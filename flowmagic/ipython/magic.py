@@ -226,6 +226,7 @@ class FlowMagics(Magics):
             %flow cancel NAME                  stop NAME's --background run, keeping what finished
             %flow history NAME                 the runs of NAME: when, status, wall time, what changed
             %flow diff NAME [A B]              outputs that differ between runs A and B (default: the last two)
+            %flow compare NAME [A B ...]       the timelines of runs A, B ... on one time axis (default: the last two)
             %flow show NAME                    the DAG and timeline of NAME's last run
             %flow config [SETTING=VALUE ...]   the model, server, workers, cache, executor; or change them
         """

@@ -18,6 +18,7 @@ from .style import (
     CRITICAL,
     EDGE,
     FONT,
+    GLYPHS,
     GROUP_STROKE,
     LABELS,
     LEGEND,
@@ -41,7 +42,10 @@ class NodeState:
 
 PENDING = NodeState()
 _LEGEND_HEIGHT = 26.0
-_LEGEND_WIDTH = sum(24 + 6.2 * len(LABELS.get(s, s)) for s in LEGEND) + 8
+_LEGEND_WIDTH = sum(34 + 6.8 * len(LABELS.get(s, s)) for s in LEGEND) + 8
+PROJECTOR_NODES = 12  # a flow of up to this many nodes is drawn at PROJECTOR_SCALE
+PROJECTOR_SCALE = 14 / 12  # 12 px names become 14 px
+_WIDTH = {"failed": 3.0, "running": 2.5}  # a state is told by its outline's weight and dash too
 
 
 class DagPainter:
@@ -53,6 +57,9 @@ class DagPainter:
         self.kinds = {n.name: n.kind for n in shape.nodes}
         self.width = max(layout.width, _LEGEND_WIDTH)
         self.height = layout.height + _LEGEND_HEIGHT
+        # a small flow is drawn larger, for a projector (names 14 px); a larger one at its own size,
+        # never smaller: it scrolls rather than shrinking its text
+        self.scale = PROJECTOR_SCALE if len(shape.nodes) <= PROJECTOR_NODES else 1.0
         self._background = "".join(self._cluster(cid, box, shape) for cid, box in layout.clusters.items())
         self._edges = {(e.tail, e.head): _edge_path(e) for e in layout.edges}
         self._legend = _legend(self.layout.height + 6, self.width)
@@ -63,21 +70,22 @@ class DagPainter:
         ``critical`` holds the edges of the critical path, drawn dark and thick.
         """
         parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" class="fm-dag" width="{self.width:.0f}" '
-            f'height="{self.height:.0f}" viewBox="0 0 {self.width:.1f} {self.height:.1f}" '
-            f'font-family="{FONT}" style="max-width:100%;height:auto">',
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="fm-dag" width="{self.width * self.scale:.0f}" '
+            f'height="{self.height * self.scale:.0f}" viewBox="0 0 {self.width:.1f} {self.height:.1f}" '
+            f'font-family="{FONT}" style="max-width:none">',
             _ARROW_DEFS,
             self._background,
         ]
         for key, path in self._edges.items():
             if key in critical:
                 parts.append(
-                    f'<path d="{path}" fill="none" stroke="{CRITICAL}" stroke-width="2.2" '
+                    f'<path class="fm-edge-critical" d="{path}" fill="none" stroke="{CRITICAL}" stroke-width="2.2" '
                     'marker-end="url(#fm-arrow-critical)"/>'
                 )
             else:
                 parts.append(
-                    f'<path d="{path}" fill="none" stroke="{EDGE}" stroke-width="1.2" marker-end="url(#fm-arrow)"/>'
+                    f'<path class="fm-edge" d="{path}" fill="none" stroke="{EDGE}" stroke-width="1.2" '
+                    'marker-end="url(#fm-arrow)"/>'
                 )
         for name, box in self.layout.nodes.items():
             parts.append(self._node(name, box, states.get(name, PENDING)))
@@ -95,7 +103,8 @@ class DagPainter:
         out = [
             f'<g class="fm-node" data-step="{escape(name)}" data-state="{state.status}"{cached}>',
             f"<title>{escape(name)}: {_caption(kind, state)}</title>",
-            _outline(kind, x, y, w, h) + f' fill="{colours.fill}" stroke="{colours.stroke}" stroke-width="1.5"{dash}>',
+            _outline(kind, x, y, w, h) + f' class="fm-box" fill="{colours.fill}" stroke="{colours.stroke}" '
+            f'stroke-width="{_WIDTH.get(state.status, 1.5)}"{dash}>',
         ]
         if state.status == "running":
             out.append(
@@ -103,15 +112,15 @@ class DagPainter:
             )
         out.append("</polygon>" if kind == "if" else "</rect>")
         out.append(
-            f'<text x="{cx:.1f}" y="{y + 15:.1f}" text-anchor="middle" font-size="12" font-weight="600" '
+            f'<text x="{cx:.1f}" y="{y + 17:.1f}" text-anchor="middle" font-size="12" font-weight="600" '
             f'fill="{colours.text}">{escape(name)}</text>'
         )
         out.append(
-            f'<text x="{cx:.1f}" y="{y + 29:.1f}" text-anchor="middle" font-size="10" '
+            f'<text class="fm-caption" x="{cx:.1f}" y="{y + 33:.1f}" text-anchor="middle" font-size="12" '
             f'fill="{colours.text}">{_caption(kind, state)}</text>'
         )
         if kind == "map":
-            out.append(_progress(x + 8, y + 36, w - 16, state))
+            out.append(_progress(x + 8, y + 41, w - 16, state))
         out.append("</g>")
         return "".join(out)
 
@@ -124,10 +133,10 @@ class DagPainter:
         dash = ' stroke-dasharray="5 3"' if group else ' stroke-dasharray="2 2"' if cluster.kind == "arm" else ""
         fill = "#f8faff" if group else "#ffffff"
         return (
-            f'<g class="fm-cluster" data-cluster="{escape(cid)}">'
+            f'<g class="fm-cluster" data-cluster="{escape(cid)}" data-kind="{cluster.kind}">'
             f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" height="{box.height:.1f}" rx="9" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="1.2"{dash}/>'
-            f'<text x="{box.x + 8:.1f}" y="{box.y + 13:.1f}" font-size="10.5" fill="{stroke}" '
+            f'<text x="{box.x + 8:.1f}" y="{box.y + 13:.1f}" font-size="12" fill="{stroke}" '
             f'font-weight="600">{escape(cluster.label)}</text></g>'
         )
 
@@ -150,6 +159,8 @@ def _caption(kind: str, state: NodeState) -> str:
         word = f"{state.seconds:.2f}s" + (" failed" if state.status == "failed" else "")
     else:
         word = LABELS.get(state.status, state.status)
+    glyph = GLYPHS["cached" if state.cached else state.status] if state.status in GLYPHS else ""
+    word = f"{glyph} {word}" if glyph else word
     if kind == "map" and state.total is not None:
         word = f"{state.done}/{state.total} · {word}"
     elif kind == "loop" and state.done:
@@ -162,7 +173,8 @@ def _progress(x: float, y: float, width: float, state: NodeState) -> str:
     good = width * min(1.0, state.done / total) if total else 0.0
     bad = width * min(1.0, state.failed / total) if total else 0.0
     return (
-        f'<rect class="fm-progress" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="5" rx="2.5" fill="#e5e7eb"/>'
+        f'<rect class="fm-progress fm-track" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="5" rx="2.5" '
+        'fill="#e5e7eb"/>'
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{good:.1f}" height="5" rx="2.5" fill="#16a34a"/>'
         f'<rect x="{x + good:.1f}" y="{y:.1f}" width="{bad:.1f}" height="5" rx="2.5" fill="#dc2626"/>'
     )
@@ -182,24 +194,28 @@ def _edge_path(edge: Edge) -> str:
 _ARROW_DEFS = (
     "<defs>"
     f'<marker id="fm-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-    f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{EDGE}"/></marker>'
+    f'orient="auto-start-reverse"><path class="fm-arrow" d="M0,0 L10,5 L0,10 z" fill="{EDGE}"/></marker>'
     f'<marker id="fm-arrow-critical" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
-    f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{CRITICAL}"/></marker>'
+    f'orient="auto-start-reverse"><path class="fm-arrow-critical" d="M0,0 L10,5 L0,10 z" fill="{CRITICAL}"/>'
+    "</marker>"
     "</defs>"
 )
 
 
 def _legend(y: float, width: float) -> str:
-    parts = ['<g class="fm-legend" font-size="10">']
+    parts = ['<g class="fm-legend" font-size="12">']
     x = 8.0
     for state in LEGEND:
         colours = look(state)
         label = LABELS.get(state, state)
         dash = f' stroke-dasharray="{colours.dash}"' if colours.dash else ""
+        cached = ' data-cached="true"' if state == "cached" else ""
         parts.append(
+            f'<g class="fm-key" data-state="{"succeeded" if state == "cached" else state}"{cached}>'
             f'<rect x="{x:.1f}" y="{y:.1f}" width="12" height="12" rx="3" fill="{colours.fill}" '
-            f'stroke="{colours.stroke}"{dash}/><text x="{x + 16:.1f}" y="{y + 10:.1f}" fill="#4b5563">{label}</text>'
+            f'stroke="{colours.stroke}"{dash}/><text x="{x + 16:.1f}" y="{y + 10.5:.1f}" fill="#374151">'
+            f"{GLYPHS[state]} {label}</text></g>"
         )
-        x += 24 + 6.2 * len(label)
+        x += 34 + 6.8 * len(label)
     parts.append("</g>")
     return "".join(parts)

@@ -28,10 +28,10 @@ from typing import Any
 from ..flow.dot import nested, quote
 from ..flow.shape import Node, Shape
 
-# text metrics of the renderer (dag.py): 12px labels in a sans-serif font
+# text metrics of the renderer (dag.py): 12px labels and captions in a sans-serif font
 CHAR_WIDTH = 7.2
-NODE_HEIGHT = 36.0
-MAP_HEIGHT = 48.0  # room for the count and the progress bar
+NODE_HEIGHT = 40.0
+MAP_HEIGHT = 52.0  # room for the count and the progress bar
 CLUSTER_LABEL = 18.0  # room above a cluster's first row for its title
 MARGIN = 8.0
 
@@ -73,8 +73,8 @@ class Layout:
 
 def node_size(node: Node) -> tuple[float, float]:
     """The box a node needs for its label (its name, and its kind below)."""
-    caption = len(node.kind) + (22 if node.kind == "map" else 12)  # "map · 100/100 · 0.25s"
-    width = max(64.0, CHAR_WIDTH * len(node.name) + 20, 5.6 * caption + 16)
+    caption = len(node.kind) + (24 if node.kind == "map" else 14)  # "map · 100/100 · ✓ 0.25s"
+    width = max(64.0, CHAR_WIDTH * len(node.name) + 20, 6.6 * caption + 16)
     return width, MAP_HEIGHT if node.kind == "map" else NODE_HEIGHT
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from .dag import DagPainter, NodeState
 from .layout import layout
 from .state import critical_edges, node_states
+from .style import INK as INK_CSS
+from .style import THEME_CSS
 from .timeline import paint_timeline
 
 if TYPE_CHECKING:
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
 
 def painter(shape: Shape) -> DagPainter:
     return DagPainter(shape, layout(shape))
+
+
+def reserved_dag(dag: DagPainter) -> float:
+    """The height the DAG is drawn at (it does not change during a run)."""
+    return dag.height * dag.scale
 
 
 def flow_html(shape: Shape, title: str) -> str:
@@ -39,8 +46,38 @@ def run_html(run: Run, dag: DagPainter | None = None) -> str:
     return run_frame(run, svg, paint_timeline(run))
 
 
-def run_frame(run: Run, dag_svg: str, timeline_svg: str) -> str:
-    return _frame(_title(run), dag_svg + "<br/>" + timeline_svg)
+def run_frame(run: Run, dag_svg: str, timeline_svg: str, details: bool = False) -> str:
+    """The run's picture; with ``details``, each step's detail below it, opened by a click on its
+    name (what the live view's step list shows, kept in the saved notebook)."""
+    body = dag_svg + "<br/>" + timeline_svg + (step_details(run) if details else "")
+    return _frame(_title(run), body, status=str(run.status))
+
+
+#: A run with more top-level steps than this keeps no step details in its final picture.
+MAX_DETAILS = 60
+
+
+def step_details(run: Run) -> str:
+    """Each top-level step's detail as a ``<details>`` block, collapsed, named by its state and time."""
+    from .detail import step_html
+    from .style import GLYPHS
+
+    records = run.top_steps
+    if len(records) > MAX_DETAILS:
+        return f"<div style='font-size:13px'>{len(records)} steps: see NAME.last.steps[...] for each one</div>"
+    blocks = []
+    for record in records:
+        state = "cached" if record.cached else str(record.status)
+        took = f" · {record.duration:.2f}s" if record.duration is not None and not record.cached else ""
+        blocks.append(
+            f'<details class="fm-step" data-step="{escape(record.name)}"><summary style="cursor:pointer">'
+            f"{GLYPHS.get(state, '')} {escape(record.name)} · {escape(state)}{took}</summary>"
+            f"{step_html(run, record.name)}</details>"
+        )
+    return (
+        f'<div class="fm-details" style="font-size:13px;margin-top:6px;color:{INK_CSS}">'
+        '<div style="font-weight:600">steps (click one for its detail)</div>' + "".join(blocks) + "</div>"
+    )
 
 
 def pending_html(shape: Shape, title: str, states: dict[str, NodeState] | None = None) -> str:
@@ -56,11 +93,22 @@ def _title(run: Run) -> str:
     return "  ·  ".join([head, *facts(run)])
 
 
-def _frame(title: str, body: str) -> str:
+def _frame(title: str, body: str, status: str | None = None) -> str:
+    """A picture: its title (a run's carries its status, as the live view's status line does), then
+    ``body``, in a box that scrolls sideways."""
+    state = f' class="fm-status" data-status="{escape(status)}"' if status else ""
     return (
-        '<div class="flowmagic-static" style="font-family:-apple-system,\'Segoe UI\',Helvetica,Arial,sans-serif">'
-        f'<div style="font-weight:600;font-size:13px;margin:4px 0">{escape(title)}</div>{body}</div>'
+        '<div class="flowmagic-view flowmagic-static" '
+        'style="font-family:-apple-system,\'Segoe UI\',Helvetica,Arial,sans-serif">'
+        f"{THEME_CSS}"
+        f'<div{state} style="font-weight:600;font-size:14px;margin:4px 0;color:{INK_CSS}">{escape(title)}</div>'
+        f"{scrolling(body)}</div>"
     )
+
+
+def scrolling(svg: str) -> str:
+    """``svg`` in a box that scrolls sideways: a wide flow keeps its text size rather than shrinking."""
+    return f'<div class="fm-scroll" style="overflow-x:auto;max-width:100%">{svg}</div>'
 
 
 class FlowPicture:

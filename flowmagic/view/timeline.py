@@ -1,8 +1,9 @@
 """The per-branch timeline as SVG: one lane per branch, a bar per step.
 
-Steps outside any branch share the ``main`` lane, the steps of a loop's iterations
-(``draft#2``) or of a subflow (``cats/notes``) a lane named after the loop or the calling
-step; steps of one lane that
+Steps outside any branch share one lane (``steps``, or ``outside branches`` beside branch
+lanes), the steps of a loop's iterations (``draft#2``) or of a subflow (``cats/notes``) a lane
+named after the loop or the calling step, and a map's elements (``reviews[3]``) a lane of
+their own, a thin bar each; steps of one lane that
 overlapped in time get rows of their own, so no bar hides another. The
 critical path is outlined, and the header gives wall time, summed step time
 and the speed-up parallelism bought.
@@ -15,15 +16,18 @@ import time
 from html import escape
 
 from ..engine.record import Run, StepRecord
+from ..flow.shape import Shape
 from .style import CRITICAL, FONT, look
 
-LABEL_WIDTH = 120.0
+LABEL_WIDTH = 120.0  # at least; wider for longer lane names, which are never cut
 PLOT_WIDTH = 560.0
-ROW = 20.0
-BAR = 14.0
+ROW = 22.0
+BAR = 16.0
 HEADER = 30.0
-AXIS = 22.0
+AXIS = 24.0
 MAX_LANES = 30
+MAX_ELEMENTS = 100  # a map with more elements is one bar: its elements would be a wall of rows
+CHAR = 7.0  # the width of a character of 12 px text
 
 
 def lanes(run: Run) -> dict[str, list[list[StepRecord]]]:
@@ -36,17 +40,24 @@ def lanes(run: Run) -> dict[str, list[list[StepRecord]]]:
     # a loop's iterations and a subflow's steps get a lane of their own
     nested = {r.name for r in every if r.kind == "loop"}
     nested |= {r.map for r in every if r.map is not None and r.name.startswith(r.map + "/")}
+    sizes: dict[str, int] = {}
+    for r in every:
+        if r.map is not None:
+            sizes[r.map] = sizes.get(r.map, 0) + 1
+    nested |= {m for m, count in sizes.items() if count <= MAX_ELEMENTS}  # a map's elements, each a bar
     records = sorted(
         (r for r in every if r.started is not None and (r.map is None or (r.map in nested and r.kind != "if"))),
         key=lambda r: (r.started or 0.0, r.name),
     )
     by_group = len({r.branch for r in records}) > MAX_LANES
+    outside = "outside branches" if any(r.branch for r in records) else "steps"
     result: dict[str, list[list[StepRecord]]] = {}
     for record in records:
         if record.map is not None:
-            lane = f"{record.map} steps"
+            element = not record.name.startswith(record.map + "/") and "#" not in record.name
+            lane = f"{record.map} {'elements' if element else 'steps'}"
         else:
-            lane = (_group_lane(record.group) if by_group and record.group else record.branch) or "main"
+            lane = (_group_lane(record.group) if by_group and record.group else record.branch) or outside
         rows = result.setdefault(lane, [])
         for row in rows:  # the first row whose last bar ended before this one started
             last = row[-1]
@@ -71,42 +82,53 @@ HATCH = (
 
 
 def paint_timeline(run: Run, now: float | None = None) -> str:
-    """The timeline SVG of ``run``; bars of running steps reach ``now``."""
+    """The timeline SVG of ``run``; bars of running steps reach ``now``.
+
+    While the run goes on, its time axis grows in round steps (1, 2, 5 x 10^k seconds), so it is
+    not rescaled at every repaint; once the run is over, it spans the wall time.
+    """
     now = time.time() if now is None else now
     start = run.started if run.started is not None else now
     end = run.finished if run.finished is not None else now
     span = max(end - start, 1e-3)
+    if run.finished is None:
+        span = _round_up(span)
     scale = PLOT_WIDTH / span
     by_lane = lanes(run)
     queued = run.queued() if run.finished is not None else {}
     rows = sum(len(r) for r in by_lane.values())
-    height = HEADER + max(rows, 1) * ROW + AXIS + 6
-    width = LABEL_WIDTH + PLOT_WIDTH + 70
+    left = max(LABEL_WIDTH, max((len(lane) for lane in by_lane), default=0) * CHAR + 20)
+    height = HEADER + max(rows, 1) * ROW + AXIS + 20
+    width = left + PLOT_WIDTH + 70
     critical = set(run.critical_path) if run.finished is not None else set()
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="fm-timeline" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}" style="max-width:100%;height:auto">',
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}" style="max-width:none">',
         HATCH,
-        f'<text x="8" y="18" font-size="12" font-weight="600" fill="#111827">'
+        f'<text class="fm-ink" x="8" y="19" font-size="13" font-weight="600" fill="#111827">'
         f"{escape(_header(run, end - start))}</text>",
     ]
     y = HEADER
     for lane, lane_rows in by_lane.items():
         top = y
         for row in lane_rows:
-            for record in row:
-                out.append(_bar(record, y, start, scale, now, record.name in critical, queued.get(record.name, 0.0)))
+            for i, record in enumerate(row):
+                after = row[i + 1].started if i + 1 < len(row) else None
+                bar = _bar(record, y, start, scale, now, record.name in critical, queued.get(record.name, 0.0))
+                out.append(bar.paint(left, after, start, scale))
             y += ROW
         out.append(
-            f'<text x="{LABEL_WIDTH - 8:.0f}" y="{top + BAR - 2:.1f}" text-anchor="end" font-size="11" '
+            f'<text class="fm-soft" x="{left - 8:.0f}" y="{top + BAR - 3:.1f}" text-anchor="end" font-size="12" '
             f'fill="#374151">{escape(lane)}</text>'
         )
-        out.append(f'<line x1="8" x2="{width - 8:.0f}" y1="{y - 2:.1f}" y2="{y - 2:.1f}" stroke="#f0f1f3"/>')
-    out.append(_axis(y + 2, span, scale))
+        out.append(
+            f'<line class="fm-grid" x1="8" x2="{width - 8:.0f}" y1="{y - 2:.1f}" y2="{y - 2:.1f}" stroke="#e5e7eb"/>'
+        )
+    out.append(_axis(y + 2, span, scale, left))
     if critical:
         out.append(
-            f'<text x="{width - 8:.0f}" y="18" text-anchor="end" font-size="10" fill="{CRITICAL}">'
-            "outlined: critical path</text>"
+            f'<text class="fm-ink" x="{width - 8:.0f}" y="{y + AXIS + 12:.1f}" text-anchor="end" font-size="12" '
+            f'fill="{CRITICAL}">outlined: critical path</text>'
         )
     out.append("</svg>")
     return "".join(out)
@@ -122,51 +144,93 @@ def _header(run: Run, wall: float) -> str:
     return "  ·  ".join(parts)
 
 
+class _Bar:
+    """One step's bar, placed once the lane's label column is known."""
+
+    def __init__(self, record: StepRecord, y: float, began: float, ended: float, critical: bool, wait: float) -> None:
+        self.record, self.y, self.began, self.ended, self.critical, self.wait = record, y, began, ended, critical, wait
+
+    def paint(self, left: float, after: float | None, start: float, scale: float) -> str:
+        record, y = self.record, self.y
+        x = left + (self.began - start) * scale
+        w = max((self.ended - self.began) * scale, 2.0)
+        colours = look(record.status, record.cached)
+        if self.critical:
+            stroke = f'data-critical="true" stroke="{CRITICAL}" stroke-width="2"'
+        else:
+            stroke = f'stroke="{colours.stroke}" stroke-width="1"'
+        label = escape(record.name)
+        cached = ' data-cached="true"' if record.cached else ""
+        title = f"{record.name}: {record.status}, {self.ended - self.began:.3f}s" + (
+            f", {record.attempts} attempts" if record.attempts > 1 else ""
+        )
+        waiting = ""
+        if self.wait * scale >= 2.0:  # its time in a server's queue, hatched
+            title += f", {self.wait:.3f}s of it queued at the server"
+            waiting = (
+                f'<rect class="fm-wait" x="{x:.1f}" y="{y:.1f}" width="{min(self.wait * scale, w):.1f}" '
+                f'height="{BAR}" rx="3" fill="url(#fm-hatch)"/>'
+            )
+        needed = len(record.name) * CHAR + 8
+        room = (left + (after - start) * scale) - (x + w) if after is not None else float("inf")
+        text = ""
+        if needed < w or needed + 4 < room:  # inside the bar, or right of it where no bar follows too soon
+            text_x = x + 4 if needed < w else x + w + 4
+            text = (
+                f'<text class="fm-bar-label" x="{text_x:.1f}" y="{y + BAR - 4:.1f}" font-size="12" '
+                f'fill="{colours.text}">{label}</text>'
+            )
+        return (
+            f"<g><title>{escape(title)}</title>"
+            f'<rect class="fm-bar" data-step="{label}" data-state="{record.status}"{cached} x="{x:.1f}" y="{y:.1f}" '
+            f'width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}" {stroke}/>{waiting}{text}</g>'
+        )
+
+
 def _bar(
     record: StepRecord, y: float, start: float, scale: float, now: float, critical: bool, wait: float = 0.0
-) -> str:
+) -> _Bar:
     began = record.started or start
     ended = record.finished if record.finished is not None else now
-    x = LABEL_WIDTH + (began - start) * scale
-    w = max((ended - began) * scale, 2.0)
-    colours = look(record.status, record.cached)
-    stroke = f'stroke="{CRITICAL}" stroke-width="2"' if critical else f'stroke="{colours.stroke}" stroke-width="1"'
-    seconds = ended - began
-    label = escape(record.name)
-    inside = len(record.name) * 6.2 + 8 < w
-    text_x = x + 4 if inside else x + w + 4
-    title = f"{record.name}: {record.status}, {seconds:.3f}s" + (
-        f", {record.attempts} attempts" if record.attempts > 1 else ""
-    )
-    waiting = ""
-    if wait * scale >= 2.0:  # its time in a server's queue, hatched
-        title += f", {wait:.3f}s of it queued at the server"
-        waiting = (
-            f'<rect class="fm-wait" x="{x:.1f}" y="{y:.1f}" width="{min(wait * scale, w):.1f}" height="{BAR}" '
-            f'rx="3" fill="url(#fm-hatch)"/>'
-        )
-    return (
-        f"<g><title>{escape(title)}</title>"
-        f'<rect class="fm-bar" data-step="{label}" data-state="{record.status}" x="{x:.1f}" y="{y:.1f}" '
-        f'width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}" {stroke}/>{waiting}'
-        f'<text x="{text_x:.1f}" y="{y + BAR - 3.5:.1f}" font-size="10" fill="{colours.text}">{label}</text></g>'
-    )
+    thin = record.map is not None and "[" in record.name  # a map's element: a thin bar
+    return _Bar(record, y + (3 if thin else 0), began, ended, critical, wait)
 
 
-def _axis(y: float, span: float, scale: float) -> str:
+def _axis(y: float, span: float, scale: float, left: float = LABEL_WIDTH) -> str:
     step = _tick(span)
     out = [
-        f'<line x1="{LABEL_WIDTH:.0f}" x2="{LABEL_WIDTH + PLOT_WIDTH:.0f}" y1="{y:.1f}" y2="{y:.1f}" stroke="#9ca3af"/>'
+        f'<line class="fm-edge" x1="{left:.0f}" x2="{left + PLOT_WIDTH:.0f}" y1="{y:.1f}" y2="{y:.1f}" '
+        'stroke="#9ca3af"/>'
     ]
     count = int(span / step + 1e-9)
     for i in range(count + 1):
-        x = LABEL_WIDTH + i * step * scale
+        x = left + i * step * scale
         out.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" stroke="#9ca3af"/>'
-            f'<text x="{x:.1f}" y="{y + 15:.1f}" text-anchor="middle" font-size="9.5" fill="#6b7280">'
-            f"{_seconds(i * step)}</text>"
+            f'<line class="fm-edge" x1="{x:.1f}" x2="{x:.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" stroke="#9ca3af"/>'
+            f'<text class="fm-soft" x="{x:.1f}" y="{y + 17:.1f}" text-anchor="middle" font-size="12" '
+            f'fill="#374151">{_seconds(i * step)}</text>'
         )
     return "".join(out)
+
+
+def reserved_timeline(shape: Shape) -> float:
+    """The height a run of ``shape`` will likely need, reserved at its start so the view does not
+    push the cells below as lanes appear: a lane per step in a parallel group, one for the rest,
+    a few rows for each loop, subflow and map."""
+    grouped = {c.id for c in shape.clusters if c.kind in ("group", "branch")}
+    rows = 1 + sum(1 for n in shape.nodes if n.cluster in grouped)
+    rows += sum(6 if n.kind == "map" else 2 for n in shape.nodes if n.kind in ("map", "loop"))
+    rows += sum(2 for c in shape.clusters if c.kind == "subflow")
+    return HEADER + min(rows, 40) * ROW + AXIS + 20
+
+
+def _round_up(span: float) -> float:
+    """The round span (1, 2 or 5 x 10^k seconds) at or above ``span``."""
+    magnitude = 10.0 ** math.floor(math.log10(span))
+    for factor in (1, 2, 5, 10):
+        if span <= factor * magnitude * (1 + 1e-9):
+            return factor * magnitude
+    return 10 * magnitude
 
 
 def _tick(span: float) -> float:

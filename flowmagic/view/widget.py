@@ -22,9 +22,10 @@ from ..engine.summary import facts
 from ..flow.shape import Shape
 from .dag import DagPainter
 from .detail import step_html
-from .picture import painter, run_frame, run_html
+from .picture import painter, reserved_dag, run_frame, run_html
 from .state import Watcher, critical_edges, node_states
-from .timeline import paint_timeline
+from .style import GLYPHS, INK, THEME_CSS
+from .timeline import paint_timeline, reserved_timeline
 
 INTERVAL = 0.05  # seconds between repaints at most: about 20 updates a second
 SHARE = 0.1  # at most this share of the time goes to repainting
@@ -46,13 +47,18 @@ class FlowView:
         self.select = widgets.Dropdown(
             options=names, value=names[-1] if names else None, description="step", layout={"width": "320px"}
         )
-        self.detail = widgets.HTML()
+        self.detail = widgets.HTML(layout={"height": "220px", "overflow": "auto"})
+        self.theme = widgets.HTML(THEME_CSS)  # the theme's colours, sent once
+        self._painter: DagPainter | None = None
+        self._guarded(self._lay_out)  # once per flow shape (cached): its height is reserved now
+        dag_height = reserved_dag(self._painter) if self._painter is not None else 0.0
+        self.dag.layout = widgets.Layout(overflow="auto hidden", min_height=f"{dag_height:.0f}px")
+        self.timeline.layout = widgets.Layout(overflow="auto hidden", min_height=f"{reserved_timeline(shape):.0f}px")
         self.widget = widgets.VBox(
-            [self.status, self.dag, self.timeline, widgets.VBox([self.select, self.detail])],
+            [self.theme, self.status, self.dag, self.timeline, widgets.VBox([self.select, self.detail])],
         )
         self.widget.add_class("flowmagic-view")
         self.select.observe(lambda _: self._paint_detail(), names="value")
-        self._painter: DagPainter | None = None
         self._painted = -1
         self._painted_at = 0.0
         self._painted_final = False  # the widgets show the run's final state
@@ -61,6 +67,9 @@ class FlowView:
         self._thread: threading.Thread | None = None
         self.updates = 0  # repaints sent, for tests and the benchmark
         self.error: Exception | None = None  # why the view could not draw, if it could not
+
+    def _lay_out(self) -> None:
+        self._painter = painter(self.shape)
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -74,6 +83,19 @@ class FlowView:
         if self._thread is not None:
             self._thread.join()
         self.repaint(force=True)
+
+    def final_bundle(self) -> dict[str, Any]:
+        """What the cell keeps once the run is over: its static picture, with every step's detail,
+        and its text, in place of the widget (closed here). A saved or exported notebook then shows
+        the picture whatever its widget state says, with no widget manager and no network."""
+        html = None
+        if self._painted_final:
+            html = run_frame(self.run, self.dag.value, self.timeline.value, details=True)
+        else:
+            html = self._guarded(run_html, self.run)
+        for part in (self.widget, *self.widget.children, self.select, self.detail):
+            part.close()
+        return {"text/html": html or f"<pre>{escape(self.run.summary())}</pre>", "text/plain": self.run.summary()}
 
     def mimebundle(self) -> dict[str, Any]:
         """The widget, plus what a reader without widgets sees: static HTML and text."""
@@ -156,8 +178,8 @@ class FlowView:
             text = f"flow '{run.flow}' running: {done}/{len(records)} steps finished, {elapsed:.1f}s"
         if run.model and any(r.kind == "llm" for r in records):
             text += f"  [model: {run.model}]"
-        colour = {"succeeded": "#15803d", "failed": "#b91c1c", "cancelled": "#b45309"}.get(status, "#1d4ed8")
+        glyph = GLYPHS.get(status, "\u25b8")
         return (
-            f'<div class="fm-status" data-status="{status}" style="font-weight:600;font-size:13px;'
-            f'color:{colour}">{escape(text)}</div>'
+            f'<div class="fm-status" data-status="{status}" style="font-weight:600;font-size:14px;'
+            f'color:{INK}">{glyph} {escape(text)}</div>'
         )

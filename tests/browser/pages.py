@@ -51,6 +51,7 @@ RECORDER = """
         step: node.dataset.step,
         state: node.dataset.state,
         status: status ? status.dataset.status : null,
+        widget: view.classList.contains('jupyter-widgets'),
         executing: prompt.includes('*'),
         t: performance.now(),
       });
@@ -76,6 +77,8 @@ SNAPSHOT = """
   const box = view.getBoundingClientRect();
   return {
     widget: view.classList.contains('jupyter-widgets'),
+    static: view.classList.contains('flowmagic-static'),
+    details: view.querySelectorAll('details.fm-step').length,
     width: box.width,
     height: box.height,
     status: status ? status.dataset.status : null,
@@ -182,7 +185,9 @@ def check_live_and_succeeded(bp: BrowserPage, run: FlowRun, steps: tuple[str, ..
     """The view was seen live, ended with every step succeeded, and the page logged no errors."""
     # (1) live: a step was seen running while the flow cell was still executing
     seen = run.seen
-    running = [s for s in seen if s["state"] == "running" and s["executing"] and s["status"] == "running"]
+    running = [
+        s for s in seen if s["state"] == "running" and s["executing"] and s["status"] == "running" and s["widget"]
+    ]
     assert running, (
         f"no step was ever seen running while the cell executed (run took {run.elapsed:.1f} s); "
         f"states seen in the page: {seen}"
@@ -191,7 +196,9 @@ def check_live_and_succeeded(bp: BrowserPage, run: FlowRun, steps: tuple[str, ..
     # (2) the end: every step succeeded, the status says so, one timeline bar per step
     final = run.final
     assert final is not None, "the .flowmagic-view element disappeared"
-    assert final["widget"], "the .flowmagic-view element is not a rendered ipywidget (no .jupyter-widgets class)"
+    # once the run is over, the live widget has given way to its static picture, with every step's detail
+    assert final["static"] and not final["widget"], f"the finished view is not the static picture: {final}"
+    assert final["details"] == len(steps), f"expected a detail per step, got {final['details']}"
     assert final["width"] > 0 and final["height"] > 0, f"the view has no size: {final}"
     assert len(final["nodes"]) == len(steps), f"expected {len(steps)} .fm-node, got {final['nodes']}"
     states = {n["step"]: n["state"] for n in final["nodes"]}
