@@ -15,6 +15,7 @@ first-time cost is reported on its own.
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import time
 from typing import Any
@@ -42,7 +43,31 @@ def without_view(flow: Flow) -> tuple[float, int]:
     return wall, 0
 
 
+class _Counted:
+    """Counts the bytes of every widget message, serialised as the kernel would (JSON)."""
+
+    sent = 0
+
+    @classmethod
+    def install(cls) -> None:
+        import comm
+
+        target = comm.DummyComm  # no kernel here: the comm a widget gets outside one
+        if getattr(target.publish_msg, "_counted", False):
+            return
+        original = target.publish_msg
+
+        def publish_msg(self: Any, msg_type: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
+            cls.sent += len(json.dumps(data, default=str))
+            original(self, msg_type, data, *args, **kwargs)
+
+        publish_msg._counted = True  # type: ignore[attr-defined]
+        target.publish_msg = publish_msg  # type: ignore[method-assign]
+
+
 def with_view(flow: Flow) -> tuple[float, int]:
+    _Counted.install()
+    _Counted.sent = 0
     t0 = time.perf_counter()
     execution = flow.execution()
     view = FlowView(execution.run, flow.shape)
@@ -54,6 +79,7 @@ def with_view(flow: Flow) -> tuple[float, int]:
     bundle = view.mimebundle()
     wall = time.perf_counter() - t0
     assert run.status == "succeeded" and bundle["text/html"].count('class="fm-node"') == len(flow.steps)
+    with_view.sent = _Counted.sent  # type: ignore[attr-defined]  # bytes of every widget message
     return wall, view.updates
 
 
@@ -68,6 +94,7 @@ def measure(repeat: int, n: int = 1000, seconds: float = 0.01) -> dict[str, Any]
     plain: list[float] = []
     viewed: list[float] = []
     updates: list[int] = []
+    sent: list[int] = []
     for _ in range(repeat):  # interleaved, so drift hits both alike
         gc.collect()
         plain.append(without_view(flow)[0])
@@ -75,6 +102,7 @@ def measure(repeat: int, n: int = 1000, seconds: float = 0.01) -> dict[str, Any]
         wall, count = with_view(flow)
         viewed.append(wall)
         updates.append(count)
+        sent.append(with_view.sent)  # type: ignore[attr-defined]
     p, v = statistics.median(plain), statistics.median(viewed)
     return {
         "steps": n,
@@ -83,6 +111,7 @@ def measure(repeat: int, n: int = 1000, seconds: float = 0.01) -> dict[str, Any]
         "with_s": v,
         "ratio": v / p,
         "updates": statistics.median(updates),
+        "sent_bytes": statistics.median(sent),
         "layout_engine": first.engine,
         "cold_layout_s": cold_layout,
         "samples_without_s": plain,
@@ -94,10 +123,11 @@ def report(result: dict[str, Any]) -> str:
     ok = "met" if result["ratio"] <= TARGET else "MISSED"
     return "\n".join(
         [
-            "| workload | without the view, s | with the view, s | with ÷ without | repaints sent |",
-            "|---|---|---|---|---|",
+            "| workload | without the view, s | with the view, s | with ÷ without | repaints sent | bytes sent |",
+            "|---|---|---|---|---|---|",
             f"| {result['steps']:,} steps of {result['step_seconds'] * 1e3:g} ms, one parallel group | "
-            f"{result['without_s']:.3f} | {result['with_s']:.3f} | {result['ratio']:.3f} | {result['updates']:.0f} |",
+            f"{result['without_s']:.3f} | {result['with_s']:.3f} | {result['ratio']:.3f} | {result['updates']:.0f} | "
+            f"{result['sent_bytes']:,.0f} |",
             "",
             f"view-overhead ratio {result['ratio']:.3f} (target <= {TARGET}): {ok}. "
             f"First layout of this shape ({result['layout_engine']}): {result['cold_layout_s'] * 1e3:.0f} ms, "

@@ -345,9 +345,13 @@ def test_shared_components_within_the_limits_still_import() -> None:
 
 # -- linear time, and real flows inside the limits ------------------------------------------------------------
 def _parse_seconds(text: str) -> float:
-    started = time.perf_counter()
-    Flow.from_source(text)
-    return time.perf_counter() - started
+    """The quickest of three parses: what the parser costs, not what else the machine was doing."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        Flow.from_source(text)
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -33,6 +35,12 @@ STEPS = {"t", "left", "m1", "m2", "m3", "right", "done"}
 NODE_TAG = re.compile(r'<g [^>]*class="fm-node"[^>]*>')
 
 
+def states_of(message: Any) -> dict[str, str]:
+    """step -> state, from a widget update that carries the nodes' states (else empty)."""
+    nodes = (message.data.get("state") or {}).get("nodes") or {}
+    return {name: value[0] for name, value in nodes.items()}
+
+
 def node_states(html: str) -> dict[str, str]:
     """data-step -> data-state of every DAG node, whatever the order of the attributes."""
     tags = NODE_TAG.findall(html)
@@ -54,12 +62,20 @@ def test_widget_updates_arrive_before_the_cell_finishes(kernel: Kernel) -> None:
     ends = result.of_kind("update_display_data")
     assert len(ends) == 1, "the cell's display is replaced once, by the final picture"
     end = ends[0]
-    dag_updates = [o for o in result.of_kind("comm_msg") if 'class="fm-dag"' in o.text]
-    live = {o.text for o in dag_updates if o.time < end.time and 'data-state="running"' in o.text}
+    # the DAG's SVG went once, when the widget opened; then only the nodes' states
+    assert not any("fm-dag" in json.dumps(o.data) for o in result.of_kind("comm_msg"))
+    # each update brings the nodes that changed: the page's picture is what they add up to
+    updates = [o for o in result.of_kind("comm_msg") if "nodes" in (o.data.get("state") or {})]
+    shown: dict[str, str] = {}
+    pictures = []
+    for o in updates:
+        shown.update(states_of(o))
+        pictures.append((o.time, dict(shown)))
+    live = {json.dumps(p, sort_keys=True) for t, p in pictures if t < end.time and "running" in p.values()}
     # steps end at 0.1, 0.2, 0.25, 0.3 and 0.5 s: the DAG is redrawn as they do, during the cell
-    assert len(live) >= 3, f"only {len(live)} different live pictures in {len(dag_updates)} updates"
-    final = node_states(dag_updates[-1].text)
-    assert final == dict.fromkeys(STEPS, "succeeded")
+    assert len(live) >= 3, f"only {len(live)} different live pictures in {len(updates)} updates"
+    assert pictures[-1][1] == dict.fromkeys(STEPS, "succeeded")
+    assert all(len(states_of(o)) < len(STEPS) for o in updates[1:-1])  # not every node each time
     # the display itself: a widget while the run goes on, then its static picture, with each
     # step's detail, in place of it (so a saved notebook shows it whatever its widget state)
     first = result.of_kind("display_data")[0]
@@ -74,7 +90,7 @@ def test_widget_updates_arrive_before_the_cell_finishes(kernel: Kernel) -> None:
 def test_an_interrupted_run_shows_cancelled_nodes(kernel: Kernel) -> None:
     result = kernel.send("%%flow slow\nt = __import__('time')\nparallel:\n    a = t.sleep(30)\n    b = 1\nc = (a, b)")
     kernel.wait_until(
-        lambda: any('data-step="a" data-state="running"' in o.text for o in result.of_kind("comm_msg")),
+        lambda: any(states_of(o).get("a") == "running" for o in result.of_kind("comm_msg")),
         10,
         "step a to be drawn running",
     )
@@ -86,7 +102,8 @@ def test_an_interrupted_run_shows_cancelled_nodes(kernel: Kernel) -> None:
     assert states == {"t": "succeeded", "a": "cancelled", "b": "succeeded", "c": "cancelled"}
 
 
-def test_saved_notebook_keeps_an_svg_with_every_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("widget_state", [False, True], ids=["no-widget-state", "widget-state-saved"])
+def test_saved_notebook_keeps_an_svg_with_every_step(tmp_path: Path, widget_state: bool) -> None:
     env = isolated_env(tmp_path)
     data_dir = Path(env["JUPYTER_DATA_DIR"])
     write_kernelspec(data_dir)
@@ -96,7 +113,9 @@ def test_saved_notebook_keeps_an_svg_with_every_step(tmp_path: Path) -> None:
     )
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("%load_ext flowmagic"), nbformat.v4.new_code_cell(THREE_BRANCHES)]
-    NotebookClient(nb, km=km, timeout=60, store_widget_state=False).execute(env=env, cwd=str(tmp_path))
+    # with the widget state saved (what `jupyter execute` does), nbconvert would draw a widget it
+    # cannot run: the final picture replaced the widget, so there is none to draw
+    NotebookClient(nb, km=km, timeout=60, store_widget_state=widget_state).execute(env=env, cwd=str(tmp_path))
     path = tmp_path / "saved.ipynb"
     nbformat.write(nb, path)
     saved = nbformat.read(path, as_version=4)
@@ -110,6 +129,8 @@ def test_saved_notebook_keeps_an_svg_with_every_step(tmp_path: Path) -> None:
     # what nbconvert (and so a static reader) makes of it: the picture, not a widget placeholder
     page, _ = HTMLExporter().from_notebook_node(saved)
     assert node_states(page) == dict.fromkeys(STEPS, "succeeded")
+    assert "widget-view" not in json.dumps([c.get("outputs") for c in saved.cells])
+    assert all(f'<details class="fm-step" data-step="{step}">' in page for step in STEPS)
 
 
 def test_dry_run_draws_every_step_pending_and_quiet_draws_nothing(kernel: Kernel) -> None:
@@ -133,12 +154,9 @@ def test_an_answer_streams_into_the_step_detail_while_the_cell_runs(kernel: Kern
             "else os.environ.update(FLOWMAGIC_OFFLINE_LATENCY=_latency)"
         )
     end = result.of_kind("update_display_data")[0]
-    partial = [
-        o.text
-        for o in result.of_kind("comm_msg")
-        if "answer so far" in o.text and 'class="fm-detail"' in o.text and o.time < end.time
-    ]
-    # the detail of the selected (last) step is redrawn with more of the answer as it arrives
+    sent = [((o.data.get("state") or {}).get("details") or {}, o.time) for o in result.of_kind("comm_msg")]
+    partial = [d.get("answer", "") for d, t in sent if "answer so far" in d.get("answer", "") and t < end.time]
+    # the step's detail is sent again with more of the answer as it arrives
     assert len(set(partial)) >= 2, f"{len(partial)} partial answers seen"
 
 

@@ -179,11 +179,11 @@ def view_texts(run: Run) -> list[str]:
     assert run.shape is not None
     view = FlowView(run, run.shape)
     view.finish()
-    parts = (view.status, view.dag, view.timeline, view.select, view.detail)
-    texts = [view.status.value, view.dag.value, view.timeline.value, json.dumps(view.mimebundle(), default=str)]
-    for name in view.select.options:
-        view.select.value = name
-        texts += [view.detail.value, json.dumps([part.get_state() for part in parts], default=str)]
+    widget = view.widget
+    texts = [json.dumps(widget.get_state(), default=str), json.dumps(view.mimebundle(), default=str)]
+    texts += list(widget.details.values())  # what a click on each step shows, map elements too
+    assert set(widget.details) == set(run.steps) or len(run.steps) > 200
+    texts.append(json.dumps(view.final_bundle(), default=str))
     return texts
 
 

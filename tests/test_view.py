@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -232,14 +233,22 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, dict[str
     return RecordingComm.sent
 
 
-def dag_updates(sent: list[tuple[float, str, dict[str, Any]]]) -> list[str]:
-    values = []
+def dag_updates(sent: list[tuple[float, str, dict[str, Any]]]) -> list[dict[str, str]]:
+    """The nodes' states after each update the widget sent (each brings those that changed)."""
+    values: list[dict[str, str]] = []
+    shown: dict[str, str] = {}
     for _, msg_type, data in sent:
         state = data.get("state", {}) if msg_type == "comm_msg" else {}
-        value = state.get("value")
-        if isinstance(value, str) and 'class="fm-dag"' in value:
-            values.append(value)
+        nodes = state.get("nodes")
+        if isinstance(nodes, dict) and nodes:
+            shown.update({name: value[0] for name, value in nodes.items()})
+            values.append(dict(shown))
     return values
+
+
+def svg_sends(sent: list[tuple[float, str, dict[str, Any]]]) -> int:
+    """How many messages carried the DAG's SVG (the layout goes once; then only state)."""
+    return sum('fm-dag' in json.dumps(data) for _, _, data in sent)
 
 
 def test_widget_sends_live_updates_then_every_final_state(recorded: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,8 +267,9 @@ def test_widget_sends_live_updates_then_every_final_state(recorded: list[Any], m
     view.finish()
     updates = dag_updates(recorded)
     assert len(updates) >= 3  # live: the run took 0.3 s and a repaint is due every 0.05 s
-    assert any(node_states_in(u).get("b") == "running" for u in updates[:-1])
-    assert node_states_in(updates[-1]) == {"t": "succeeded", "a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert any(u.get("b") == "running" for u in updates[:-1])
+    assert updates[-1] == {"t": "succeeded", "a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert svg_sends(recorded) == 1  # the DAG's SVG went once, with the widget; then only state
     final = view.mimebundle()
     assert run.status == "succeeded" and "flow 'live' succeeded" in final["text/plain"]
     assert set(node_states_in(final["text/html"]).values()) == {"succeeded"}
@@ -280,11 +290,11 @@ def test_many_fast_events_are_coalesced_into_few_updates(recorded: list[Any]) ->
     view.finish()
     assert run.status == "succeeded"
     updates = dag_updates(recorded)
-    times = [t for t, _, data in recorded if "fm-dag" in str(data.get("state", {}).get("value", ""))]
+    times = [t for t, _, data in recorded if "nodes" in data.get("state", {})]
     assert len(counted) > 900  # three events a step
     # one repaint per interval at most, plus the final one
     assert len(updates) <= (times[-1] - times[0]) / INTERVAL + 2
-    assert set(node_states_in(updates[-1]).values()) == {"succeeded"}
+    assert set(updates[-1].values()) == {"succeeded"}
 
 
 def _run(execution: Any) -> Any:
@@ -303,7 +313,6 @@ def test_a_view_that_cannot_draw_says_so_and_the_run_goes_on(
         raise RuntimeError("no way to lay this out")
 
     monkeypatch.setattr(widget_module, "painter", broken)
-    monkeypatch.setattr(widget_module, "run_html", lambda run: broken(None))
     flow = Flow.from_source("a = 1\nb = a + 1", name="unlucky")
     execution = flow.execution()
     view = FlowView(execution.run, flow.shape)
@@ -313,7 +322,8 @@ def test_a_view_that_cannot_draw_says_so_and_the_run_goes_on(
     view.finish()
     assert run.status == "succeeded" and run["b"] == 2
     assert isinstance(view.error, RuntimeError)
-    assert "could not draw this flow" in view.dag.value and "no way to lay this out" in view.dag.value
+    shown = " ".join(view.widget.details.values())
+    assert "could not draw this flow" in shown and "no way to lay this out" in shown
     bundle = view.mimebundle()
     assert "flow &#x27;unlucky&#x27; succeeded" in bundle["text/html"]  # the summary, escaped
     assert "flow 'unlucky' succeeded" in bundle["text/plain"]

@@ -200,6 +200,10 @@ class FlowMagics(Magics):
         (also with ``--dry-run``), and a ``--background`` run still going is cancelled first.
         With ``FlowMagics.cache_dir`` set, the history is kept there and survives a restart.
 
+        The view draws the run live; click a node or a bar for that step's detail. When the run
+        ends, the view gives way to its static picture, with every step's detail, which saved and
+        exported notebooks keep.
+
         What a step prints goes under its own cell (a ``--background`` run's, in a block that
         updates) and into its record: ``NAME.last.steps["x"].stdout``, and the step's detail.
 

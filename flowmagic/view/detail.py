@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from ..engine.record import Run, format_error
+from .style import INK, PAPER, SOFT_INK, state_colour
 
 PREVIEW = 2000  # characters of an output shown; the full value is run["step"]
 
@@ -88,7 +89,8 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
         rows.append(("tokens", spent + (" (in the run that cached it)" if record.cached else "")))
     cell = "padding:1px 12px 1px 0;border:0;text-align:left;vertical-align:top"
     table = "".join(
-        f'<tr><th style="{cell};color:#6b7280;font-weight:500">{escape(k)}</th><td style="{cell}">{escape(v)}</td></tr>'
+        f'<tr><th style="{cell};color:{SOFT_INK};font-weight:500">{escape(k)}</th>'
+        f'<td style="{cell};color:{INK}">{escape(v)}</td></tr>'
         for k, v in rows
     )
     blocks = [f'<table style="font-size:12px;border-collapse:collapse;margin:4px 0">{table}</table>']
@@ -101,19 +103,21 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
     if record.stdout:
         blocks.append(_block("printed", record.stdout))
     if record.stderr:
-        blocks.append(_block("printed to stderr", record.stderr, "#7c2d12", "#fff7ed"))
+        blocks.append(_block("printed to stderr", record.stderr, tint=state_colour("cancelled")))
     if record.error is not None:
-        blocks.append(_block("error", format_error(record.error), "#7f1d1d", "#fef2f2"))
+        blocks.append(_block("error", format_error(record.error), tint=state_colour("failed")))
     elif name in run.outputs:
         blocks.append(_block("output", preview(run.outputs[name])))
     # line-height: widget HTML boxes default to one widget row (28px) per line
     return f'<div class="fm-detail" data-step="{escape(name)}" style="line-height:1.4">{"".join(blocks)}</div>'
 
 
-def _block(title: str, text: str, colour: str = "#111827", background: str = "#f9fafb") -> str:
+def _block(title: str, text: str, tint: str | None = None) -> str:
+    """A titled box of text, in the theme's colours (``tint``: a colour mixed into its background)."""
+    background = f"color-mix(in srgb,{tint} 14%,{PAPER})" if tint else f"color-mix(in srgb,{INK} 5%,{PAPER})"
     return (
-        f'<div style="font-size:11px;color:#6b7280;margin-top:6px">{escape(title)}</div>'
+        f'<div style="font-size:12px;color:{SOFT_INK};margin-top:6px">{escape(title)}</div>'
         '<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;margin:2px 0;padding:6px 8px;'
-        f'background:{background};color:{colour};font-size:12px;max-height:16em;overflow:auto">'
-        f"{escape(preview(text))}</pre>"
+        f'background:#f9fafb;background:{background};color:#111827;color:{INK};font-size:12px;max-height:16em;'
+        f'overflow:auto">{escape(preview(text))}</pre>'
     )

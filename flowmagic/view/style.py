@@ -82,8 +82,28 @@ _STATE = {  # the colour of each state's outline and bar
 }
 
 
+#: A state's outline: its weight, and its dash, told apart without colour.
+_OUTLINE = {
+    "failed": "stroke-width:3",
+    "running": "stroke-width:2.5;animation:fm-pulse 1.2s infinite",
+    "skipped": "stroke-dasharray:3 3;opacity:.75",
+    "cancelled": "stroke-dasharray:3 3",
+    "cached": "stroke-dasharray:4 2",
+    "succeeded": "stroke-width:1.5",
+    "pending": "stroke-width:1",
+}
+
+
+def state_colour(state: str) -> str:
+    """The theme's colour of ``state`` (a CSS value)."""
+    return _STATE.get(state, _STATE["pending"])
+
+
 def _state_rules() -> str:
-    rules = []
+    rules = ["@keyframes fm-pulse{50%{stroke-opacity:.35}}"]
+    for state, outline in _OUTLINE.items():
+        sel = f'[data-state="{state}"]' if state != "cached" else '[data-cached="true"]'
+        rules.append(f".fm-node{sel}>.fm-box{{{outline}}}")
     for state, colour in _STATE.items():
         sel = f'[data-state="{state}"]' if state != "cached" else '[data-cached="true"]'
         tint = "8%" if state in ("pending", "queued", "skipped") else "22%"
@@ -105,5 +125,8 @@ THEME_CSS = (
     f'.fm-cluster[data-kind="group"]>rect{{fill:color-mix(in srgb,{PAPER} 94%,#5b8def)}}'
     f".fm-cluster>text{{fill:{SOFT_INK}}}.fm-grid{{stroke:color-mix(in srgb,{LINE} 35%,{PAPER})}}"
     f'.fm-bar[data-critical="true"]{{stroke:{INK};stroke-width:2.5}}'
-    f".fm-track{{fill:color-mix(in srgb,{LINE} 30%,{PAPER})}}" + _state_rules() + "</style>"
+    f".fm-track{{fill:color-mix(in srgb,{LINE} 30%,{PAPER})}}"
+    f'.fm-node[data-selected="true"]>.fm-box,.fm-bar[data-selected="true"]{{stroke:{INK};stroke-width:3.5}}'
+    f".flowmagic-view,.fm-ink-text{{color:{INK}}}"
+    ".flowmagic-view svg{display:block}" + _state_rules() + "</style>"
 )

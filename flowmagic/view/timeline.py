@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from html import escape
+from typing import Any
 
 from ..engine.record import Run, StepRecord
 from ..flow.shape import Shape
@@ -132,6 +133,40 @@ def paint_timeline(run: Run, now: float | None = None) -> str:
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def timeline_data(run: Run, now: float | None = None) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """What the live view's front end draws the timeline from: its frame (header, span, the time
+    since the start, lane order) and every bar as numbers, ``name -> [lane, row, start, end, state,
+    cached, critical, queued, thin]`` in seconds from the run's start (``end`` None while it runs:
+    the front end draws it to ``elapsed``). The same placement rules as :func:`paint_timeline`."""
+    now = time.time() if now is None else now
+    start = run.started if run.started is not None else now
+    end = run.finished if run.finished is not None else now
+    span = max(end - start, 1e-3)
+    if run.finished is None:
+        span = _round_up(span)
+    queued = run.queued() if run.finished is not None else {}
+    critical = set(run.critical_path) if run.finished is not None else set()
+    bars: dict[str, list[Any]] = {}
+    order = []
+    for lane, lane_rows in lanes(run).items():
+        order.append(lane)
+        for number, row in enumerate(lane_rows):
+            for r in row:
+                began = round((r.started or start) - start, 3)
+                ended = round(r.finished - start, 3) if r.finished is not None else None
+                thin = r.map is not None and "[" in r.name
+                wait = round(queued.get(r.name, 0.0), 3)
+                bars[r.name] = [lane, number, began, ended, str(r.status), r.cached, r.name in critical, wait, thin]
+    frame = {
+        "header": _header(run, end - start),
+        "span": round(span, 3),
+        "elapsed": round(end - start, 3),
+        "lanes": order,
+        "critical_note": bool(critical),
+    }
+    return frame, bars
 
 
 def _header(run: Run, wall: float) -> str:

@@ -1,11 +1,12 @@
-"""The live view: ipywidgets showing a run's DAG, timeline and one step in detail.
+"""The live view: a widget showing a run's DAG, timeline and the step the reader clicks, in detail.
 
 The executor's thread only bumps a counter per event (:class:`Watcher`). A
 painter thread looks at it every ``INTERVAL`` seconds and, if anything changed,
-repaints from the ``Run`` and sends the new widget values, so however many
-events a flow makes, the browser gets at most about 20 updates a second. A
-repaint that takes long stretches the interval, so the view never takes more
-than a small share of the machine from the flow it watches.
+sends the state that changed (:mod:`.live`: the DAG's SVG once, then node states
+and the timeline's bars as numbers), so however many events a flow makes, the
+browser gets at most about 20 updates a second. A repaint that takes long
+stretches the interval, so the view never takes more than a small share of the
+machine from the flow it watches.
 """
 
 from __future__ import annotations
@@ -15,22 +16,22 @@ import time
 from html import escape
 from typing import Any
 
-import ipywidgets as widgets
-
 from ..engine.record import Run
 from ..engine.summary import facts
 from ..flow.shape import Shape
-from .dag import DagPainter
+from .dag import DagPainter, caption
 from .detail import step_html
-from .picture import painter, reserved_dag, run_frame, run_html
+from .live import LiveWidget
+from .picture import painter, reserved_dag, run_frame
 from .state import Watcher, critical_edges, node_states
-from .style import GLYPHS, INK, THEME_CSS
-from .timeline import paint_timeline, reserved_timeline
+from .timeline import HATCH, paint_timeline, reserved_timeline, timeline_data
 
 INTERVAL = 0.05  # seconds between repaints at most: about 20 updates a second
 SHARE = 0.1  # at most this share of the time goes to repainting
 BANDWIDTH = 2e6  # and at most about this many bytes a second go to the browser
 TICK = 0.25  # while steps run, repaint this often even without events: the clock moves
+FULL_EVERY = 40  # repaints between two sends of every node and bar (between them, only those that changed)
+MAX_DETAILED = 200  # a run with more steps sends the details of its failed steps only
 
 
 class FlowView:
@@ -40,36 +41,35 @@ class FlowView:
         self.run = run
         self.shape = shape
         self.watcher = Watcher()
-        self.status = widgets.HTML(self._status_html())
-        self.dag = widgets.HTML("<i>laying out the flow…</i>")
-        self.timeline = widgets.HTML()
+        self.kinds = {n.name: n.kind for n in shape.nodes}
         names = [n.name for n in shape.nodes]
-        self.select = widgets.Dropdown(
-            options=names, value=names[-1] if names else None, description="step", layout={"width": "320px"}
-        )
-        self.detail = widgets.HTML(layout={"height": "220px", "overflow": "auto"})
-        self.theme = widgets.HTML(THEME_CSS)  # the theme's colours, sent once
         self._painter: DagPainter | None = None
-        self._guarded(self._lay_out)  # once per flow shape (cached): its height is reserved now
-        dag_height = reserved_dag(self._painter) if self._painter is not None else 0.0
-        self.dag.layout = widgets.Layout(overflow="auto hidden", min_height=f"{dag_height:.0f}px")
-        self.timeline.layout = widgets.Layout(overflow="auto hidden", min_height=f"{reserved_timeline(shape):.0f}px")
-        self.widget = widgets.VBox(
-            [self.theme, self.status, self.dag, self.timeline, widgets.VBox([self.select, self.detail])],
+        self.error: Exception | None = None  # why the view could not draw, if it could not
+        try:  # the layout: once per flow shape (cached); its height is reserved now
+            self._painter = painter(shape)
+        except Exception as exc:
+            self.error = exc
+        dag = self._painter.paint({}) if self._painter is not None else ""
+        self.widget = LiveWidget(
+            selected=names[-1] if names else "",
+            status=self._status(),
+            dag=dag,  # the DAG's SVG: sent with the widget, once
+            dag_height=reserved_dag(self._painter) if self._painter is not None else 0.0,
+            timeline_height=reserved_timeline(shape),
+            hatch=HATCH,
         )
-        self.widget.add_class("flowmagic-view")
-        self.select.observe(lambda _: self._paint_detail(), names="value")
         self._painted = -1
         self._painted_at = 0.0
-        self._painted_final = False  # the widgets show the run's final state
+        self._painted_final = False  # the widget shows the run's final state
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.updates = 0  # repaints sent, for tests and the benchmark
-        self.error: Exception | None = None  # why the view could not draw, if it could not
-
-    def _lay_out(self) -> None:
-        self._painter = painter(self.shape)
+        self._marks: dict[str, tuple[Any, ...]] = {}  # what each step's sent detail was made from
+        self._sent_details: dict[str, str] = {}
+        self._bars: dict[str, list[Any]] = {}  # each bar as last sent
+        self._nodes: dict[str, list[Any]] = {}  # each node as last sent
+        self.sent = len(self.widget.dag)  # bytes of state sent, for the benchmark
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -84,28 +84,28 @@ class FlowView:
             self._thread.join()
         self.repaint(force=True)
 
+    def picture(self, details: bool = False) -> str:
+        """The run's static picture (with ``details``, every step's detail below it)."""
+        html = None
+        if self._painter is not None and self.run.finished is not None:
+            dag = self._painter.paint(node_states(self.run), critical_edges(self.run))
+            html = self._guarded(lambda: run_frame(self.run, dag, paint_timeline(self.run), details=details))
+        return html or f"<pre>{escape(self.run.summary())}</pre>"
+
     def final_bundle(self) -> dict[str, Any]:
         """What the cell keeps once the run is over: its static picture, with every step's detail,
         and its text, in place of the widget (closed here). A saved or exported notebook then shows
         the picture whatever its widget state says, with no widget manager and no network."""
-        html = None
-        if self._painted_final:
-            html = run_frame(self.run, self.dag.value, self.timeline.value, details=True)
-        else:
-            html = self._guarded(run_html, self.run)
-        for part in (self.widget, *self.widget.children, self.select, self.detail):
-            part.close()
-        return {"text/html": html or f"<pre>{escape(self.run.summary())}</pre>", "text/plain": self.run.summary()}
+        html = self.picture(details=True)
+        self.widget.close()
+        return {"text/html": html, "text/plain": self.run.summary()}
 
     def mimebundle(self) -> dict[str, Any]:
         """The widget, plus what a reader without widgets sees: static HTML and text."""
-        bundle: dict[str, Any] = dict(self.widget._repr_mimebundle_() or {})
+        shown = self.widget._repr_mimebundle_()
+        bundle: dict[str, Any] = dict(shown[0] if isinstance(shown, tuple) else shown or {})
         if self.run.finished is not None:
-            if self._painted_final:
-                html = run_frame(self.run, self.dag.value, self.timeline.value)
-            else:
-                html = self._guarded(run_html, self.run) or f"<pre>{escape(self.run.summary())}</pre>"
-            bundle["text/html"] = html
+            bundle["text/html"] = self.picture()
             bundle["text/plain"] = self.run.summary()
         else:
             bundle["text/html"] = f"<pre>flow '{escape(self.run.flow)}' running…</pre>"
@@ -114,9 +114,6 @@ class FlowView:
 
     # -- painting -----------------------------------------------------------------
     def _loop(self) -> None:
-        with self._lock:
-            if self._painter is None:  # the layout: once per flow shape, and not a repaint's cost
-                self._painter = self._guarded(painter, self.shape)
         interval = INTERVAL
         while not self._stop.wait(interval):
             began = time.perf_counter()
@@ -129,12 +126,13 @@ class FlowView:
             return fn(*args)
         except Exception as exc:
             self.error = exc
-            self.dag.value = f"<pre>flowmagic could not draw this flow: {escape(repr(exc))}</pre>"
+            broken = f"<pre>flowmagic could not draw this flow: {escape(repr(exc))}</pre>"
+            self.widget.details = dict.fromkeys(self.kinds, broken)
             return None
 
     def repaint(self, force: bool = False) -> int:
-        """Send the widget values that changed, if anything happened since the last repaint
-        (or, while steps run, every ``TICK`` seconds so their bars grow); return their size."""
+        """Send the state that changed, if anything happened since the last repaint (or, while
+        steps run, every ``TICK`` seconds so their bars grow); return its size in bytes."""
         with self._lock:
             version = self.watcher.version
             ticking = self.run.finished is None and time.monotonic() - self._painted_at >= TICK
@@ -146,23 +144,59 @@ class FlowView:
             return 0 if sent is None else int(sent)
 
     def _paint(self) -> int:
-        if self._painter is None:
-            self._painter = painter(self.shape)  # once per flow shape: layouts are cached
         now = time.time()
-        self.status.value = self._status_html()
-        self.dag.value = self._painter.paint(node_states(self.run), critical_edges(self.run))
-        self.timeline.value = paint_timeline(self.run, now) if self.run.started is not None else ""
-        self._paint_detail(now)
+        widget = self.widget
+        if self.updates % FULL_EVERY == 0:  # now and then everything: a view opened late catches up
+            self._nodes, self._bars = {}, {}
+        nodes = {
+            name: [s.status, int(s.cached), caption(self.kinds.get(name, "call"), s), s.done, s.total, s.failed]
+            for name, s in node_states(self.run).items()
+        }
+        values: dict[str, Any] = {
+            "status": self._status(),
+            "critical": sorted([a, b] for a, b in critical_edges(self.run)),
+            "nodes": _moved(nodes, self._nodes),  # only the nodes and bars that changed
+        }
+        if self.run.started is not None:
+            values["timeline"], bars = timeline_data(self.run, now)
+            values["bars"] = _moved(bars, self._bars)
+        changed = {k: v for k, v in values.items() if v != {} and getattr(widget, k) != v}
+        details = self._details(now)
+        if details:
+            changed["details"] = details
+        # about what goes out (the kernel serialises it): enough to throttle a large flow's repaints
+        sent = 60 * (len(changed.get("nodes", ())) + len(changed.get("bars", ())))
+        sent += sum(len(html) for html in details.values())
+        with widget.hold_sync():  # one message for all of them
+            for key, value in changed.items():
+                setattr(widget, key, value)
         self._painted_final = self.run.finished is not None
         self.updates += 1
-        # a value equal to the last one is not sent again (traitlets only notify changes)
-        return len(self.dag.value) + len(self.timeline.value) + len(self.detail.value)
+        self.sent += sent
+        return sent
 
-    def _paint_detail(self, now: float | None = None) -> None:
-        name = self.select.value
-        self.detail.value = step_html(self.run, name, now or time.time()) if name else ""
+    def _details(self, now: float) -> dict[str, str]:
+        """The details of the steps that changed since they were last sent (a running step's each
+        time: its answer streams in). A run of more than ``MAX_DETAILED`` steps sends only its failed
+        steps' details and the first one shown: a click on another says where to look."""
+        records = list(self.run.steps.values())
+        if len(records) > MAX_DETAILED:  # a large run: what a reader most wants, its failures
+            chosen = self.widget.selected
+            records = [r for r in records if r.map is None and (r.status == "failed" or r.name == chosen)]
+        changed: dict[str, str] = {}
+        for r in records:
+            mark = (r.status, r.finished, r.attempts, len((r.llm or {}).get("answer") or ""), r.cached)
+            if r.status == "running" or self._marks.get(r.name) != mark:
+                self._marks[r.name] = mark
+                html = step_html(self.run, r.name, now)
+                if self.error is not None:  # what went wrong drawing stays in sight
+                    html = f"<pre>flowmagic could not draw this flow: {escape(repr(self.error))}</pre>" + html
+                if self._sent_details.get(r.name) != html:
+                    self._sent_details[r.name] = html
+                    changed[r.name] = html
+        return changed
 
-    def _status_html(self) -> str:
+    def _status(self) -> list[str]:
         run = self.run
         records = run.top_steps
         done = sum(r.status in ("succeeded", "failed", "skipped", "cancelled") for r in records)
@@ -178,8 +212,11 @@ class FlowView:
             text = f"flow '{run.flow}' running: {done}/{len(records)} steps finished, {elapsed:.1f}s"
         if run.model and any(r.kind == "llm" for r in records):
             text += f"  [model: {run.model}]"
-        glyph = GLYPHS.get(status, "\u25b8")
-        return (
-            f'<div class="fm-status" data-status="{status}" style="font-weight:600;font-size:14px;'
-            f'color:{INK}">{glyph} {escape(text)}</div>'
-        )
+        return [status, text]
+
+
+def _moved(now: dict[str, list[Any]], sent: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The entries of ``now`` that differ from what was ``sent`` (which is brought up to date)."""
+    moved = {name: value for name, value in now.items() if sent.get(name) != value}
+    sent.update(moved)
+    return moved

@@ -51,7 +51,7 @@ RECORDER = """
         step: node.dataset.step,
         state: node.dataset.state,
         status: status ? status.dataset.status : null,
-        widget: view.classList.contains('jupyter-widgets'),
+        widget: view.classList.contains('flowmagic-live'),
         executing: prompt.includes('*'),
         t: performance.now(),
       });
@@ -76,7 +76,7 @@ SNAPSHOT = """
   const status = view.querySelector('.fm-status');
   const box = view.getBoundingClientRect();
   return {
-    widget: view.classList.contains('jupyter-widgets'),
+    widget: view.classList.contains('flowmagic-live'),
     static: view.classList.contains('flowmagic-static'),
     details: view.querySelectorAll('details.fm-step').length,
     width: box.width,
