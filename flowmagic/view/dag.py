@@ -79,12 +79,14 @@ class DagPainter:
         for key, path in self._edges.items():
             if key in critical:
                 parts.append(
-                    f'<path class="fm-edge-critical" d="{path}" fill="none" stroke="{CRITICAL}" stroke-width="2.2" '
+                    f'<path class="fm-edge-critical" data-edge="{escape(key[0])}\u2192{escape(key[1])}" d="{path}" '
+                    f'fill="none" stroke="{CRITICAL}" stroke-width="2.2" '
                     'marker-end="url(#fm-arrow-critical)"/>'
                 )
             else:
                 parts.append(
-                    f'<path class="fm-edge" d="{path}" fill="none" stroke="{EDGE}" stroke-width="1.2" '
+                    f'<path class="fm-edge" data-edge="{escape(key[0])}\u2192{escape(key[1])}" d="{path}" fill="none" '
+                    f'stroke="{EDGE}" stroke-width="1.2" '
                     'marker-end="url(#fm-arrow)"/>'
                 )
         for name, box in self.layout.nodes.items():
@@ -102,7 +104,7 @@ class DagPainter:
         cx = x + w / 2
         out = [
             f'<g class="fm-node" data-step="{escape(name)}" data-state="{state.status}"{cached}>',
-            f"<title>{escape(name)}: {_caption(kind, state)}</title>",
+            f"<title>{escape(name)}: {caption(kind, state)}</title>",
             _outline(kind, x, y, w, h) + f' class="fm-box" fill="{colours.fill}" stroke="{colours.stroke}" '
             f'stroke-width="{_WIDTH.get(state.status, 1.5)}"{dash}>',
         ]
@@ -117,7 +119,7 @@ class DagPainter:
         )
         out.append(
             f'<text class="fm-caption" x="{cx:.1f}" y="{y + 33:.1f}" text-anchor="middle" font-size="12" '
-            f'fill="{colours.text}">{_caption(kind, state)}</text>'
+            f'fill="{colours.text}">{caption(kind, state)}</text>'
         )
         if kind == "map":
             out.append(_progress(x + 8, y + 41, w - 16, state))
@@ -150,7 +152,7 @@ def _outline(kind: str, x: float, y: float, w: float, h: float) -> str:
     return '<polygon points="' + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + '"'
 
 
-def _caption(kind: str, state: NodeState) -> str:
+def caption(kind: str, state: NodeState) -> str:
     if state.status == "running":
         word = "running"
     elif state.cached:
@@ -175,8 +177,10 @@ def _progress(x: float, y: float, width: float, state: NodeState) -> str:
     return (
         f'<rect class="fm-progress fm-track" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="5" rx="2.5" '
         'fill="#e5e7eb"/>'
-        f'<rect x="{x:.1f}" y="{y:.1f}" width="{good:.1f}" height="5" rx="2.5" fill="#16a34a"/>'
-        f'<rect x="{x + good:.1f}" y="{y:.1f}" width="{bad:.1f}" height="5" rx="2.5" fill="#dc2626"/>'
+        f'<rect class="fm-progress-done" x="{x:.1f}" y="{y:.1f}" width="{good:.1f}" height="5" rx="2.5" '
+        'fill="#16a34a"/>'
+        f'<rect class="fm-progress-failed" x="{x + good:.1f}" y="{y:.1f}" width="{bad:.1f}" height="5" rx="2.5" '
+        'fill="#dc2626"/>'
     )
 
 
