@@ -298,8 +298,8 @@ def test_no_api_key_or_password_ever_appears_in_an_export(monkeypatch: pytest.Mo
     ("body", "step", "why"),
     [
         ("a = f(x)\nb = f(x)\ntotal = a + b\n", "total", "not Python expressions"),
-        ("reviews = [llm('Review #{i}') for i in range(5)]\n", "reviews", "make 'range(5)' a step or an input"),
-        ("s = llm('Hi {name}', system='You are a critic')\n", "s", "llm(system=...) has no Agent Spec equivalent"),
+        ("reviews = [llm('Review #{i}') for i in range(n)]\n", "reviews", "make 'range(n)' a step or an input"),
+        ("s = llm('Hi {name}', schema=Kind)\n", "s", "llm(schema=...) has no Agent Spec equivalent"),
         ("parallel both:\n    a = f(x)\n    b = f(x)\nsummary = f(both)\n", "summary", "reads group 'both' as a dict"),
         ("a = f(x, 3)\n", "a", "argument '3' is not a name"),
         ("a = g(x)\n", "a", "no function 'g' is known here"),
@@ -422,7 +422,7 @@ def test_a_flow_serialized_by_pyagentspec_with_a_map_node_and_a_flow_node_import
     start, end = StartNode(name="start", inputs=[word]), EndNode(name="end", outputs=[loud])
     shout = ToolNode(name="shout", tool=ServerTool(name="shout", inputs=[word], outputs=[loud]))
     one_word = chain("one word", [start, shout, end], [(start, "word", shout, "word"), (shout, "loud", end, "loud")])
-    each = MapNode(name="shout each", subflow=one_word)  # a sequential map: run side by side here
+    each = MapNode(name="shout each", subflow=one_word)  # a sequential map: one element at a time here too
     louds = ListProperty(title="collected_loud", item_type=loud)
     start, end = StartNode(name="start", inputs=[louds]), EndNode(name="end", outputs=[summary])
     llm = LlmNode(
@@ -451,12 +451,13 @@ def test_a_flow_serialized_by_pyagentspec_with_a_map_node_and_a_flow_node_import
         ],
     )
     flow = Flow.from_agentspec(AgentSpecSerializer().to_json(top), tools={"shout": shout_word}, model="offline")
-    assert flow.source.splitlines() == [
-        "loud = [shout(word=word) for word in words]",
-        "summary = llm('Summarize {loud}')",
+    assert flow.source.splitlines() == [  # the map is named after its node's output, as Agent Spec names it
+        "parallel (workers=1):",
+        "    collected_loud = [shout(word=word) for word in words]",
+        "summary = llm('Summarize {collected_loud}')",
     ]
     run = flow.run(words=["tea", "cake"])
-    assert run["loud"] == ["TEA", "CAKE"]
+    assert run["collected_loud"] == ["TEA", "CAKE"]
     assert run.steps["summary"].llm["prompt"] == "Summarize ['TEA', 'CAKE']"
 
 

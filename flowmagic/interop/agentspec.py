@@ -13,7 +13,8 @@ is a DAG whose steps start as soon as what they read is ready. So:
   and a namespace holding only the tools it was given (see ``agentspec_import``):
   a ``BranchingNode`` becomes an ``if`` block, or a ``for`` loop when it goes back
   (``agentspec_paths``); the text is parsed like any ``%%flow`` cell, and nothing from
-  the file is ever evaluated as code.
+  the file is ever evaluated as code. It keeps WayFlow's semantics: its extended nodes,
+  renames (``input_mapping``/``output_mapping``), worker limits, sequential maps, outputs.
 
 The documents are plain dicts: the ``pyagentspec`` package is not needed to run
 either direction (the tests check the output with its deserializer).

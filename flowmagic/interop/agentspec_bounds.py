@@ -43,6 +43,11 @@ TOO_BIG = (
 )
 
 
+class MissingReference(AgentSpecError):
+    """A ``$component_ref`` to a component the document does not define (a credential the runtime
+    would be given at load time, say)."""
+
+
 def check_yaml(yaml: Any, text: str) -> None:
     """Refuse YAML text that nests too deeply or whose aliases expand too far, before it is loaded."""
     depth = 0
@@ -155,7 +160,7 @@ class _Resolver:
             raise AgentSpecError(f"a $component_ref names a component by its id, not {ref!r}")
         if ref not in self.components:
             if ref not in self.registry:
-                raise AgentSpecError(f"the document refers to component {ref!r}, which it does not define")
+                raise MissingReference(f"the document refers to component {ref!r}, which it does not define")
             self.components[ref] = None
             # one level deeper than the reference: a chain of references to references stays bounded
             self.components[ref] = self.walk(self.registry[ref], depth + 1)

@@ -9,6 +9,11 @@ the block, which reads a name assigned in every arm through one data edge from e
 arm (see ``agentspec_blocks``). A ``for`` loop is one unit too: its body's nodes and a
 ``BranchingNode`` that goes back to them (see ``agentspec_loops``). A subflow call
 becomes a ``FlowNode`` whose subflow is the called flow, exported the same way.
+
+Agent Spec has no bound on what runs at once: a group with ``workers=N`` becomes WayFlow's
+``ExtendedParallelFlowNode`` with ``max_workers=N`` (and a map inside such a group a node
+that keeps the bound, see ``agentspec_mapnodes``), which WayFlow and flowmagic honour;
+without one, the nodes are Agent Spec's own.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from .agentspec import AGENTSPEC_VERSION
 from .agentspec_blocks import DEFAULT_BRANCH, Block, Refused
 from .agentspec_graph import Component, Graph, Ids, Sources, Tail, named, ref
 from .agentspec_loops import LoopPlan, body_flow, emit_loop, loop_node, loop_plan, pick_schemas
-from .agentspec_nodes import STRING, Node, Schema, StepNodes, plain, typed
+from .agentspec_mapnodes import extended, map_component, map_output
+from .agentspec_nodes import STRING, Node, Schema, StepNodes, element_schema, plain, typed
 from .agentspec_stages import Item, _Par, flatten, stages
 from .agentspec_subflows import subflow_node
-from .agentspec_types import loop_schema, value_schemas
+from .agentspec_types import value_schemas
 
 if typing.TYPE_CHECKING:
     from ..flow.flow import Flow
@@ -58,6 +64,7 @@ class _Exporter(StepNodes):
         self.partial: set[str] = set()  # names after a loop that a loop stopping in its first round does not give
         self.nodes = self.nodes_of_steps()
         self.schemas = value_schemas(self.nodes, list(flow.steps), flow.compiled.joins)
+        self.schemas.update({v: {"type": "array", "items": element_schema(d)} for v, d in self.literals.items()})
         self.schemas.update(pick_schemas(flow.compiled, {n: body for n, (_, body) in self.loops.items()}))
         self.check_keys()
         self.finals = {n for n in flow.final_steps if n not in self.nesting.arm_step and n not in self.partial}
@@ -91,6 +98,7 @@ class _Exporter(StepNodes):
             raise self.error(step, str(exc)) from None
         self.loops[step.name] = (plan, body)
         self.partial.update(partial)
+        self.literals.update(body.literals)  # a map's list in the body: an input of this flow too
         return node
 
     # -- value types ----------------------------------------------------------------------
@@ -253,7 +261,7 @@ class _Exporter(StepNodes):
         node = self.nodes[step]
         if node.kind == "flow":
             return str(node.result)
-        return f"collected_{named(step)}" if node.over else named(step)
+        return map_output(self.flow, step) if node.over else named(step)
 
     def step_component(self, name: str) -> tuple[Component, list[tuple[str, str]]]:
         """The node of one step, and what it reads: (input title, value name)."""
@@ -262,32 +270,7 @@ class _Exporter(StepNodes):
         if node.over is None:
             component = self.call_component(name, node, name, {v: self.schemas[v] for v in node.args.values()})
             return self.with_options(component, options), [(t, node.args[t]) for t, _ in node.inputs if t in node.args]
-        # a map: the element runs in a subflow, once per element of the value iterated over
-        loop, out = str(node.loop), named(name)
-        inner = [loop, *dict.fromkeys(v for v in node.args.values() if v != loop)]
-        schemas = {v: loop_schema(node, self.schemas) if v == loop else self.schemas[v] for v in inner}
-        element = self.call_component(name, node, f"{name} element", schemas)
-        props_in = [{"title": v, **schemas[v]} for v in inner]
-        item = self.element_schema(name)
-        props_out = [{"title": out, **item}]
-        start = self.component("StartNode", "start", inputs=props_in, outputs=props_in, branches=["next"])
-        end = self.component("EndNode", "end", inputs=props_out, outputs=props_out, branches=[])
-        graph = Graph([start])
-        graph.data = [self.data_edge(start, node.args[t], element, t) for t, _ in node.inputs if t in node.args]
-        graph.data.append(self.data_edge(element, out, end, out))
-        self.add(graph, element, [(start, None)])
-        self.add(graph, end, [(element, None)])
-        subflow = self.flow_component(f"{name} element", props_in, props_out, graph)
-        component = self.component(
-            "ParallelMapNode",
-            name,
-            inputs=[{"title": f"iterated_{p['title']}", "anyOf": [plain(p), _array(p)]} for p in props_in],
-            outputs=[{"title": f"collected_{out}", **_array(item)}],
-            branches=["next"],
-            subflow=subflow,
-            reducers={out: "append"},
-        )
-        reads = [(f"iterated_{loop}", str(node.over))] + [(f"iterated_{v}", v) for v in inner[1:]]
+        component, reads = map_component(self, name)  # a map: the element runs in a subflow (agentspec_mapnodes)
         return self.with_options(component, options), reads
 
     def call_component(self, step: str, node: Node, name: str, schemas: dict[str, Schema]) -> Component:
@@ -295,15 +278,19 @@ class _Exporter(StepNodes):
         if node.kind == "llm":
             assert node.llm_config is not None
             config = self.component(**node.llm_config)
-            return self.component(
+            prompt = node.prompt if node.system is None else f"{node.system}\n\n{node.prompt}"  # one prompt
+            component = self.component(
                 "LlmNode",
                 name,
-                inputs=[{"title": t, **STRING} for t, _ in node.inputs],
+                inputs=[{"title": t, **_text(schemas.get(node.args.get(t, t), {}))} for t, _ in node.inputs],
                 outputs=[{"title": named(step), **STRING}],
                 branches=["next"],
                 llm_config=config,
-                prompt_template=node.prompt,
+                prompt_template=prompt,
             )
+            if node.system is not None:
+                component["metadata"] = {"flowmagic": {"system": node.system}}
+            return component
         inputs = []
         for title, schema in node.inputs:
             # an untyped parameter takes the type of the value it receives, so the edge's two ends agree
@@ -349,16 +336,17 @@ class _Exporter(StepNodes):
             reads.extend((v, v) for v in inputs)
             produced.update({v: v for v in outputs})
         reads = list(dict.fromkeys(reads))
-        component = self.component(
-            "ParallelFlowNode",
-            group.name if group is not None else f"parallel {min(everything, key=self.index)}",
-            inputs=[self.prop(v) for v, _ in reads],
-            outputs=[self.prop(v) for v in produced],
-            branches=["next"],
-            subflows=subflows,
-        )
-        if group is not None and group.workers:
+        label = group.name if group is not None else f"parallel {min(everything, key=self.index)}"
+        fields: dict[str, Any] = {
+            "inputs": [self.prop(v) for v, _ in reads],
+            "outputs": [self.prop(v) for v in produced],
+        }
+        if group is not None and group.workers:  # a bound: WayFlow's node that keeps it (Agent Spec's has none)
+            fields.update(branches=["next"], flows=subflows, max_workers=group.workers)
+            component = self.component("ExtendedParallelFlowNode", label, **extended(fields))
             component["metadata"] = {"flowmagic": {"workers": group.workers}}
+        else:
+            component = self.component("ParallelFlowNode", label, **fields, branches=["next"], subflows=subflows)
         return component, reads, produced
 
     # -- small parts --------------------------------------------------------------------
@@ -375,13 +363,15 @@ class _Exporter(StepNodes):
         return bool(self.readers.get(value, set()) - inside)
 
     def prop(self, value: str) -> Schema:
-        return {"title": value, **self.schemas.get(value, {})}
+        """The property of ``value``; an input made for a map's literal list has that list as its default."""
+        default = {"default": self.literals[value]} if value in self.literals else {}
+        return {"title": value, **self.schemas.get(value, {}), **default}
 
     def with_options(self, component: Component, options: StepOptions) -> Component:
         changed = {k: v for k, v in options.model_dump().items() if v != StepOptions.model_fields[k].default}
         changed.pop("temperature", None)  # written in the LLM configuration
         if changed:
-            component["metadata"] = {"flowmagic": changed}
+            component["metadata"] = {"flowmagic": {**component["metadata"].get("flowmagic", {}), **changed}}
         return component
 
     def component(self, component_type: str, name: str, **fields: Any) -> Component:
@@ -399,5 +389,7 @@ class _Exporter(StepNodes):
         )
 
 
-def _array(schema: Schema) -> Schema:
-    return {"type": "array", "items": plain(schema)}
+def _text(schema: Schema) -> Schema:
+    """An LlmNode's input: a string, or a value of another scalar type it renders into the prompt."""
+    kind = schema.get("type")
+    return {"type": kind} if kind in ("integer", "number", "boolean") else dict(STRING)

@@ -1,12 +1,16 @@
 """An Agent Spec flow as flowmagic DSL text plus a namespace.
 
+The document's root is a flow, or one node as a flow of one step (``agentspec_roots``).
 The translation follows the flow's control flow from its ``StartNode``
 (``agentspec_paths``) and writes one DSL step per node output, named after the output
 (``user_info``, ``current_time``, ...), so the Run reads like the file; what each kind
 of node becomes is in ``agentspec_kinds``. Each node reads what its data-flow edges
-bring (``agentspec_values``). flowmagic then runs every step as soon as what it reads
-is ready: nodes that only follow each other on the control-flow path, with no data
-between them, may overlap.
+bring (``agentspec_values``). A flow's outputs are what its ``EndNode`` reads, as
+WayFlow gives them: of two nodes that give ``output_message``, the one the EndNode's
+edge comes from (the one that runs last, when both do) writes ``output_message``, the
+other a fresh name. flowmagic then runs every step as soon as what it reads is ready:
+nodes that only follow each other on the control-flow path, with no data between them,
+may overlap.
 
 - A ``BranchingNode`` whose branches meet again is an ``if/elif/else`` block: one arm
   per next node, testing the value the node reads against the ``mapping`` 's values
@@ -26,28 +30,19 @@ values (input defaults) go into the namespace, never into the text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..flow.loops import MAX_ITERATIONS
 from .agentspec import AgentSpecError
-from .agentspec_bounds import resolve
-from .agentspec_kinds import LLM_NODES, MAP_NODES, MESSAGE_NODES, PARALLEL_NODES, TOOL_NODES, NodeKinds
+from .agentspec_components import NODES
+from .agentspec_kinds import NodeKinds
 from .agentspec_paths import EXIT, Choice, Cycle, Part, nodes_in, shape
+from .agentspec_renames import outside
+from .agentspec_roots import check_flow, root_flow, unsupported
 from .agentspec_text import Component, IfBlock, Item, Line, Loop, describe, render, titles
 from .agentspec_values import Key, Values
 
-NODES = (
-    *TOOL_NODES,
-    *LLM_NODES,
-    *PARALLEL_NODES,
-    *MAP_NODES,
-    *MESSAGE_NODES,
-    "BranchingNode",
-    "FlowNode",
-    "StartNode",
-    "EndNode",
-)
 #: The most rounds of a loop (a BranchingNode that goes back) whose metadata sets none: Agent Spec has no bound.
 LOOP_ROUNDS = 10
 BRANCHING_INPUT = "branching_mapping_key"  # a BranchingNode's input when it names none
@@ -56,11 +51,7 @@ BRANCHING_INPUT = "branching_mapping_key"  # a BranchingNode's input when it nam
 def translate(
     document: Component, tools: dict[str, Callable[..., Any]], model: str | None
 ) -> tuple[str, dict[str, Any], str]:
-    root = resolve(document)
-    if root.get("component_type") != "Flow":
-        raise AgentSpecError(
-            f"flowmagic imports Agent Spec flows, not a {root.get('component_type')!r} ('{root.get('name')}')"
-        )
+    root = root_flow(document)
     translator = _Translator(tools, model)
     try:
         items, _ = translator.flow(root, env=None)
@@ -72,21 +63,21 @@ def translate(
 
 
 class _Translator(NodeKinds):
-    def flow(self, flow: Component, env: dict[str, str] | None) -> tuple[list[Item], dict[str, str]]:
+    def flow(
+        self, flow: Component, env: dict[str, str] | None, want: dict[str, str] | None = None
+    ) -> tuple[list[Item], dict[str, str]]:
         """The items of ``flow`` and its outputs (title -> DSL name).
 
         ``env`` gives the DSL names of its inputs; ``None`` for the top flow, whose
-        inputs become the flow's inputs (named as in the file).
+        inputs become the flow's inputs (named as in the file), and whose outputs are
+        named as in the file. ``want`` gives names chosen for some of its outputs.
         """
-        start = flow.get("start_node")
+        start = check_flow(flow).get("start_node")
         if not isinstance(start, dict) or start.get("component_type") != "StartNode":
             raise AgentSpecError(f"{describe(flow)} has no StartNode")
         for node in flow.get("nodes") or []:
             if isinstance(node, dict) and node.get("component_type") not in NODES:
-                raise AgentSpecError(
-                    f"{describe(node)} in flow '{flow.get('name')}' is not supported: flowmagic imports "
-                    f"{', '.join(NODES)}"
-                )
+                raise unsupported(node, flow)
         parts = shape(flow, start)
         values = Values(flow, start, top=env is None)
         for prop in [*(start.get("outputs") or []), *(start.get("inputs") or [])]:
@@ -97,6 +88,7 @@ class _Translator(NodeKinds):
                 name = env[title]
             elif env is None:
                 name = self.names.new(title)
+                self.inputs.add(name)
                 if "default" in prop:
                     self.namespace[name] = prop["default"]
             elif "default" in prop:
@@ -105,13 +97,50 @@ class _Translator(NodeKinds):
                 raise AgentSpecError(f"flow '{flow.get('name')}' needs input '{title}', which nothing gives it")
             values.produce((start["id"], title), name)
             self.schemas.setdefault(name, prop)
+        for provider in flow.get("context_providers") or []:  # constants (checked): what reads one reads its value
+            for title in titles(provider.get("outputs")):
+                values.produce((provider["id"], title), self.constant(title, provider.get("value")))
+        reserved = self.reserve(values, parts, want or {})
         outer, self.forced = self.forced, {}  # the node whose subflow this is chose names for its own outputs
         try:
             items = self.parts(parts, values)
             outputs = {t: self.reader(values, values.end, EXIT)(t) for t in values.outputs}
         finally:
             self.forced = outer
+        for title, name in outputs.items():  # each output of the flow under its own name, as the runtime gives it
+            wanted = reserved.get(title)
+            if wanted is not None and wanted != name and name not in self.inputs:
+                items.append(Line(f"{wanted} = {name}"))
         return items, outputs
+
+    def reserve(self, values: Values, parts: list[Part], want: dict[str, str]) -> dict[str, str]:
+        """The names of the flow's outputs, kept for the values its EndNode reads: those of ``want``
+        (chosen by the node whose subflow this is), or each output's title when it is free.
+
+        An output is the value its sources gave last (two nodes may give ``output_message``: the
+        flow's is the later one's), so the node that gives it last on the main path writes the
+        name (or, in an ``if`` block, every arm that gives it); another gives it a fresh name.
+        """
+        order = {ident: i for i, ident in enumerate(nodes_in(parts))}
+        in_arms = set(_in_arms(parts))
+        reserved: dict[str, str] = {}
+        for title in values.outputs:
+            if title in want:
+                name = want[title]
+            elif title in self.names.used:  # an input of the flow given back as it is, or a name taken
+                continue
+            else:
+                name = self.names.new(title)
+            reserved[title] = name
+            sources = [s for s in values.incoming.get((EXIT, title), []) if s[0] in order]
+            if not sources:
+                continue
+            last = max(sources, key=lambda s: order[s[0]])
+            if last[0] not in in_arms:
+                values.forced.setdefault(last, name)
+            else:
+                values.wanted.setdefault((EXIT, title), name)
+        return reserved
 
     def parts(self, parts: list[Part], values: Values) -> list[Item]:
         items: list[Item] = []
@@ -158,8 +187,9 @@ class _Translator(NodeKinds):
     # -- branches -------------------------------------------------------------------------------
     def key(self, node: Component, values: Values) -> str:
         """The DSL name of the value a BranchingNode reads."""
-        self.no_mapping(node)
-        return self.reader(values, node)((titles(node.get("inputs")) or [BRANCHING_INPUT])[0])
+        self.check_mappings(node)
+        title = (titles(node.get("inputs")) or [outside(node, "input_mapping", BRANCHING_INPUT)])[0]
+        return self.reader(values, node)(title)
 
     def choice(self, part: Choice, values: Values) -> list[Item]:
         """An ``if`` block: each arm, and one name for each value read after it that the arms give."""
@@ -287,6 +317,16 @@ def _rounds(node: Component) -> int:
             f"not {rounds!r}"
         )
     return rounds
+
+
+def _in_arms(parts: list[Part]) -> Iterator[str]:
+    """The ids of the nodes in an arm of an ``if`` block among ``parts``."""
+    for part in parts:
+        if isinstance(part, Choice):
+            for _, arm in part.arms:
+                yield from nodes_in(arm)
+        elif isinstance(part, Cycle):
+            yield from _in_arms([*part.body, *part.then])
 
 
 def _nodes(parts: list[Part]) -> list[Component | None]:

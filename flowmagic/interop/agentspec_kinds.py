@@ -1,33 +1,36 @@
 """What each kind of Agent Spec node becomes in flowmagic's DSL.
 
 - ``ToolNode``: a call of the tool of that name from ``tools`` (nowhere else);
-- ``LlmNode``: ``llm("...")`` with the file's model, or none when ``model=`` is given;
-- ``ParallelFlowNode`` and WayFlow's ``ExtendedParallelFlowNode`` (its
-  ``max_workers`` becomes ``workers=``): a ``parallel`` group, one branch per subflow;
-- ``ParallelMapNode``, ``MapNode`` and WayFlow's ``ExtendedParallelMapNode`` whose
-  subflow is one tool or prompt: a map, ``[tool(x=x) for x in xs]``;
+- ``LlmNode``: ``llm("...")`` with the file's model, or none when ``model=`` is given (a system
+  prompt flowmagic's export put at the head of the template, ``metadata.flowmagic.system``,
+  comes back as ``system=``);
+- ``ParallelFlowNode`` and WayFlow's ``ExtendedParallelFlowNode`` (its ``max_workers`` becomes
+  ``workers=``): a ``parallel`` group, one branch per subflow;
+- ``ParallelMapNode``, ``MapNode`` and WayFlow's ``ExtendedParallelMapNode`` and
+  ``ExtendedMapNode`` whose subflow is one tool or prompt: a map (see ``agentspec_maps``);
 - ``OutputMessageNode`` and WayFlow's ``PluginOutputMessageNode``: the message, rendered;
+- ``InputMessageNode`` and WayFlow's ``PluginInputMessageNode``: what the user answers, an input
+  of the flow named after the node's output (a run without it is an error naming it);
 - ``FlowNode``: its subflow, inline.
 
-Each output is a step named after it (:class:`~.agentspec_text.Names`), unless the flow's
-translation chose its name beforehand (:attr:`NodeKinds.forced`).
+A node's ``input_mapping`` and ``output_mapping`` rename what it reads and gives
+(``agentspec_renames``). Each output is a step named after it (:class:`~.agentspec_text.Names`),
+unless the flow's translation chose its name beforehand (:attr:`NodeKinds.forced`).
 """
 
 from __future__ import annotations
 
+import builtins
 import keyword
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .agentspec import AgentSpecError
-from .agentspec_text import Component, Group, Item, Line, Names, describe, is_list_of, template, titles
+from .agentspec_components import INPUT_NODES, LLM_NODES, MAP_NODES, MESSAGE_NODES, PARALLEL_NODES, TOOL_NODES
+from .agentspec_maps import translate_map
+from .agentspec_renames import inside, outside, reading, renames
+from .agentspec_text import Component, Group, Item, Line, Names, Translated, describe, template, titles
 
-TOOL_NODES = ("ToolNode", "ExtendedToolNode")
-LLM_NODES = ("LlmNode", "ExtendedLlmNode")
-PARALLEL_NODES = ("ParallelFlowNode", "ExtendedParallelFlowNode")
-MAP_NODES = ("ParallelMapNode", "MapNode", "ExtendedParallelMapNode")
-MESSAGE_NODES = ("OutputMessageNode", "PluginOutputMessageNode")
 # servers flowmagic reaches with its OpenAI-compatible client
 LLM_CONFIGS = ("OpenAiConfig", "OpenAiCompatibleConfig", "VllmConfig", "OllamaConfig")
 _OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -36,12 +39,7 @@ _OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "cache": bool,
 }
-
-
-@dataclass
-class Translated:
-    items: list[Item]
-    outputs: dict[str, str]  # output title -> DSL name
+_ASKED = {"InputMessageNode": "user_input", "PluginInputMessageNode": "user_provided_input"}  # default outputs
 
 
 class NodeKinds:
@@ -55,8 +53,11 @@ class NodeKinds:
         self.aliases: dict[str, str] = {}  # tool name -> DSL name
         self.schemas: dict[str, dict[str, Any]] = {}  # DSL name -> the JSON schema of its value
         self.forced: dict[str, str] = {}  # the node being translated: output title -> the name chosen for it
+        self.inputs: set[str] = set()  # the DSL names that are inputs of the flow
 
-    def flow(self, flow: Component, env: dict[str, str] | None) -> tuple[list[Item], dict[str, str]]:
+    def flow(
+        self, flow: Component, env: dict[str, str] | None, want: dict[str, str] | None = None
+    ) -> tuple[list[Item], dict[str, str]]:
         raise NotImplementedError  # pragma: no cover - the translator's
 
     def output_name(self, title: str) -> str:
@@ -66,63 +67,103 @@ class NodeKinds:
     def node(self, node: Component, value: Callable[[str], str]) -> Translated:
         kind = node.get("component_type")
         decorators = self.decorators(node)
+        self.check_mappings(node)
         if kind in PARALLEL_NODES:
             return self.parallel(node, value)
         if kind == "FlowNode":
-            inputs = {t: value(t) for t in titles(node.get("inputs"))}
-            items, outputs = self.flow(node["subflow"], inputs)
-            return Translated(items, {t: outputs[t] for t in titles(node.get("outputs")) if t in outputs})
+            items, outputs = self.flow(node["subflow"], self.subflow_inputs(node, value), self.wanted(node))
+            return Translated(items, self.subflow_outputs(node, outputs))
         if kind in MAP_NODES:
-            return self.map(node, value, decorators)
+            return translate_map(self, node, value, decorators)
+        if kind in INPUT_NODES:
+            return self.asked(node)
         expr, outs = self.expression(node, value)
         return self.assign(node, expr, outs, decorators)
 
-    def expression(self, node: Component, value: Callable[[str], str]) -> tuple[str, list[str]]:
-        """The DSL expression of a tool, prompt or message node, and the titles of its outputs."""
+    def subflow_inputs(self, node: Component, value: Callable[[str], str]) -> dict[str, str]:
+        """The DSL names of the inputs of a node's subflows, by the subflows' own titles."""
+        return {inside(node, "input_mapping", t): value(t) for t in titles(node.get("inputs"))}
+
+    def wanted(self, node: Component) -> dict[str, str]:
+        """The names chosen for the node's outputs, by its subflows' titles: the subflows write them."""
+        return {inside(node, "output_mapping", t): name for t, name in self.forced.items()}
+
+    def subflow_outputs(self, node: Component, outputs: dict[str, str]) -> dict[str, str]:
+        """The outputs of a node's subflows (title -> DSL name) by the node's titles, those it declares."""
+        mapped = {outside(node, "output_mapping", t): name for t, name in outputs.items()}
+        declared = titles(node.get("outputs"))
+        return {t: mapped[t] for t in declared if t in mapped} if node.get("outputs") is not None else mapped
+
+    def asked(self, node: Component) -> Translated:
+        """What the user answers: an input of the flow, no step."""
+        title = (titles(node.get("outputs")) or [_ASKED[str(node.get("component_type"))]])[0]
+        name = self.forced.pop(title, None) or self.names.new(title if title not in vars(builtins) else f"{title}_")
+        self.inputs.add(name)
+        self.schemas.setdefault(name, {"type": "string"})
+        return Translated([], {title: name})
+
+    def expression(self, node: Component, value: Callable[[str], str]) -> tuple[str, list[tuple[str, str]]]:
+        """The DSL expression of a tool, prompt or message node, and its outputs: (title, the key of the
+        tool's result that gives it)."""
         kind = node.get("component_type")
-        self.no_mapping(node)
         if kind in TOOL_NODES:
-            tool = node.get("tool") or {}
-            if tool.get("component_type") != "ServerTool":
-                raise AgentSpecError(
-                    f"{describe(node)} uses a {tool.get('component_type')!r}: flowmagic runs "
-                    "ServerTool tools, from the tools it is given"
-                )
-            name = str(tool.get("name"))
-            if name not in self.tools:
-                given = ", ".join(sorted(self.tools)) or "none"
-                raise AgentSpecError(
-                    f"tool '{name}' of {describe(node)} is not among the tools given (tools=...: {given})"
-                )
-            if name not in self.aliases:
-                self.aliases[name] = alias = self.names.new(name)
-                self.namespace[alias] = self.tools[name]
-            args = []
-            for title in titles(node.get("inputs") or tool.get("inputs")):
-                arg = value(title)
-                args.append(
-                    f"{title}={arg}"
-                    if title.isidentifier() and not keyword.iskeyword(title)
-                    else f"**{{{title!r}: {arg}}}"
-                )
-            return f"{self.aliases[name]}({', '.join(args)})", titles(node.get("outputs") or tool.get("outputs"))
+            return self.tool_call(node, value)
+        # what a prompt or message reads, by the placeholders' names
+        values = {inside(node, "input_mapping", t): value(t) for t in titles(node.get("inputs"))}
         if kind in LLM_NODES:
             if node.get("prompt_template_object"):
                 raise AgentSpecError(f"{describe(node)}: only prompt_template is supported, not its object")
-            values = {t: value(t) for t in titles(node.get("inputs"))}
-            prompt, _ = template(node.get("prompt_template"), node, values)
-            outputs = node.get("outputs") or [{"title": "generated_text", "type": "string"}]
+            text = node.get("prompt_template")
+            system = self.options(node).get("system")
+            settings = ""
+            if isinstance(system, str) and isinstance(text, str) and text.startswith(system + "\n\n"):
+                rendered, _ = template(system, node, values)  # flowmagic's export: the system prompt, then the prompt
+                settings, text = f", system={rendered!r}", text[len(system) + 2 :]
+            prompt, _ = template(text, node, values)
+            default = outside(node, "output_mapping", "output" if kind == "ExtendedLlmNode" else "generated_text")
+            outputs = node.get("outputs") or [{"title": default, "type": "string"}]
             if len(outputs) != 1 or outputs[0].get("type", "string") != "string":
                 raise AgentSpecError(f"{describe(node)}: structured output is not supported, only text")
-            return f"llm({prompt!r}{self.llm_settings(node)})", titles(outputs)
+            return f"llm({prompt!r}{settings}{self.llm_settings(node)})", [(t, t) for t in titles(outputs)]
         if kind in MESSAGE_NODES:
             if node.get("rephrase"):
                 raise AgentSpecError(f"{describe(node)}: rephrasing a message with an LLM is not supported")
             message = node.get("message", node.get("message_template"))
-            values = {t: value(t) for t in titles(node.get("inputs"))}
             text, used = template(message, node, values)
-            return f"{text!r}.format({', '.join(f'{n}={n}' for n in used)})", titles(node.get("outputs"))
+            expr = f"{text!r}.format({', '.join(f'{n}={n}' for n in used)})"
+            return expr, [(t, t) for t in titles(node.get("outputs"))]
         raise AgentSpecError(f"{describe(node)} is not supported")  # pragma: no cover - checked in flow()
+
+    def tool_call(self, node: Component, value: Callable[[str], str]) -> tuple[str, list[tuple[str, str]]]:
+        tool = node.get("tool") or {}
+        if tool.get("component_type") != "ServerTool":
+            raise AgentSpecError(
+                f"{describe(node)} uses a {tool.get('component_type')!r}: flowmagic runs "
+                "ServerTool tools, from the tools it is given"
+            )
+        name = str(tool.get("name"))
+        if name not in self.tools:
+            given = ", ".join(sorted(self.tools)) or "none"
+            raise AgentSpecError(f"tool '{name}' of {describe(node)} is not among the tools given (tools=...: {given})")
+        if name not in self.aliases:
+            self.aliases[name] = alias = self.names.new(name)
+            self.namespace[alias] = self.tools[name]
+        read = reading(node, value)
+        if node.get("inputs"):
+            params = [inside(node, "input_mapping", t) for t in titles(node.get("inputs"))]
+        else:
+            params = titles(tool.get("inputs"))
+        args = []
+        for title in params:
+            arg = read(title)
+            args.append(
+                f"{title}={arg}" if title.isidentifier() and not keyword.iskeyword(title) else f"**{{{title!r}: {arg}}}"
+            )
+        if node.get("outputs"):
+            outs = [(t, inside(node, "output_mapping", t)) for t in titles(node.get("outputs"))]
+        else:
+            outs = [(outside(node, "output_mapping", t), t) for t in titles(tool.get("outputs"))]
+        return f"{self.aliases[name]}({', '.join(args)})", outs
 
     def llm_settings(self, node: Component) -> str:
         """``, model='...', temperature=...`` from the node's LLM configuration (no model if one is given)."""
@@ -147,100 +188,49 @@ class NodeKinds:
                 out += f", {key}={setting!r}"
         return out
 
-    def assign(self, node: Component, expr: str, outs: list[str], decorators: str) -> Translated:
+    def assign(self, node: Component, expr: str, outs: list[tuple[str, str]], decorators: str) -> Translated:
         if len(outs) == 1:
-            name = self.output_name(outs[0])
-            return Translated([Line(f"{name} = {expr}", decorators)], {outs[0]: name})
+            name = self.output_name(outs[0][0])
+            return Translated([Line(f"{name} = {expr}", decorators)], {outs[0][0]: name})
         whole = self.names.new(str(node.get("name")) if not outs else f"{node.get('name')}_result")
         items: list[Item] = [Line(f"{whole} = {expr}", decorators)]
         outputs: dict[str, str] = {}
-        for title in outs:  # a tool with several outputs returns a dict of them
+        for title, key in outs:  # a tool with several outputs returns a dict of them
             outputs[title] = self.output_name(title)
-            items.append(Line(f"{outputs[title]} = {whole}[{title!r}]"))
+            items.append(Line(f"{outputs[title]} = {whole}[{key!r}]"))
         return Translated(items, outputs)
 
     def parallel(self, node: Component, value: Callable[[str], str]) -> Translated:
-        self.no_mapping(node)
         subflows = node.get("subflows") if node.get("component_type") == "ParallelFlowNode" else node.get("flows")
-        workers = node.get("max_workers") or (node.get("metadata") or {}).get("flowmagic", {}).get("workers")
+        workers = node.get("max_workers") or self.options(node).get("workers")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise AgentSpecError(f"{describe(node)}: max_workers must be a whole number of at least 1")
-        inputs = {t: value(t) for t in titles(node.get("inputs"))}
+        inputs, want = self.subflow_inputs(node, value), self.wanted(node)
         branches: list[tuple[str, list[Item]]] = []
         outputs: dict[str, str] = {}
         for sub in subflows or []:
-            items, outs = self.flow(sub, inputs)
+            items, outs = self.flow(sub, inputs, want)
             outputs.update(outs)
             if items:
                 branches.append((self.names.new(str(sub.get("name"))), items))
+        outputs = self.subflow_outputs(node, outputs)
         if len(branches) < 2:  # nothing runs side by side: no group
             return Translated([i for _, b in branches for i in b], outputs)
         return Translated([Group(self.names.new(str(node.get("name"))), workers, branches)], outputs)
 
-    def map(self, node: Component, value: Callable[[str], str], decorators: str) -> Translated:
-        self.no_mapping(node)
-        extended = node.get("component_type") == "ExtendedParallelMapNode"
-        sub = node.get("flow") if extended else node.get("subflow")
-        if not isinstance(sub, dict) or not isinstance(sub.get("start_node"), dict):
-            raise AgentSpecError(f"{describe(node)} has no subflow")
-        for method in (node.get("reducers") or {}).values():
-            if method != "append":
-                raise AgentSpecError(f"{describe(node)}: the '{method}' reducer is not supported, only 'append'")
-        work = [n for n in sub.get("nodes") or [] if n.get("component_type") not in ("StartNode", "EndNode")]
-        if len(work) != 1 or work[0].get("component_type") not in (*TOOL_NODES, *LLM_NODES):
-            raise AgentSpecError(f"{describe(node)}: flowmagic imports maps whose subflow is one tool or prompt")
-        start = sub["start_node"]
-        inner = titles(start.get("inputs") or start.get("outputs"))
-        loops: dict[str, str] = {}  # loop variable -> the DSL name of the list it runs over
-        env: dict[str, str] = {}
-        if extended:  # WayFlow: one list, "iterated_input"; unpack_input says which inner inputs get each element
-            unpack = node.get("unpack_input") or {}
-            over = value("iterated_input")
-            for title in inner:
-                if title not in unpack:
-                    env[title] = value(title)
-                    continue
-                if unpack[title] != ".":
-                    raise AgentSpecError(
-                        f"{describe(node)}: unpack_input {title!r}: {unpack[title]!r} is a query flowmagic "
-                        "does not run; only '.' (the whole element) is supported"
-                    )
-                env[title] = loop = next(iter(loops), None) or self.names.new(title)
-                loops[loop] = over
-        else:  # Agent Spec: inputs "iterated_<name>"; lists are iterated (zipped), other values passed whole
-            outer = {title: value(f"iterated_{title}") for title in inner}
-            inner_props = {p.get("title"): p for p in start.get("inputs") or []}
-            iterated = [t for t in inner if is_list_of(self.schemas.get(outer[t], {}), inner_props.get(t, {}))]
-            if not iterated and len(inner) == 1:  # untyped: the one input must be the list
-                iterated = inner
-            for title in inner:
-                if title in iterated:
-                    env[title] = loop = self.names.new(title)
-                    loops[loop] = outer[title]
-                else:
-                    env[title] = outer[title]
-        if not loops:
-            raise AgentSpecError(f"{describe(node)}: none of its inputs is a list to iterate over")
-        body, outs = self.flow(sub, env)
-        if len(body) != 1 or not isinstance(body[0], Line) or len(outs) != 1:
-            raise AgentSpecError(f"{describe(node)}: flowmagic imports maps with one output")
-        element_name, expr = body[0].text.split(" = ", 1)
-        self.names.used.discard(element_name)
-        (inner_title,) = outs
-        title = inner_title if extended else f"collected_{inner_title}"
-        name = self.forced.pop(title, None) or self.names.new(inner_title)
-        source = next(iter(loops.values())) if len(loops) == 1 else f"zip({', '.join(loops.values())})"
-        line = Line(f"{name} = [{expr} for {', '.join(loops)} in {source}]", decorators or body[0].decorators)
-        return Translated([line], {title: name})
+    def options(self, node: Component) -> dict[str, Any]:
+        """What flowmagic's export keeps in the node's ``metadata.flowmagic``."""
+        metadata = node.get("metadata")
+        ours = metadata.get("flowmagic") if isinstance(metadata, dict) else None
+        return ours if isinstance(ours, dict) else {}
 
-    def no_mapping(self, node: Component) -> None:
-        for key in ("input_mapping", "output_mapping"):
-            if node.get(key):
-                raise AgentSpecError(f"{describe(node)}: a non-empty {key} is not supported")
+    def check_mappings(self, node: Component) -> None:
+        renames(node, "input_mapping")
+        renames(node, "output_mapping")
 
     def decorators(self, node: Component) -> str:
         """``@retries(..)`` and friends from the flowmagic options an export keeps in metadata."""
-        options = (node.get("metadata") or {}).get("flowmagic") or {}
+        options = self.options(node)
         parts = []
         for key, setting in options.items():
             types = _OPTION_TYPES.get(key)

@@ -3,10 +3,13 @@
 - ``f(a, b=c)``, a call of a function with names as arguments: a ``ToolNode`` whose
   ``ServerTool`` is named after the function, with the function's parameters as
   inputs and the step as output, typed from the type hints;
-- ``llm("... {x} ...", model=, temperature=, max_tokens=)``: an ``LlmNode`` with an
+- ``llm("... {x} ...", model=, system=, temperature=, max_tokens=)``: an ``LlmNode`` with an
   OpenAI (or, when ``OPENAI_BASE_URL`` is set, OpenAI-compatible) configuration and
-  no API key, ever;
-- ``[f(x) for x in xs]`` or ``[llm("...{x}...") for x in xs]``: a ``ParallelMapNode``;
+  no API key, ever; an LlmNode has one prompt, so a system prompt heads its template, kept
+  in ``metadata.flowmagic.system`` too for flowmagic's import to split it off again;
+- ``[f(x) for x in xs]`` or ``[llm("...{x}...") for x in xs]``: a map node (see
+  ``agentspec_mapnodes``); a map over ``range(N)`` or a literal list iterates over an input of
+  the flow whose default is that list (``i_values`` for ``for i in range(5)``);
 - ``cats = research(question="cats")``, a call of another flow: a ``FlowNode`` (built
   by the exporter, which exports the called flow as its subflow);
 - an ``if`` block's condition: a ``BranchingNode`` (see ``agentspec_blocks``), and a
@@ -14,8 +17,8 @@
 - ``b = a``, a copy (an import writes them): no node; what reads ``b`` reads what gives ``a``;
 - a ``for`` loop: its body's nodes and a ``BranchingNode`` that goes back to them (laid
   out by the exporter, see ``agentspec_loops``), and a name's value after it no node;
-- anything else (an expression that is not such a call, ``system=``, ``schema=``,
-  a map over an expression, a loop of another form...) is an :class:`AgentSpecError` naming the step.
+- anything else (an expression that is not such a call, ``schema=``, a map over another
+  expression, a loop of another form...) is an :class:`AgentSpecError` naming the step.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Node:
     tool: dict[str, Any] | None = None  # the ServerTool, without its output
     output: Schema | None = None  # from the return type hint (a subflow: its result's type)
     prompt: str | None = None
+    system: str | None = None  # a prompt's system prompt, in Agent Spec's template syntax
     llm_config: dict[str, Any] | None = None
     over: str | None = None  # a map: the value it iterates over
     loop: str | None = None  # a map: the loop variable
@@ -78,6 +82,7 @@ class StepNodes:
         self.blocks: dict[str, Block] = {}
         self.subflows: dict[str, Flow] = dict(calls(flow.compiled, namespace))
         self.enclosing: tuple[StepNodes, Step] | None = None  # a loop's body: the loop's flow and step
+        self.literals: dict[str, list[Any]] = {}  # inputs made for the lists maps iterate over: their defaults
 
     def nodes_of_steps(self) -> dict[str, Node]:
         return {name: self.node(step) for name, step in self.flow.steps.items()}
@@ -143,13 +148,37 @@ class StepNodes:
             raise self.error(step, "a map becomes a ParallelMapNode: one 'for', no 'if'")
         if not isinstance(gen.target, ast.Name):
             raise self.error(step, "a map becomes a ParallelMapNode: loop over one name, e.g. 'for x in xs'")
-        if not isinstance(gen.iter, ast.Name):
-            raise self.error(
-                step, f"a ParallelMapNode iterates over a value: make '{ast.unparse(gen.iter)}' a step or an input"
-            )
         node = self.call_node(step, comp.elt)
-        node.over, node.loop = gen.iter.id, gen.target.id
+        node.over, node.loop = self.iterated(step, gen.iter, gen.target.id), gen.target.id
         return node
+
+    def iterated(self, step: Step, over: ast.expr, loop: str) -> str:
+        """The name of the value a map iterates over: a name, or an input made for a literal list or range."""
+        if isinstance(over, ast.Name):
+            return over.id
+        values = literal_list(over)
+        if values is None:
+            raise self.error(
+                step,
+                f"a ParallelMapNode iterates over a value: make '{ast.unparse(over)}' a step or an input "
+                "(or a literal list or range(N), which becomes an input with that default)",
+            )
+        if len(values) > MAX_LITERAL:
+            why = f"'{ast.unparse(over)}' has more than {MAX_LITERAL:,} elements to write as an input's default"
+            raise self.error(step, why)
+        taken = self.taken()
+        name, n = f"{loop}_values", 1
+        while name in taken:
+            n += 1
+            name = f"{loop}_values_{n}"
+        self.literals[name] = values
+        return name
+
+    def taken(self) -> set[str]:
+        """The names the flow (and a loop's enclosing flows) uses, and its namespace's."""
+        flow = self.flow
+        names = {*flow.steps, *flow.groups, *flow.inputs, *self.namespace, *self.literals}
+        return names | (self.enclosing[0].taken() if self.enclosing is not None else set())
 
     def call_node(self, step: Step, expr: ast.expr) -> Node:
         if isinstance(expr, ast.Name) and step.kind == "call":  # a copy, as an import writes: no node of its own
@@ -216,19 +245,25 @@ class StepNodes:
             raise self.error(step, "an LlmNode needs the prompt as a literal string")
         settings: dict[str, Any] = {}
         for kw in call.keywords:
-            if kw.arg in ("system", "schema"):
-                raise self.error(step, f"llm({kw.arg}=...) has no Agent Spec equivalent (an LlmNode has one prompt)")
+            if kw.arg == "schema":
+                raise self.error(step, "llm(schema=...) has no Agent Spec equivalent (an LlmNode gives text)")
             try:
                 settings[str(kw.arg)] = ast.literal_eval(kw.value)
             except ValueError:
                 raise self.error(step, f"llm({kw.arg}=...) must be a literal value to be exported") from None
-        prompt, names = self.prompt(step, template.value)
+        system, names = None, list[str]()
+        if settings.get("system") is not None:
+            if not isinstance(settings["system"], str):
+                raise self.error(step, "llm(system=...) must be a literal string to be exported")
+            system, names = self.prompt(step, settings["system"])
+        prompt, read = self.prompt(step, template.value)
+        names = list(dict.fromkeys([*names, *read]))
         temperature = settings.get("temperature", step.options.temperature)
         if temperature is None:
             temperature = self.flow.settings.temperature
         config = llm_config(settings.get("model") or self.flow.settings.model, temperature, settings.get("max_tokens"))
         inputs = [(n, dict(STRING)) for n in names]
-        return Node("llm", inputs, {n: n for n in names}, prompt=prompt, llm_config=config)
+        return Node("llm", inputs, {n: n for n in names}, prompt=prompt, system=system, llm_config=config)
 
     def prompt(self, step: Step, template: str) -> tuple[str, list[str]]:
         """A flowmagic template in Agent Spec's ``{{name}}`` syntax, and the names it reads."""
@@ -247,6 +282,35 @@ class StepNodes:
             names[fieldname] = None
             out.append("{{" + fieldname + "}}")
         return "".join(out), list(names)
+
+
+#: The most elements of a literal list or range a map's input default holds.
+MAX_LITERAL = 10_000
+
+
+def literal_list(expr: ast.expr) -> list[Any] | None:
+    """The values of ``range(...)`` of whole numbers, or of a literal list or tuple of JSON values; else None."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "range":
+        bounds = [a.value for a in expr.args if isinstance(a, ast.Constant) and type(a.value) is int]
+        if expr.keywords or len(bounds) != len(expr.args) or not 1 <= len(bounds) <= 3 or 0 in bounds[2:]:
+            return None
+        span = range(*bounds)
+        return list(span) if len(span) <= MAX_LITERAL else list(span[: MAX_LITERAL + 1])
+    if not isinstance(expr, (ast.List, ast.Tuple)):
+        return None
+    try:
+        values = ast.literal_eval(expr)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return list(values) if is_json(list(values)) else None
+
+
+def element_schema(values: list[Any]) -> Schema:
+    """The type of every element of a literal list (``{}`` when they differ, or are not scalars)."""
+    for kind, types in (("boolean", (bool,)), ("integer", (int,)), ("number", (int, float)), ("string", (str,))):
+        if values and all(isinstance(v, types) and (kind == "boolean" or not isinstance(v, bool)) for v in values):
+            return {"type": kind}
+    return {}
 
 
 def llm_config(model: str | None, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 The node's subflow is the called flow, exported as any flow is; its inputs are the values
 the called flow reads, each given by the call: a name becomes a data edge, a literal the
-input's default (as does a value the called flow finds in its own namespace, when the call
-does not give it). The step's value is the called flow's final step's value, so that flow
+input's default (as does a value the called flow finds in its own namespace, or a literal list one of its maps
+iterates over, when the call does not give it). The step's value is the called flow's final step's value, so that flow
 must have one final step: a dict of several is not a value Agent Spec passes.
 """
 
@@ -24,6 +24,7 @@ class Exported(Protocol):
     """The export of the called flow (the exporter's)."""
 
     schemas: dict[str, Schema]
+    literals: dict[str, list[Any]]  # inputs made for the lists its maps iterate over: their defaults
 
     def outputs(self) -> list[str]: ...
 
@@ -66,6 +67,8 @@ def subflow_node(call: ast.expr, callee: Flow, export: Callable[[], Exported]) -
                 default = ast.literal_eval(value)
             except ValueError:
                 raise Refused(f"input '{title}' must be a name or a literal value") from None
+        elif title in sub.literals:  # a map's literal list: its own input, with that default
+            default = sub.literals[title]
         elif title in names and not callable(names[title]) and is_json(names[title]):
             default = names[title]
         else:

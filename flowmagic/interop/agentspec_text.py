@@ -28,7 +28,7 @@ class Line:
 
 @dataclass
 class Group:
-    name: str
+    name: str | None  # None: an unnamed group, there only for its worker limit
     workers: int | None
     branches: list[tuple[str, list[Item]]]
 
@@ -46,6 +46,14 @@ class Loop:
 
 
 Item = Union[Line, Group, IfBlock, Loop]  # noqa: UP007 - a runtime alias, Python 3.10 too
+
+
+@dataclass
+class Translated:
+    """The statements of one node, and the DSL name of each of its outputs (by output title)."""
+
+    items: list[Item]
+    outputs: dict[str, str]
 
 
 @dataclass
@@ -136,7 +144,7 @@ def render(items: list[Item], indent: int) -> list[str]:
             lines.extend(render(item.body, indent + 4))
             continue
         workers = f" (workers={item.workers})" if item.workers else ""
-        lines.append(f"{pad}parallel {item.name}{workers}:")
+        lines.append(f"{pad}parallel{' ' + item.name if item.name else ''}{workers}:")
         for name, body in item.branches:
             if len(body) == 1:
                 lines.extend(render(body, indent + 4))
