@@ -399,7 +399,7 @@ def test_input_defaults_and_flows_without_data_edges() -> None:
     flow = Flow.from_agentspec(json.dumps(document), tools=marketing_tools(), model="offline")
     run = flow.run()
     assert run["user_info"] == {"name": "Bob", "email": "bob@email.com"}
-    assert "'name': 'Bob'" in run.steps["message"].llm["prompt"]
+    assert '"name": "Bob"' in run.steps["message"].llm["prompt"]  # a dict reads as JSON, as in WayFlow
 
 
 def test_a_flow_serialized_by_pyagentspec_with_a_map_node_and_a_flow_node_imports_and_runs() -> None:
@@ -458,7 +458,7 @@ def test_a_flow_serialized_by_pyagentspec_with_a_map_node_and_a_flow_node_import
     ]
     run = flow.run(words=["tea", "cake"])
     assert run["collected_loud"] == ["TEA", "CAKE"]
-    assert run.steps["summary"].llm["prompt"] == "Summarize ['TEA', 'CAKE']"
+    assert run.steps["summary"].llm["prompt"] == 'Summarize ["TEA", "CAKE"]'
 
 
 # -- with WayFlow ---------------------------------------------------------------------------------
@@ -579,7 +579,7 @@ def test_wayflow_parallel_howto_imports_and_runs_offline_with_its_tools_overlapp
     times = {n: (run.steps[n].started, run.steps[n].finished) for n in LOOKUPS}
     assert overlap(run, LOOKUPS) > 0, times
     prompt = run.steps["output"].llm["prompt"]
-    assert "Metroid" in prompt and "'name': 'Alice'" in prompt and "2025/10/01 22:30" in prompt
+    assert "Metroid" in prompt and '"name": "Alice"' in prompt and "2025/10/01 22:30" in prompt
     assert run.steps["output"].llm["offline"] is True
     assert run["output_message"] == run["output"]
     # without model=, the file's model name is kept for each prompt

@@ -10,6 +10,7 @@ refuse a bad template before anything runs) and the executor (to render it).
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Mapping
@@ -123,6 +124,8 @@ class _SafeFormatter(string.Formatter):
         problem = spec_problem(format_spec)
         if problem:
             raise TemplateError(f"{problem}: {format_spec!r}")
+        if not format_spec:
+            value = as_text(value)
         return super().format_field(value, format_spec)
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
@@ -133,10 +136,34 @@ class _SafeFormatter(string.Formatter):
         return value, ph.root
 
 
+def as_text(value: Any) -> Any:
+    """How a value reads in a prompt: a dict, list or tuple, or a pydantic model, as JSON (what
+    a model reads best, and what WayFlow writes), else the value itself (``str`` then formats it).
+    A container that is not JSON (a set, an object inside) falls back to ``str``.
+
+    >>> as_text({"name": "Alice", "tags": ("a", "b")}), as_text(["é"]), as_text(3), as_text({1, 2})
+    ('{"name": "Alice", "tags": ["a", "b"]}', '["é"]', 3, {1, 2})
+    """
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            return value
+    dump = getattr(type(value), "model_dump_json", None)
+    if callable(dump):
+        try:
+            return str(dump(value))
+        except Exception:  # a model with a field JSON cannot write
+            return value
+    return value
+
+
 def render(template: str, values: Mapping[str, Any]) -> str:
     """Fill ``template`` from ``values``.
 
     >>> render("Hello {user.name}, item {items[0]}", {"user": type("U", (), {"name": "Ada"}), "items": ["tea"]})
     'Hello Ada, item tea'
+    >>> render("User: {user}", {"user": {"name": "Alice"}})
+    'User: {"name": "Alice"}'
     """
     return _SafeFormatter().vformat(template, (), dict(values))
