@@ -192,7 +192,7 @@ class Comparison:
     def html(self) -> str:
         note = ""
         if any(run.critical_path for run in self.runs):
-            note = f'<span style="font-weight:400;font-size:11px;color:{CRITICAL}">  (outlined: critical path)</span>'
+            note = f'<span style="font-weight:400;font-size:12px;color:{INK}">  (outlined: critical path)</span>'
         return (
             '<div class="flowmagic-static fm-compare" style="font-family:-apple-system,\'Segoe UI\',Helvetica,'
             f'Arial,sans-serif">{THEME_CSS}<div style="font-weight:600;font-size:14px;margin:4px 0;color:{INK}">'

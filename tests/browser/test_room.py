@@ -73,7 +73,7 @@ CONTRAST = """
   const root = document.querySelector(selector);
   if (!root) return null;
   const out = [];
-  for (const el of root.querySelectorAll('text, .fm-status, summary')) {
+  for (const el of root.querySelectorAll('text, span, th, td, .fm-status, summary')) {
     if (!el.textContent.trim() || el.getBoundingClientRect().width === 0) continue;
     const style = getComputedStyle(el);
     let behind = pageBehind(el.closest('svg') || el);
@@ -179,3 +179,28 @@ def test_a_twenty_branch_group_with_long_names_stays_legible(
         assert all(WIDE.format(i) in lanes for i in range(20)), f"lane names cut or missing: {lanes}"
         if os.environ.get("FLOWMAGIC_UPDATE_SCREENSHOT") == "1":
             page.locator(".flowmagic-static").first.screenshot(path=str(DOCS / "view-wide.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_two_runs_on_one_time_axis_read_in_the_dark_theme(browser_page: BrowserPage, lab_server: JupyterServer) -> None:
+    page = browser_page.page
+    use_theme(lab_server, "JupyterLab Dark")
+    flow = "t = __import__('time')\nparallel:\n    a = t.sleep(0.6)\n    b = t.sleep(0.6)\n    c = t.sleep(0.6)"
+    cells = [
+        "%load_ext flowmagic",
+        f"%%flow trio --sequential --quiet\n{flow}",
+        "sequential = trio.last",
+        f"%%flow trio --quiet\n{flow}",
+        'import flowmagic\nflowmagic.compare(sequential, trio.last, labels=["sequential", "parallel"])',
+    ]
+    lab_server.write_notebook("compare.ipynb", cells)
+    with diagnostics(browser_page, lab_server):
+        open_notebook(page, lab_server, "compare.ipynb")
+        run_all_cells(page)
+        picture = page.locator(".fm-compare").first
+        picture.wait_for(timeout=60_000)
+        bad = low_contrast(page, ".fm-compare")
+        assert not bad, f"the comparison: text below 4.5:1 against its background: {bad}"
+        if os.environ.get("FLOWMAGIC_UPDATE_SCREENSHOT") == "1":
+            picture.screenshot(path=str(DOCS / "view-compare.png"))
