@@ -350,3 +350,26 @@ def test_a_map_with_a_failed_element_counts_only_the_good_ones() -> None:
     assert (state.status, state.done, state.failed, state.total) == ("failed", 3, 1, 4)
     svg = DagPainter(flow.shape, layout(flow.shape)).paint({"inverses": state})
     assert "3/4" in svg
+
+
+def test_the_detail_shows_a_dataframe_as_its_table_and_an_image_as_an_image() -> None:
+    import pandas as pd
+
+    class Picture:
+        def _repr_png_(self) -> bytes:
+            return b"\x89PNG\r\n\x1a\n fake"
+
+    class Broken:
+        def _repr_html_(self) -> str:
+            raise RuntimeError("no html today")
+
+    flow = Flow.from_source(
+        "table = pd.DataFrame({'city': ['Oslo', 'Lima'], 'n': [1, 2]})\npicture = Picture()\nbroken = Broken()",
+        namespace={"pd": pd, "Picture": Picture, "Broken": Broken},
+    )
+    run = flow.run()
+    table = step_html(run, "table")
+    assert "<table" in table and "<td>Oslo</td>" in table and 'class="fm-rich"' in table
+    assert 'src="data:image/png;base64,' in step_html(run, "picture")
+    broken = step_html(run, "broken")  # a _repr_html_ that raises: the text preview instead
+    assert "fm-rich" not in broken and "Broken object" in broken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import reprlib
 from html import escape
 from typing import Any
@@ -107,9 +108,44 @@ def step_html(run: Run, name: str, now: float | None = None) -> str:
     if record.error is not None:
         blocks.append(_block("error", format_error(record.error), tint=state_colour("failed")))
     elif name in run.outputs:
-        blocks.append(_block("output", preview(run.outputs[name])))
+        value = run.outputs[name]
+        shown = rich(value)
+        blocks.append(_rich_block("output", shown) if shown is not None else _block("output", preview(value)))
     # line-height: widget HTML boxes default to one widget row (28px) per line
     return f'<div class="fm-detail" data-step="{escape(name)}" style="line-height:1.4">{"".join(blocks)}</div>'
+
+
+#: The largest rich output a detail shows (HTML characters, or an image's bytes); a larger one is text.
+MAX_RICH = 200_000
+
+
+def rich(value: Any) -> str | None:
+    """``value`` as a notebook shows it, when it says how: its ``_repr_html_`` (a DataFrame's table)
+    or its ``_repr_png_`` (an image), if not too large; else None (the detail shows text)."""
+    if isinstance(value, (str, bytes, int, float, bool, list, tuple, dict, set, type(None))):
+        return None
+    try:
+        html = getattr(value, "_repr_html_", None)
+        if callable(html):
+            text = html()
+            if isinstance(text, str) and len(text) <= MAX_RICH:
+                return text
+        png = getattr(value, "_repr_png_", None)
+        if callable(png):
+            data = png()
+            if isinstance(data, bytes) and len(data) <= MAX_RICH:
+                encoded = base64.b64encode(data).decode()
+                return f'<img alt="output" style="max-width:100%" src="data:image/png;base64,{encoded}"/>'
+    except Exception:  # a broken _repr_ must not break the view: the text is shown instead
+        return None
+    return None
+
+
+def _rich_block(title: str, html: str) -> str:
+    return (
+        f'<div style="font-size:12px;color:{SOFT_INK};margin-top:6px">{escape(title)}</div>'
+        f'<div class="fm-rich" style="max-height:24em;overflow:auto;color:{INK}">{html}</div>'
+    )
 
 
 def _block(title: str, text: str, tint: str | None = None) -> str:
