@@ -103,7 +103,7 @@ def test_marketing(shell: InteractiveShell) -> None:
     assert max(run.steps[m].started for m in members) < min(run.steps[m].finished for m in members)
     assert flow.steps["message"].options.retries == 3 and flow.steps["message"].options.timeout == 30
     prompt = run.steps["message"].llm["prompt"]
-    assert "'name': 'Ada'" in prompt and "2026-11-21 10:00" in prompt and "['jam', 'tea cups']" in prompt
+    assert '"name": "Ada"' in prompt and "2026-11-21 10:00" in prompt and '["jam", "tea cups"]' in prompt
     assert isinstance(run["message"], str) and run["message"]
 
 

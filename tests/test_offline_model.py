@@ -10,8 +10,11 @@ import re
 import subprocess
 import sys
 import time
+import tracemalloc
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import pytest
 from pydantic import BaseModel, Field
@@ -462,3 +465,241 @@ def test_answer_from_notes_and_quotes_mentions_the_question_subject(
     assert not re.search(r"[\[\]]", answer)
     assert answer.endswith((".", "!"))
     assert len(answer.split()) <= 40
+
+
+# --------------------------------------------------------------------------- plain prompts get answers on topic
+
+
+def numbered(text: str) -> list[str]:
+    """The items of a numbered list ('1. a', '2. b'), checking the numbering."""
+    lines = text.splitlines()
+    assert [line.split(". ", 1)[0] for line in lines] == [str(i) for i in range(1, len(lines) + 1)], text
+    return [line.split(". ", 1)[1] for line in lines]
+
+
+class Feedback(BaseModel):
+    sentiment: str
+    verdict: Literal["good", "bad", "mixed"]
+    stars: int = Field(ge=1, le=5)
+
+
+SUMMARISED = (
+    "The Industrial Revolution began in Britain in the late 18th century. It transformed manufacturing "
+    "with steam power and new machines. Cities grew quickly as workers moved from farms."
+)
+LABELS = ("positive", "negative", "neutral")
+
+PLAIN_PROMPTS: list[tuple[str, Any, Callable[[Any], object]]] = [
+    ("What is 17*3?", None, lambda a: re.search(r"\b51\b", a)),
+    ("Calculate (12 + 8) / 4", None, lambda a: re.search(r"= 5\b", a)),
+    ("What is seven times six?", None, lambda a: "42" in a),
+    ("What is 15% of 80?", None, lambda a: re.search(r"= 12\b", a)),
+    ("Is this review positive? I loved this film, it was wonderful.", None, lambda a: a.startswith("Yes")),
+    ("Is this message friendly? You are an idiot and I hate this.", None, lambda a: a.startswith("No")),
+    (
+        "Classify the sentiment as positive, negative or neutral: The food was terrible and the staff were rude.",
+        None,
+        lambda a: a == "negative",
+    ),
+    ("Classify the sentiment as positive, negative or neutral: I love this phone.", None, lambda a: a == "positive"),
+    (
+        "Is this a bug report, a feature request or a question? The app crashes when I export my data.",
+        None,
+        lambda a: a == "bug report",
+    ),
+    (
+        "Extract the email address from: Write to Ada Lovelace at ada.lovelace@example.com before Friday.",
+        None,
+        lambda a: a == "ada.lovelace@example.com",
+    ),
+    ("Extract the date from: The meeting moved to 2024-03-15 in room 4.", None, lambda a: a == "2024-03-15"),
+    ("Translate to French: Hello world", None, lambda a: a == "[fr] Hello world"),
+    (
+        f"Summarize: {SUMMARISED}",
+        None,
+        lambda a: "Industrial Revolution" in a and len(a.split()) < len(SUMMARISED.split()),
+    ),
+    ("List three benefits of exercise", None, lambda a: len(set(numbered(a))) == 3),
+    (
+        "Give me five ideas for a birthday party",
+        None,
+        lambda a: len(set(items := numbered(a))) == 5 and all("party" in i.lower() for i in items),
+    ),
+    (
+        "Customer feedback: the service was terrible and the soup was cold.",
+        Feedback,
+        lambda a: a.sentiment == "negative" and a.verdict == "bad" and 1 <= a.stars <= 5,
+    ),
+    (
+        "What is a good title of a movie about space cats?",
+        None,
+        lambda a: re.search(r"cat|space", a, re.I) and a == a.strip() and len(a.split()) <= 8 and a[0].isupper(),
+    ),
+    (
+        "Two main characters for a movie called The Lost Robot?",
+        None,
+        lambda a: len({i.split()[0] for i in numbered(a)}) == 2,
+    ),
+    (
+        "Your opinion on the movie 'The Lost Robot'?",
+        "a harsh critic",
+        lambda a: "The Lost Robot" in a and re.search(r"Score: ([1-9]|10)/10\.$", a),
+    ),
+    ("Write a welcome message for the chess club", None, lambda a: "chess club" in a and "\n" not in a),
+]
+
+
+@pytest.mark.parametrize(("prompt", "extra", "on_topic"), PLAIN_PROMPTS, ids=[p[0][:40] for p in PLAIN_PROMPTS])
+def test_plain_prompts_get_answers_on_topic(prompt: str, extra: Any, on_topic: Callable[[Any], object]) -> None:
+    schema, system = (extra, None) if isinstance(extra, type) else (None, extra)
+    response = ask(prompt, schema=schema, system=system)
+    assert on_topic(response.value), response.text
+    assert response.text == ask(prompt, schema=schema, system=system).text  # the same request, the same answer
+
+
+def test_there_are_twenty_distinct_plain_prompts() -> None:
+    assert len(PLAIN_PROMPTS) == 20
+    assert len({prompt for prompt, _, _ in PLAIN_PROMPTS}) == 20
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("What is 2 + 2 * 3?", "8"),
+        ("What is 100 - 58?", "42"),
+        ("What is 7 divided by 2?", "3.5"),
+        ("What is (1 + 2) * (3 + 4)?", "21"),
+        ("What is 1.5 + 2.25?", "3.75"),
+        ("19 * 23", "437"),
+    ],
+)
+def test_sums_are_worked_out(prompt: str, expected: str) -> None:
+    assert ask(prompt).text.endswith(f"= {expected}")
+
+
+def test_sums_are_parsed_never_run_as_code() -> None:
+    assert "no value" in ask("What is 1/0?").text and "divides by zero" in ask("What is 1/0?").text
+    assert "1024" not in ask("What is 2**10?").text  # a power is not a sum: refused, not computed
+    assert ask("What is the capital of France?").text != ask("What is 1 + 1?").text
+    assert not re.search(r"=\s*\d", ask("What is the date 2024-03-15?").text)  # a date is not a subtraction
+
+
+def test_literal_and_enum_fields_take_the_value_the_prompt_names() -> None:
+    class Pick(BaseModel):
+        genre: Genre
+        audience: Literal["family", "adults"]
+        mood: Literal["happy", "sad", "neutral"]
+
+    pick = ask("A comedy for adults that leaves everyone sad", schema=Pick).value
+    assert (pick.genre, pick.audience, pick.mood) == (Genre.COMEDY, "adults", "sad")
+    happy = ask("A wonderful, happy story I loved", schema=Pick).value
+    assert happy.mood == "happy" and happy.genre is Genre.DRAMA  # no genre named: the first
+
+
+def test_label_like_string_fields_get_a_sensible_label_never_random_words() -> None:
+    class Ticket(BaseModel):
+        sentiment: str
+        category: str
+        label: str
+
+    ticket = ask("Ticket: the app crashes and I hate it", schema=Ticket).value
+    assert ticket.sentiment == "negative" and ticket.category == "bug" and ticket.label == "bug"
+    offered = ask("Is this a bug report, a feature request or a question? Could you add a dark mode?", schema=Ticket)
+    assert offered.value.label == "feature request"
+    calm = ask("Ticket: the parcel arrived on Tuesday", schema=Ticket).value
+    assert calm.sentiment == "neutral"
+
+
+def test_schema_numbers_and_names_come_from_the_prompt() -> None:
+    class Sum(BaseModel):
+        answer: int
+        year: int
+        people: list[str]
+
+    value = ask("What is 17*3, for a film from 1999 with four people?", schema=Sum).value
+    assert value.answer == 51 and value.year == 1999
+    assert len(value.people) == 4 and len({p.split()[0] for p in value.people}) == 4
+
+
+# --------------------------------------------------------------------------- bounded work, data as package data
+
+HOSTILE_PROMPTS = {
+    "a million brackets": "Summarize: " + "[" * 1_000_000,
+    "a million braces": "{" * 1_000_000,
+    "deeply nested brackets": "Summarize " + "[" * 5_000 + "]" * 5_000,
+    "a deeply bracketed sum": "What is " + "(" * 100_000 + "1" + ")" * 100_000 + "?",
+    "a sum of 300,000 terms": "What is " + "1+" * 300_000 + "1?",
+    "a tower of powers": "What is 9**9**9**9?",
+    "a number of 5,000 digits": "What is " + "9" * 5_000 + " * 9?",
+    "200,000 question words": "Answer why " + "why " * 200_000 + "?",
+    "300,000 labels": "Classify as " + "a, " * 300_000 + "or b: text",
+    "an address that never ends": "Extract the email from: " + "a" * 1_000_000,
+    "a phone number that never ends": "Extract the phone number from: " + "1 " * 1_000_000,
+    "a million quotes": "Your opinion on " + "'x " * 1_000_000,
+    "100,000 notes": "Answer why is the sky blue? from " + repr([f"note {i}" for i in range(100_000)]),
+    "50,000 people": "Welcome " + repr([{"name": "x" * 10}] * 50_000),
+    "a sale that never closes": "Welcome Ada. On sale: " + "[" * 100_000,
+    "a million characters": "Lyrics of a song. The characters are " + "Ada " * 1_000_000,
+}
+
+
+class Hostile(BaseModel):
+    title: str
+    sentiment: str
+    items: list[str]
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_PROMPTS))
+def test_a_huge_or_hostile_prompt_is_answered_within_a_second(name: str) -> None:
+    for schema in (None, Hostile):
+        started = time.monotonic()
+        response = ask(HOSTILE_PROMPTS[name], schema=schema)
+        assert time.monotonic() - started < 1.0, name
+        assert response.offline and len(response.text) < (5_000 if schema else 2_000)  # short, however long the prompt
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_PROMPTS))
+def test_a_huge_or_hostile_prompt_is_answered_in_bounded_memory(name: str) -> None:
+    prompt = HOSTILE_PROMPTS[name]
+    tracemalloc.start()
+    try:
+        ask(prompt)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20 + 4 * len(prompt), f"{name}: {peak / 2**20:.1f} MB"
+
+
+def test_the_vocabulary_and_rules_are_package_data_read_once_on_first_use() -> None:
+    data = resources.files("flowmagic.llm.offline_data")
+    assert {"words.json", "rules.json"} <= {f.name for f in data.iterdir()}
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'(?m)^"flowmagic\.llm\.offline_data" = \["\*\.json"\]', pyproject)
+    code = (
+        "import asyncio\n"
+        "from flowmagic.llm import offline_text\n"
+        "from flowmagic.llm.offline import OfflineProvider\n"
+        "from flowmagic.llm.protocol import LLMRequest\n"
+        "before = offline_text.vocab.cache_info().currsize\n"
+        "p = OfflineProvider()\n"
+        "for q in ('What is 17*3?', 'Title of a movie about cats'):\n"
+        "    asyncio.run(p.complete(LLMRequest(prompt=q, model='offline')))\n"
+        "info = offline_text.vocab.cache_info()\n"
+        "print(before, info.currsize, info.misses)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), LATENCY_ENV: "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["0", "1", "1"]  # nothing read at import, then once for both answers
+
+
+@pytest.mark.parametrize("dump", [repr, json.dumps], ids=["python", "json"])
+def test_values_in_a_prompt_read_the_same_written_as_python_or_as_json(dump: Callable[[object], str]) -> None:
+    info = {"name": "Ada Lovelace", "vip": True, "email": "ada@example.com", "note": None}
+    message = ask(
+        f"You are a marketing expert. Welcome {dump(info)} ...\n"
+        f"Time: 2026-11-21 10:00. Purchases: {dump(['tea', 'scones'])}. On sale: {dump(['jam', 'tea cups'])}."
+    ).text
+    assert "Ada" in message and ("jam" in message or "tea cups" in message)
+    assert not re.search(r"[\[\]{}\"]|\bTrue\b|\btrue\b|\bNone\b|\bnull\b", message), message
+    summary = ask(f"Summarize {dump(HITS)}").text
+    assert "JIT compiler" in summary and not re.search(r"[\[\]\"]", summary)
