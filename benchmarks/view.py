@@ -76,7 +76,7 @@ def with_view(flow: Flow) -> tuple[float, int]:
     view.start()
     run = run_blocking(execution)
     view.finish()
-    bundle = view.mimebundle()
+    bundle = view.final_bundle()  # what the cell keeps when the run is over
     wall = time.perf_counter() - t0
     assert run.status == "succeeded" and bundle["text/html"].count('class="fm-node"') == len(flow.steps)
     with_view.sent = _Counted.sent  # type: ignore[attr-defined]  # bytes of every widget message

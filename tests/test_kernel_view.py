@@ -37,7 +37,7 @@ NODE_TAG = re.compile(r'<g [^>]*class="fm-node"[^>]*>')
 
 def states_of(message: Any) -> dict[str, str]:
     """step -> state, from a widget update that carries the nodes' states (else empty)."""
-    nodes = (message.data.get("state") or {}).get("nodes") or {}
+    nodes = json.loads((message.data.get("state") or {}).get("nodes") or "{}")
     return {name: value[0] for name, value in nodes.items()}
 
 
@@ -154,7 +154,8 @@ def test_an_answer_streams_into_the_step_detail_while_the_cell_runs(kernel: Kern
             "else os.environ.update(FLOWMAGIC_OFFLINE_LATENCY=_latency)"
         )
     end = result.of_kind("update_display_data")[0]
-    sent = [((o.data.get("state") or {}).get("details") or {}, o.time) for o in result.of_kind("comm_msg")]
+    states = [(o.data.get("state") or {}, o.time) for o in result.of_kind("comm_msg")]
+    sent = [(json.loads(state.get("details") or "{}"), t) for state, t in states]
     partial = [d.get("answer", "") for d, t in sent if "answer so far" in d.get("answer", "") and t < end.time]
     # the step's detail is sent again with more of the answer as it arrives
     assert len(set(partial)) >= 2, f"{len(partial)} partial answers seen"

@@ -181,8 +181,9 @@ def view_texts(run: Run) -> list[str]:
     view.finish()
     widget = view.widget
     texts = [json.dumps(widget.get_state(), default=str), json.dumps(view.mimebundle(), default=str)]
-    texts += list(widget.details.values())  # what a click on each step shows, map elements too
-    assert set(widget.details) == set(run.steps) or len(run.steps) > 200
+    details = json.loads(widget.details)
+    texts += list(details.values())  # what a click on each step shows, map elements too
+    assert set(details) == set(run.steps) or len(run.steps) > 200
     texts.append(json.dumps(view.final_bundle(), default=str))
     return texts
 

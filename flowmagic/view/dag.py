@@ -7,6 +7,7 @@ parts that carry state, so repainting a 1,000-node flow is cheap.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from html import escape
 
@@ -63,6 +64,11 @@ class DagPainter:
         self._background = "".join(self._cluster(cid, box, shape) for cid, box in layout.clusters.items())
         self._edges = {(e.tail, e.head): _edge_path(e) for e in layout.edges}
         self._legend = _legend(self.layout.height + 6, self.width)
+
+    @functools.cached_property
+    def pending(self) -> str:
+        """The DAG with every node pending: what the live view is sent first (made once per shape)."""
+        return self.paint({})
 
     def paint(self, states: dict[str, NodeState], critical: frozenset[tuple[str, str]] = frozenset()) -> str:
         """The SVG document of the DAG with these node states (a missing node is pending).

@@ -116,7 +116,8 @@ function render({ model, el }) {
   const details = new Map();
   const bars = new Map();
   const nodes = new Map();  // every node's state: "nodes" brings those that changed
-  const mergeNodes = () => { for (const [name, node] of Object.entries(model.get("nodes") || {})) nodes.set(name, node); };
+  const parsed = (key) => JSON.parse(model.get(key) || "{}");  // "nodes", "bars", "details": JSON text
+  const mergeNodes = () => { for (const [name, node] of Object.entries(parsed("nodes"))) nodes.set(name, node); };
   let selected = model.get("selected");
 
   function drawLayout() {
@@ -184,7 +185,7 @@ function render({ model, el }) {
   }
 
   function mergeDetails() {
-    const changed = model.get("details") || {};
+    const changed = parsed("details");
     for (const [name, html] of Object.entries(changed)) details.set(name, html);
     if (selected in changed) drawDetail();
   }
@@ -204,14 +205,14 @@ function render({ model, el }) {
   model.on("change:critical", drawCritical);
   model.on("change:timeline", drawTimeline);
   model.on("change:bars", () => {
-    for (const [name, bar] of Object.entries(model.get("bars") || {})) bars.set(name, bar);
+    for (const [name, bar] of Object.entries(parsed("bars"))) bars.set(name, bar);
     drawTimeline();
   });
   model.on("change:status", drawStatus);
   model.on("change:details", mergeDetails);
   mergeDetails();
   mergeNodes();
-  for (const [name, bar] of Object.entries(model.get("bars") || {})) bars.set(name, bar);
+  for (const [name, bar] of Object.entries(parsed("bars"))) bars.set(name, bar);
   drawLayout();
   drawTimeline();
   drawStatus();

@@ -25,14 +25,16 @@ class LiveWidget(anywidget.AnyWidget):
     dag = traitlets.Unicode("").tag(sync=True)  # the DAG's SVG, sent once
     dag_height = traitlets.Float(0.0).tag(sync=True)
     timeline_height = traitlets.Float(0.0).tag(sync=True)
-    nodes = traitlets.Dict().tag(sync=True)  # the nodes that changed since the last update: name -> state
+    # what changed since the last update, as JSON text (a nested list would be walked, item by item,
+    # by the widget's serialiser): name -> state for nodes, name -> numbers for bars, name -> HTML
+    nodes = traitlets.Unicode("{}").tag(sync=True)
     critical: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
     timeline = traitlets.Dict().tag(sync=True)  # the timeline's frame: header, span, lanes in order
-    bars = traitlets.Dict().tag(sync=True)  # the bars that changed since the last update: name -> numbers
+    bars = traitlets.Unicode("{}").tag(sync=True)
     hatch = traitlets.Unicode("").tag(sync=True)  # the pattern a server's queue is hatched with
     status: traitlets.List[str] = traitlets.List().tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)  # the step whose detail shows first
-    details = traitlets.Dict().tag(sync=True)  # step -> its detail's HTML, for the steps that changed
+    details = traitlets.Unicode("{}").tag(sync=True)
 
 
 __all__ = ["LiveWidget"]

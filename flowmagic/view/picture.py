@@ -7,6 +7,8 @@ final state. A terminal shows their text instead.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +25,24 @@ if TYPE_CHECKING:
     from ..flow.shape import Shape
 
 
+_painters: OrderedDict[str, DagPainter] = OrderedDict()
+_painters_lock = threading.Lock()
+
+
 def painter(shape: Shape) -> DagPainter:
-    return DagPainter(shape, layout(shape))
+    """The painter of ``shape``'s DAG: one per flow shape, kept for the next run of the same flow
+    (a few of them), since its fragments and its all-pending picture do not change."""
+    with _painters_lock:
+        found = _painters.get(shape.key)
+        if found is not None:
+            _painters.move_to_end(shape.key)
+            return found
+    made = DagPainter(shape, layout(shape))
+    with _painters_lock:
+        _painters[shape.key] = made
+        while len(_painters) > 16:
+            _painters.popitem(last=False)
+    return made
 
 
 def reserved_dag(dag: DagPainter) -> float:

@@ -170,12 +170,13 @@ def timeline_data(run: Run, now: float | None = None) -> tuple[dict[str, Any], d
 
 
 def _header(run: Run, wall: float) -> str:
-    parts = [f"wall {wall:.2f}s", f"step time {run.step_time:.2f}s"]
-    queued = run.step_time - run.served_time
+    step_time = run.step_time  # (each of these walks every step: once each here)
+    queued = sum(run.queued().values())
+    parts = [f"wall {wall:.2f}s", f"step time {step_time:.2f}s"]
     if queued >= 0.05:
         parts.append(f"{queued:.2f}s of it queued at the server (hatched)")
-    if run.finished is not None and run.speedup is not None:
-        parts.append(f"speed-up {run.speedup:.1f}x")
+    if run.finished is not None and wall > 0:
+        parts.append(f"speed-up {(step_time - queued) / wall:.1f}x")
     return "  ·  ".join(parts)
 
 

@@ -11,6 +11,7 @@ machine from the flow it watches.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from html import escape
@@ -49,7 +50,7 @@ class FlowView:
             self._painter = painter(shape)
         except Exception as exc:
             self.error = exc
-        dag = self._painter.paint({}) if self._painter is not None else ""
+        dag = self._painter.pending if self._painter is not None else ""
         self.widget = LiveWidget(
             selected=names[-1] if names else "",
             status=self._status(),
@@ -68,6 +69,7 @@ class FlowView:
         self._marks: dict[str, tuple[Any, ...]] = {}  # what each step's sent detail was made from
         self._sent_details: dict[str, str] = {}
         self._bars: dict[str, list[Any]] = {}  # each bar as last sent
+        self._final: tuple[str, str] | None = None  # the finished run's DAG and timeline, painted once
         self._nodes: dict[str, list[Any]] = {}  # each node as last sent
         self.sent = len(self.widget.dag)  # bytes of state sent, for the benchmark
 
@@ -85,11 +87,14 @@ class FlowView:
         self.repaint(force=True)
 
     def picture(self, details: bool = False) -> str:
-        """The run's static picture (with ``details``, every step's detail below it)."""
-        html = None
-        if self._painter is not None and self.run.finished is not None:
+        """The run's static picture (with ``details``, every step's detail below it); the DAG and the
+        timeline are painted once, when the run is over."""
+        if self._painter is None or self.run.finished is None:
+            return f"<pre>{escape(self.run.summary())}</pre>"
+        if self._final is None:
             dag = self._painter.paint(node_states(self.run), critical_edges(self.run))
-            html = self._guarded(lambda: run_frame(self.run, dag, paint_timeline(self.run), details=details))
+            self._final = (dag, self._guarded(paint_timeline, self.run) or "")
+        html = self._guarded(lambda: run_frame(self.run, *self._final, details=details))
         return html or f"<pre>{escape(self.run.summary())}</pre>"
 
     def final_bundle(self) -> dict[str, Any]:
@@ -127,7 +132,7 @@ class FlowView:
         except Exception as exc:
             self.error = exc
             broken = f"<pre>flowmagic could not draw this flow: {escape(repr(exc))}</pre>"
-            self.widget.details = dict.fromkeys(self.kinds, broken)
+            self.widget.details = json.dumps(dict.fromkeys(self.kinds, broken))
             return None
 
     def repaint(self, force: bool = False) -> int:
@@ -155,18 +160,14 @@ class FlowView:
         values: dict[str, Any] = {
             "status": self._status(),
             "critical": sorted([a, b] for a, b in critical_edges(self.run)),
-            "nodes": _moved(nodes, self._nodes),  # only the nodes and bars that changed
         }
+        moved = {"nodes": _moved(nodes, self._nodes), "details": self._details(now)}  # only what changed
         if self.run.started is not None:
             values["timeline"], bars = timeline_data(self.run, now)
-            values["bars"] = _moved(bars, self._bars)
-        changed = {k: v for k, v in values.items() if v != {} and getattr(widget, k) != v}
-        details = self._details(now)
-        if details:
-            changed["details"] = details
-        # about what goes out (the kernel serialises it): enough to throttle a large flow's repaints
-        sent = 60 * (len(changed.get("nodes", ())) + len(changed.get("bars", ())))
-        sent += sum(len(html) for html in details.values())
+            moved["bars"] = _moved(bars, self._bars)
+        changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
+        changed.update({k: json.dumps(v, separators=(",", ":")) for k, v in moved.items() if v})
+        sent = sum(len(v) for k, v in changed.items() if k in moved)  # about what goes out
         with widget.hold_sync():  # one message for all of them
             for key, value in changed.items():
                 setattr(widget, key, value)
