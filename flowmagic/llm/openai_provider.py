@@ -31,8 +31,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pydantic import ValidationError
-
 from flowmagic.llm import log_redaction
 from flowmagic.llm.protocol import (
     LLMError,
@@ -41,8 +39,7 @@ from flowmagic.llm.protocol import (
     TextCallback,
     count_note,
     estimate_tokens,
-    invalid_answer,
-    unfence,
+    validated,
 )
 from flowmagic.llm.secrets import StreamRedactor, hold, redact, safe_url
 from flowmagic.llm.server_errors import LLMStatusError, LLMTruncated, retry_after
@@ -142,12 +139,7 @@ def _response(
     text, refusal = redact(text), redact(refusal or "")
     if not text and refusal:
         raise LLMError(f"{request.model} refused: {refusal}", raw=refusal)
-    value: Any = text
-    if request.schema is not None:
-        try:
-            value = request.schema.model_validate_json(unfence(text))
-        except ValidationError as exc:
-            raise invalid_answer(request.model, request.schema, text, exc) from exc
+    value = validated(request, text)
     total = getattr(usage, "total_tokens", None)  # not kept (LLMResponse adds up its own), but checked
     prompt_tokens = getattr(usage, "prompt_tokens", None)
     completion_tokens = getattr(usage, "completion_tokens", None)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import ValidationError
+
 TextCallback = Callable[[str], None]
 
 RAW_EXCERPT_CHARS = 500  # how much of a raw answer an error message quotes
@@ -121,6 +123,17 @@ def unfence(text: str) -> str:
     """``text`` without the Markdown code fence some models wrap around JSON."""
     match = _FENCE_RE.match(text)
     return match.group(1) if match else text
+
+
+def validated(request: LLMRequest, text: str) -> Any:
+    """What a step gets for the answer ``text``: the text, or an instance of the request's
+    ``schema`` (an answer that does not fit raises :func:`invalid_answer`'s error)."""
+    if request.schema is None:
+        return text
+    try:
+        return request.schema.model_validate_json(unfence(text))
+    except ValidationError as exc:
+        raise invalid_answer(request.model, request.schema, text, exc) from exc
 
 
 def invalid_answer(model: str, schema: Any, raw: str, error: BaseException) -> LLMError:

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .protocol import LLMError, LLMRequest, LLMResponse, TextCallback, invalid_answer, unfence
+from .protocol import LLMError, LLMRequest, LLMResponse, TextCallback, validated
 from .secrets import redact
 
 MAX_BYTES = 64 * 2**20
@@ -192,12 +192,7 @@ async def replayed(
                 await asyncio.sleep(step)
     else:
         await asyncio.sleep(answer.seconds)
-    value: Any = text
-    if request.schema is not None:
-        try:
-            value = request.schema.model_validate_json(unfence(text))
-        except ValidationError as exc:
-            raise invalid_answer(request.model, request.schema, text, exc) from None
+    value = validated(request, text)
     extra: dict[str, Any] = {"replayed": tape.path.name}
     if answer.estimated:
         extra["estimated_usage"] = True
