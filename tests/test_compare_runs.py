@@ -107,7 +107,7 @@ def test_each_block_is_titled_and_drawn_as_its_timeline(runs: tuple[Run, Run]) -
     assert f"speed-up {parallel.speedup:.1f}x" in title and "faster than sequential" in title
     # the same bars: one per step, the critical path (a lookup, then d) outlined
     assert sorted(r.get("data-step") for r in bars(fast)) == ["a", "b", "c", "d"]
-    outlined = [r.get("data-step") for r in bars(fast) if "fm-critical" in (r.get("class") or "")]
+    outlined = [r.get("data-step") for r in bars(fast) if r.get("data-critical") == "true"]
     assert outlined == [s for s in parallel.critical_path if s in outlined] and "d" in outlined
     # in the parallel block a, b and c start together, in the sequential one they follow each other
     starts = {r.get("data-step"): float(r.get("x", 0)) for r in bars(fast)}

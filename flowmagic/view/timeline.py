@@ -88,20 +88,13 @@ def paint_timeline(run: Run, now: float | None = None) -> str:
     While the run goes on, its time axis grows in round steps (1, 2, 5 x 10^k seconds), so it is
     not rescaled at every repaint; once the run is over, it spans the wall time.
     """
-    now = time.time() if now is None else now
-    start = run.started if run.started is not None else now
-    end = run.finished if run.finished is not None else now
-    span = max(end - start, 1e-3)
-    if run.finished is None:
-        span = _round_up(span)
+    now, start, end, span, queued, critical = _window(run, now)
     scale = PLOT_WIDTH / span
     by_lane = lanes(run)
-    queued = run.queued() if run.finished is not None else {}
     rows = sum(len(r) for r in by_lane.values())
     left = max(LABEL_WIDTH, max((len(lane) for lane in by_lane), default=0) * CHAR + 20)
     height = HEADER + max(rows, 1) * ROW + AXIS + 20
     width = left + PLOT_WIDTH + 70
-    critical = set(run.critical_path) if run.finished is not None else set()
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="fm-timeline" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}" style="max-width:none">',
@@ -140,14 +133,7 @@ def timeline_data(run: Run, now: float | None = None) -> tuple[dict[str, Any], d
     since the start, lane order) and every bar as numbers, ``name -> [lane, row, start, end, state,
     cached, critical, queued, thin]`` in seconds from the run's start (``end`` None while it runs:
     the front end draws it to ``elapsed``). The same placement rules as :func:`paint_timeline`."""
-    now = time.time() if now is None else now
-    start = run.started if run.started is not None else now
-    end = run.finished if run.finished is not None else now
-    span = max(end - start, 1e-3)
-    if run.finished is None:
-        span = _round_up(span)
-    queued = run.queued() if run.finished is not None else {}
-    critical = set(run.critical_path) if run.finished is not None else set()
+    now, start, end, span, queued, critical = _window(run, now)
     bars: dict[str, list[Any]] = {}
     order = []
     for lane, lane_rows in lanes(run).items():
@@ -156,9 +142,8 @@ def timeline_data(run: Run, now: float | None = None) -> tuple[dict[str, Any], d
             for r in row:
                 began = round((r.started or start) - start, 3)
                 ended = round(r.finished - start, 3) if r.finished is not None else None
-                thin = r.map is not None and "[" in r.name
                 wait = round(queued.get(r.name, 0.0), 3)
-                bars[r.name] = [lane, number, began, ended, str(r.status), r.cached, r.name in critical, wait, thin]
+                bars[r.name] = [lane, number, began, ended, str(r.status), r.cached, r.name in critical, wait, _thin(r)]
     frame = {
         "header": _header(run, end - start),
         "span": round(span, 3),
@@ -228,8 +213,25 @@ def _bar(
 ) -> _Bar:
     began = record.started or start
     ended = record.finished if record.finished is not None else now
-    thin = record.map is not None and "[" in record.name  # a map's element: a thin bar
-    return _Bar(record, y + (3 if thin else 0), began, ended, critical, wait)
+    return _Bar(record, y + (3 if _thin(record) else 0), began, ended, critical, wait)
+
+
+def _thin(record: StepRecord) -> bool:
+    """A map's element: drawn as a thin bar."""
+    return record.map is not None and "[" in record.name
+
+
+def _window(run: Run, now: float | None) -> tuple[float, float, float, float, dict[str, float], set[str]]:
+    """What a timeline of ``run`` is drawn against: now, its start and end (now while it runs), the
+    span of its axis (grown in round steps while it runs), and, once it is over, the time its steps
+    were queued at a server and its critical path."""
+    now = time.time() if now is None else now
+    start = run.started if run.started is not None else now
+    end = run.finished if run.finished is not None else now
+    span = max(end - start, 1e-3)
+    if run.finished is None:
+        return now, start, end, _round_up(span), {}, set()
+    return now, start, end, span, run.queued(), set(run.critical_path)
 
 
 def _axis(y: float, span: float, scale: float, left: float = LABEL_WIDTH) -> str:

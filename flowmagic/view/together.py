@@ -21,12 +21,11 @@ from ..engine.history import default_history
 from ..engine.record import Run, StepRecord
 from ..flow.flow import Flow
 from .picture import scrolling
-from .style import CRITICAL, FONT, INK, THEME_CSS, look
-from .timeline import AXIS, BAR, HATCH, HEADER, LABEL_WIDTH, PLOT_WIDTH, ROW, _seconds, _tick, lanes
+from .style import FONT, INK, THEME_CSS
+from .timeline import AXIS, BAR, CHAR, HATCH, HEADER, LABEL_WIDTH, PLOT_WIDTH, ROW, _bar, _seconds, _tick, lanes
 
 GAP = 10.0  # between two runs' blocks
 TEXT_BAR = 24  # characters of the longest run's bar in the text form
-CHAR = 7.0  # the width of a character of a bar's or lane's label
 _GRID, _END = "#e5e7eb", "#6b7280"
 Lanes = dict[str, list[list[StepRecord]]]
 
@@ -173,7 +172,8 @@ class Comparison:
                 for i, record in enumerate(row):
                     after = row[i + 1].started if i + 1 < len(row) else None
                     wait = queued.get(record.name, 0.0)
-                    out.append(_bar(record, y, left, start, end, scale, record.name in critical, wait, after))
+                    bar = _bar(record, y, start, scale, end, record.name in critical, wait)
+                    out.append(bar.paint(left, after, start, scale))  # as the run's own timeline draws it
                 y += ROW
             out.append(
                 f'<text class="fm-soft" x="{left - 8:.0f}" y="{lane_top + BAR - 3:.1f}" text-anchor="end" '
@@ -219,50 +219,3 @@ def _faster(before: float, after: float, than: str) -> str:
     if ratio >= 1:
         return f"{ratio:.1f}x faster{than}"
     return f"{1 / ratio:.1f}x slower{than}"
-
-
-def _bar(
-    record: StepRecord,
-    y: float,
-    left: float,
-    start: float,
-    end: float,
-    scale: float,
-    critical: bool,
-    wait: float,
-    after: float | None,
-) -> str:
-    """A step's bar as the single-run timeline draws it: coloured by state, the critical path outlined,
-    a server's queue hatched, its name inside or right of it where the next bar leaves room."""
-    began = record.started or start
-    ended = record.finished if record.finished is not None else end
-    x, w = left + (began - start) * scale, max((ended - began) * scale, 2.0)
-    colours = look(record.status, record.cached)
-    if critical:
-        stroke = f'class="fm-bar fm-critical" stroke="{CRITICAL}" stroke-width="2"'
-    else:
-        stroke = f'class="fm-bar" stroke="{colours.stroke}" stroke-width="1"'
-    name = escape(record.name)
-    title = f"{record.name}: {record.status}, {ended - began:.3f}s" + (
-        f", {record.attempts} attempts" if record.attempts > 1 else ""
-    )
-    waiting = ""
-    if wait * scale >= 2.0:
-        title += f", {wait:.3f}s of it queued at the server"
-        waiting = (
-            f'<rect class="fm-wait" x="{x:.1f}" y="{y:.1f}" width="{min(wait * scale, w):.1f}" height="{BAR}" '
-            'rx="3" fill="url(#fm-hatch)"/>'
-        )
-    needed = len(record.name) * CHAR + 8
-    room = left + (after - start) * scale - (x + w) if after is not None else float("inf")
-    text = ""
-    if needed < w or needed + 4 < room:
-        text = (
-            f'<text class="fm-bar-label" x="{x + 4 if needed < w else x + w + 4:.1f}" y="{y + BAR - 4:.1f}" '
-            f'font-size="12" fill="{colours.text}">{name}</text>'
-        )
-    cached = ' data-cached="true"' if record.cached else ""
-    return (
-        f'<g><title>{escape(title)}</title><rect {stroke} data-step="{name}" data-state="{record.status}"{cached} '
-        f'x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}"/>{waiting}{text}</g>'
-    )
