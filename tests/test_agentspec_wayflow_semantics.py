@@ -538,12 +538,8 @@ def test_a_system_prompt_and_a_map_over_a_literal_list_export_and_come_back() ->
     assert Flow.from_agentspec(literal.to_agentspec(), tools={"shout": shout}).run()["loud"] == ["TEA", "CAKE"]
 
 
-WAYFLOW_RUN_LIMITED = """
-import json, runpy, sys, time
-from pyagentspec.serialization import AgentSpecDeserializer
-from wayflowcore.agentspec import AgentSpecLoader
-from wayflowcore.agentspec.components import all_deserialization_plugin
-
+# In the WayFlow scripts below: TIMES holds when each tool call began and ended.
+TIMED = """
 TIMES = []
 
 def timed(fn):
@@ -553,7 +549,18 @@ def timed(fn):
         TIMES.append((began, time.time()))
         return value
     return run
+"""
 
+WAYFLOW_RUN_LIMITED = (
+    """
+import json, runpy, sys, time
+from pyagentspec.serialization import AgentSpecDeserializer
+from wayflowcore.agentspec import AgentSpecLoader
+from wayflowcore.agentspec.components import all_deserialization_plugin
+
+"""
+    + TIMED
+    + """
 def shout(word: str) -> str:
     time.sleep(%(seconds)r)
     return word.upper()
@@ -571,6 +578,7 @@ for name, (text, inputs) in json.loads(sys.stdin.read()).items():
     out[name] = {"outputs": status.output_values, "at_once": at_once}
 print(json.dumps(out, default=str))
 """
+)
 
 
 @pytest.mark.timeout(1500)
@@ -599,20 +607,14 @@ def test_wayflow_runs_exports_with_the_worker_limits_they_have_here(
     assert theirs["literal"]["outputs"]["loud"] == ["TEA", "CAKE"]  # the list is the input's default
 
 
-WAYFLOW_RUN_EXAMPLES = """
+WAYFLOW_RUN_EXAMPLES = (
+    """
 import json, runpy, sys, time
 from wayflowcore.agentspec import AgentSpecLoader
 
-TIMES = []
-
-def timed(fn):
-    def run(*args, **kwargs):
-        began = time.time()
-        value = fn(*args, **kwargs)
-        TIMES.append((began, time.time()))
-        return value
-    return run
-
+"""
+    + TIMED
+    + """
 tools = {name: timed(fn) for name, fn in runpy.run_path(%(tools)r).items() if name.startswith("get_")}
 out = {}
 for name, (text, inputs) in json.loads(sys.stdin.read()).items():
@@ -623,6 +625,7 @@ for name, (text, inputs) in json.loads(sys.stdin.read()).items():
     out[name] = {"outputs": status.output_values, "at_once": at_once}
 print(json.dumps(out, default=str))
 """
+)
 
 
 @pytest.mark.timeout(1500)
