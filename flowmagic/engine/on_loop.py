@@ -10,6 +10,7 @@ This class also gives :mod:`.attempts` what it needs of a run (its ``Host`` meth
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from ..flow.compiled import Code
@@ -179,7 +180,7 @@ class OnLoop(Book):
     async def ask(self, label: str, call: LLMCall, info: dict[str, Any]) -> Any:
         if self.observers:
             on_text: Any = lambda shown: self.emit(ev.TEXT, label, detail=shown)  # noqa: E731
-        elif self._timed():  # a timeout closes a stream, which stops the server's generation too
+        elif self._timed:  # a timeout closes a stream, which stops the server's generation too
             on_text = _ignore
         else:
             on_text = None  # asked whole: less work for the client
@@ -195,8 +196,10 @@ class OnLoop(Book):
             replay_fallback=settings.replay_fallback,
         )
 
+    @functools.cached_property
     def _timed(self) -> bool:
-        """Whether a timeout could end one of this run's calls: the run's ``--timeout`` or a step's."""
+        """Whether a timeout could end one of this run's calls: the run's ``--timeout`` or a step's
+        (looked at once per run, on its first ``llm`` call)."""
         if self.settings.timeout is not None:
             return True
         return any(step.options.timeout is not None for step in self.steps.values())

@@ -61,7 +61,6 @@ class FlowView:
         )
         self._painted = -1
         self._painted_at = 0.0
-        self._painted_final = False  # the widget shows the run's final state
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,7 +70,6 @@ class FlowView:
         self._bars: dict[str, list[Any]] = {}  # each bar as last sent
         self._final: tuple[str, str] | None = None  # the finished run's DAG and timeline, painted once
         self._nodes: dict[str, list[Any]] = {}  # each node as last sent
-        self.sent = len(self.widget.dag)  # bytes of state sent, for the benchmark
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -171,9 +169,7 @@ class FlowView:
         with widget.hold_sync():  # one message for all of them
             for key, value in changed.items():
                 setattr(widget, key, value)
-        self._painted_final = self.run.finished is not None
         self.updates += 1
-        self.sent += sent
         return sent
 
     def _details(self, now: float) -> dict[str, str]:
