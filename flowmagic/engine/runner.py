@@ -150,6 +150,7 @@ __all__ = [
     "loops",
     "run_all_blocking",
     "run_blocking",
+    "wait_for",
 ]
 
 
@@ -183,6 +184,21 @@ def run_blocking(execution: Execution) -> Run:
     return execution.run
 
 
+def wait_for(future: concurrent.futures.Future[T], timeout: float | None = None) -> T:
+    """``future.result(timeout)``, waited for in short waits: a kernel interrupt raises
+    ``KeyboardInterrupt`` here promptly (a single wait with no timeout was seen to miss it)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+        if left <= 0:
+            raise concurrent.futures.TimeoutError
+        try:
+            return future.result(timeout=left)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the future's own result was a TimeoutError
+                raise
+
+
 def asyncio_free() -> bool:
     """Whether no event loop runs in this thread (a script, a test; not a notebook cell)."""
     return asyncio._get_running_loop() is None
@@ -205,13 +221,9 @@ def run_all_blocking(executions: list[Execution]) -> list[Run]:
     try:
         lent = loops.take()
         future = lent.submit(everything())
-        while True:
-            try:
-                runs = future.result(timeout=_POLL)
-            except concurrent.futures.TimeoutError:
-                continue
-            loops.give(lent, healthy=True)
-            return runs
+        runs = wait_for(future)
+        loops.give(lent, healthy=True)
+        return runs
     except KeyboardInterrupt:
         raise _interrupted(executions, future, lent) from None
 
@@ -266,7 +278,7 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> Run:
         """Block until the run ends (or ``timeout`` seconds pass) and return it."""
         with contextlib.suppress(concurrent.futures.TimeoutError):
-            self._future.result(timeout=timeout)
+            wait_for(self._future, timeout)
         return self.run
 
     def cancel(self, reason: str = "cancelled") -> None:

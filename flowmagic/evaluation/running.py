@@ -50,12 +50,12 @@ def evaluate(
     flow.session.last_evaluation = ev
     show = present.draw("progress", ev) if progress is not False else None
     limit = workers or flow.settings.workers
-    from ..engine.runner import LoopThread
+    from ..engine.runner import LoopThread, wait_for
 
     runner = LoopThread()
     future = runner.submit(_all(flow, plans, named_scorers, ev, limit, show))
     try:
-        future.result(timeout=timeout)
+        wait_for(future, timeout)  # (in short waits: an interrupt lands at once)
         ev.status = "failed" if ev.failures else "succeeded"
     except concurrent.futures.TimeoutError:
         ev.status = "cancelled"
