@@ -63,14 +63,11 @@ class Printed:
         self.forward = None
 
 
-def enter(run: weakref.ref[Any], unit: Any) -> Any:
-    """Code from here on (in this thread or task) is ``unit``'s of the run ``run`` refers to (one
-    with a :class:`Printed` as ``printed``); returns the token for :func:`leave`."""
-    return _writing.set((run, unit))
-
-
-def leave(token: Any) -> None:
-    _writing.reset(token)
+#: ``enter((run, unit))``: code from here on (in this thread or task) is ``unit``'s of the run the
+#: weak reference ``run`` refers to (one with a :class:`Printed` as ``printed``); returns the token
+#: for ``leave(token)``. The context variable's own methods: a step pays no Python call for them.
+enter = _writing.set
+leave = _writing.reset
 
 
 def running() -> tuple[Any, Any] | None:

@@ -288,7 +288,7 @@ class Execution(OnLoop):
                         return
                 job.info["thread"] = True
             try:
-                token = capture.enter(self.weak, unit)  # what it prints, a flow it calls: this unit's
+                token = capture.enter((self.weak, unit))  # what it prints, a flow it calls: this unit's
                 try:
                     value = eval(job.code, job.ns)  # type: ignore[arg-type]
                 finally:

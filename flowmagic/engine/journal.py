@@ -38,20 +38,22 @@ class Journal:
         error: BaseException | None = None,
         value: Any = None,
         detail: dict[str, Any] | None = None,
+        at: float | None = None,
     ) -> None:
         """Under the driver's lock: the record changes now; the observers hear of it on the loop."""
-        self.relay(Event(kind, step, time.time(), attempt, error, value, detail))
-
-    def relay(self, event: Event) -> None:
-        """Under the driver's lock: ``event`` recorded as is (one of this run's, or of a nested run)."""
+        event = Event(kind, step, time.time() if at is None else at, attempt, error, value, detail)
         self.recorder(event)
-        if self.forward is not None:
+        if self.forward is not None:  # a nested run's: its parent records it too
             self.forward(event)
         if self.observers:
             self._outbox.append(event)
             if not self._delivering and self.soon is not None:
                 self._delivering = True
                 self.soon(self.deliver)
+
+    def relay(self, event: Event) -> None:
+        """Under the driver's lock: a nested run's ``event`` recorded here as it is."""
+        self.record(event.kind, event.step, event.attempt, event.error, event.value, event.detail, event.time)
 
     def deliver(self) -> None:
         """On the loop (or, for a run that never started, the caller's thread): call the observers."""

@@ -86,7 +86,7 @@ class OnLoop(Book):
                 self.on_threads.add(unit)
                 self.places.on_pool(self._thread_jobs, job)
                 return None
-        token = capture.enter(self.weak, unit)  # what it prints, a flow it calls: this unit's
+        token = capture.enter((self.weak, unit))  # what it prints, a flow it calls: this unit's
         try:
             if job.awaitable is not None:  # it began on a thread
                 value = await job.awaitable
