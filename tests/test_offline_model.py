@@ -577,6 +577,18 @@ def test_sums_are_worked_out(prompt: str, expected: str) -> None:
     assert ask(prompt).text.endswith(f"= {expected}")
 
 
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Extract the email from: Write to ann@example.org, or to bob@example.com.", "ann@example.org"),
+        ("Extract all the emails from: ann@example.org, or bob@example.com.", "ann@example.org, bob@example.com"),
+        ("List the dates in: moved from 2024-03-15 to 2024-04-02.", "2024-03-15, 2024-04-02"),
+    ],
+)
+def test_extraction_gives_one_match_or_every_one_asked_for(prompt: str, expected: str) -> None:
+    assert ask(prompt).text == expected
+
+
 def test_sums_are_parsed_never_run_as_code() -> None:
     assert "no value" in ask("What is 1/0?").text and "divides by zero" in ask("What is 1/0?").text
     assert "1024" not in ask("What is 2**10?").text  # a power is not a sum: refused, not computed
@@ -677,14 +689,14 @@ def test_the_vocabulary_and_rules_are_package_data_read_once_on_first_use() -> N
     assert re.search(r'(?m)^"flowmagic\.llm\.offline_data" = \["\*\.json"\]', pyproject)
     code = (
         "import asyncio\n"
-        "from flowmagic.llm import offline_text\n"
+        "from flowmagic.llm import offline_rules\n"
         "from flowmagic.llm.offline import OfflineProvider\n"
         "from flowmagic.llm.protocol import LLMRequest\n"
-        "before = offline_text.vocab.cache_info().currsize\n"
+        "before = offline_rules.vocab.cache_info().currsize\n"
         "p = OfflineProvider()\n"
         "for q in ('What is 17*3?', 'Title of a movie about cats'):\n"
         "    asyncio.run(p.complete(LLMRequest(prompt=q, model='offline')))\n"
-        "info = offline_text.vocab.cache_info()\n"
+        "info = offline_rules.vocab.cache_info()\n"
         "print(before, info.currsize, info.misses)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), LATENCY_ENV: "0"}

@@ -1,39 +1,32 @@
 """The embedded offline model: deterministic, no network, no weights, used when no API key or server is set.
 
-Its answers come from rules and a vocabulary kept as package data, filled with the prompt's own words by
-:mod:`flowmagic.llm.offline_rules`: a sum worked out, a yes/no question answered, a label picked, a field
-extracted, a text shortened, a list, title, review or welcome written, and JSON that validates for a
-``schema=``. They read like answers but are not intelligent, and each is flagged ``offline=True``.
+Its answers come from rules and a vocabulary kept as package data (:mod:`flowmagic.llm.offline_data`),
+filled with the prompt's own words by :mod:`flowmagic.llm.offline_rules`: a sum worked out, a yes/no question
+answered, a label picked, a field extracted, a text shortened, a list, title, review or welcome written, and
+JSON that validates for a ``schema=`` (built by :mod:`flowmagic.llm.schema_instance`). They read like answers
+but are not intelligent, and each is flagged ``offline=True``. This module is the provider: the seed, the
+simulated delay, streaming and token estimates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import decimal
-import enum
 import hashlib
 import json
 import math
 import os
 import re
-import types
-import typing
-import uuid
-from collections.abc import Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from flowmagic.llm.offline_rules import Reading
-from flowmagic.llm.offline_text import Dice, calculate, choose, vocab
-from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, invalid_answer
+from flowmagic.llm.offline_rules import Dice, Reading
+from flowmagic.llm.protocol import LLMError, LLMRequest, LLMResponse, TextCallback, validated
+from flowmagic.llm.schema_instance import instance
 
 LATENCY_ENV = "FLOWMAGIC_OFFLINE_LATENCY"
 DEFAULT_LATENCY = 0.5  # mean seconds; the actual delay is 0.4x..1.6x of it
 FIRST_TEXT_SHARE = 0.3  # a streamed answer's first words arrive after this share of the delay
-_SCHEMA_DEPTH = 4  # nested models deeper than this get no optional children and empty lists
-_TIMES = {dt.datetime: "2024-05-17T10:30:00", dt.date: "2024-05-17", dt.time: "10:30:00"}
 
 
 def request_seed(request: LLMRequest) -> bytes:
@@ -61,82 +54,6 @@ def configured_latency() -> float:
     return value if math.isfinite(value) and value > 0 else 0.0
 
 
-def _is_model(tp: Any) -> TypeGuard[type[BaseModel]]:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _number(name: str, r: Reading, bounds: dict[str, Any], integer: bool) -> float | int:
-    """A number for field ``name``: a sum the prompt asks for, a year it names, a score, a share..."""
-    found, year, roll = calculate(r.ask), re.search(r"\b(?:1[5-9]|20)\d\d\b", r.text[:2000]), r.dice.random()
-    value: float = round(roll * 100, 2) if not integer else 1 + int(roll * 99)
-    if re.search(r"answer|result|total|sum|value|product", name, re.I) and found and found[1] is not None:
-        value = float(found[1])
-    elif "year" in name.lower():
-        value = int(year[0]) if year else 1980 + int(roll * 45)
-    elif re.search(r"score|rating|stars|grade", name, re.I):
-        value = 1 + int(roll * 10) if integer else round(1 + roll * 9, 1)
-    elif re.search(r"prob|confidence|ratio|share|percent", name, re.I) and not integer:
-        value = round(roll, 2)
-    step = 1 if integer else 0.01
-    if (low := bounds.get("ge", bounds.get("gt"))) is not None:
-        value = max(value, low + step * ("gt" in bounds))
-    if (high := bounds.get("le", bounds.get("lt"))) is not None:
-        value = min(value, high - step * ("lt" in bounds))
-    return int(value) if integer else float(value)
-
-
-def _value(tp: Any, name: str, r: Reading, depth: int, meta: Sequence[Any] = ()) -> Any:
-    """A JSON-ready value for annotation ``tp`` of field ``name`` (the name picks the content, see ``fields``)."""
-    origin, args, v = typing.get_origin(tp), typing.get_args(tp), vocab()
-    bounds = {
-        k: getattr(m, k)
-        for m in meta
-        for k in ("ge", "gt", "le", "lt", "min_length", "max_length")
-        if getattr(m, k, None) is not None
-    }
-    if origin is typing.Annotated:
-        return _value(args[0], name, r, depth, [*meta, *args[1:]])
-    if origin is typing.Union or origin is types.UnionType:
-        options = [a for a in args if a is not type(None)]
-        return _value(options[0], name, r, depth, meta) if options and depth < _SCHEMA_DEPTH else None
-    if origin is typing.Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
-        picked = choose(list(args) if origin is typing.Literal else list(tp), r.text)
-        return picked.value if isinstance(picked, enum.Enum) else picked
-    if _is_model(tp):
-        return {
-            f.alias or n: _value(f.annotation, n, r, depth + 1, f.metadata)
-            for n, f in tp.model_fields.items()
-            if f.is_required()
-        }
-    if origin is tuple and args and args[-1] is not Ellipsis:
-        return [_value(a, name, r, depth) for a in args]
-    if origin in (list, set, frozenset, tuple, Sequence) or tp in (list, set, frozenset, tuple):
-        m = v["counts"][0].search(r.text[:2000])
-        count = (int(m[1]) if m[1].isdigit() else v["number_words"][m[1].lower()]) if m else 2
-        count = (
-            0 if depth >= _SCHEMA_DEPTH else max(bounds.get("min_length", 0), min(count, bounds.get("max_length", 20)))
-        )
-        items: list[Any] = []
-        for r.index in range(count * 5):  # re-roll repeats: lists of identical items look broken, and sets refuse them
-            item = _value(args[0] if args else str, re.sub(r"s$", "", name), r, depth)
-            items += [item] if item not in items and len(items) < count else []
-        return items
-    if origin is dict or tp is dict:
-        return {w: _value(args[1] if args else str, name, r, depth) for w in r.words[:2]}
-    if tp is bool:
-        return (
-            r.yes()[0]
-            if re.search(r"^(?:is_|has_|ok$|valid|good|approved|correct|pass|polite)", name)
-            else r.dice.random() < 0.5
-        )
-    if tp in (int, float, decimal.Decimal):
-        return _number(name, r, bounds, integer=tp is int)
-    if tp in _TIMES or tp is uuid.UUID:
-        return _TIMES.get(tp) or str(uuid.UUID(bytes=hashlib.sha256(name.encode()).digest()[:16]))
-    say = next(say for pattern, say in v["fields"] if re.search(pattern, name, re.I))
-    return r.render(r.dice.pick(say))[: bounds.get("max_length")].ljust(bounds.get("min_length", 0), ".")
-
-
 class OfflineProvider:
     """The embedded offline model, used when no API key or server is configured.
 
@@ -159,19 +76,14 @@ class OfflineProvider:
         """The answer to ``request``, without the simulated delay."""
         reading = Reading(request.prompt, request.system, request_seed(request))
         if request.schema is None:
-            words = reading.answer().split(" ")
             keep = None if request.max_tokens is None else max(1, request.max_tokens * 3 // 4)
-            text = " ".join(words[:keep])
+            text = " ".join(reading.answer().split(" ")[:keep])
             value: Any = text
-        elif not _is_model(request.schema):
+        elif not (isinstance(request.schema, type) and issubclass(request.schema, BaseModel)):
             raise LLMError(f"offline model: schema must be a pydantic BaseModel class, got {request.schema!r}")
         else:
-            raw = json.dumps(_value(request.schema, "", reading, 0), ensure_ascii=False)
-            try:
-                model = request.schema.model_validate_json(raw)
-            except ValidationError as exc:
-                raise invalid_answer(request.model, request.schema, raw, exc) from exc
-            text, value = model.model_dump_json(by_alias=True), model
+            value = validated(request, json.dumps(instance(request.schema, reading), ensure_ascii=False))
+            text = value.model_dump_json(by_alias=True)
         return LLMResponse(
             text=text,
             value=value,

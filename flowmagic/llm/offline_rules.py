@@ -1,201 +1,367 @@
-"""The offline model's answers, filled from ``offline_data`` (package data, read once, on first use).
+"""The offline model's answers: a prompt read once, and the rules of ``offline_data`` filled in with its words.
 
-``rules.json`` says, in order, which asks (``when``: a regex over the prompt's instruction) get which templates
-(``say``). In a template ``{slot}`` is read off the prompt by :class:`Reading`, ``{Slot}`` is it capitalised,
-``{a_slot}`` it after 'a' or 'an', and the name of a ``pick`` list of ``words.json`` one of its words. A slot
-with nothing to say passes the prompt on to the next rule."""
+The data's format is described in :mod:`flowmagic.llm.offline_data`; the code here reads what rules and
+templates cannot: literals, sums, tone, labels, names, and a few answers that take more than a template.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
+import json
+import operator
+import random
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from importlib import resources
+from typing import Any, TypeVar
 
-from .offline_text import (
-    _ANSWER_MAX,
-    _HEAD,
-    _LITERAL_MAX,
-    _WORD,
-    Dice,
-    _Declined,
-    body,
-    calculate,
-    cap,
-    choose,
-    find,
-    first_clause,
-    join,
-    keywords,
-    labels,
-    listed,
-    literals,
-    polarity,
-    readable,
-    sentences,
-    shorten,
-    subject,
-    texts,
-    title_case,
-    vocab,
-)
+HEAD = 2_000  # characters where questions, labels, names and sums are looked for
+LITERAL_MAX = 200_000  # the most one literal may span, and the most of a prompt that is read at all
+LITERAL_TRIES = 32  # brackets that turn out to open no literal; bounds the work on odd prompts
+ANSWER_MAX = 1_000  # characters: an answer is short, however long what it quotes
+_T = TypeVar("_T")
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_NESTING = {"[": 1, "{": 1, "(": 1, "]": -1, "}": -1, ")": -1}
+_LITERAL_TOKEN = re.compile(r"[\[\]{}()]|'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"')
+_WORD = re.compile(r"\b[A-Za-z][A-Za-z'\-]{0,29}\b")  # a run of 31 letters or more is no word
 
 
-class Reading(dict[str, Any]):
-    """A prompt read once: ``reading[slot]`` fills a template's slot (see the module's docstring)."""
+@functools.cache
+def vocab() -> dict[str, Any]:
+    """``offline_data``'s words and rules as one dictionary: read once, when first used."""
+    root, data = resources.files("flowmagic.llm.offline_data"), {}
+    for name in ("words", "rules"):
+        data.update(json.loads((root / f"{name}.json").read_text(encoding="utf-8")))
+    words = sorted(data["operators"], key=len, reverse=True)  # 'multiplied by' before 'by'
+    data["ops"] = "|".join(("\\b" if w[0].isalnum() else "") + re.escape(w) + r"(?!\w)" for w in words)
+    return data | {"stop": frozenset(data["stopwords"].split())}
 
-    FRESH = frozenset({"person", "first_name", "title", "step", "about"})  # not kept: they differ each time
+
+class Dice(random.Random):
+    """Choices from a seed, the same in every process (``random()`` is stable across Python versions too)."""
+
+    def pick(self, options: Sequence[_T]) -> _T:
+        """One of ``options``, drawn."""
+        return options[int(self.random() * len(options))]
+
+
+class _Declined(Exception):
+    """A slot had nothing to say: the rule asking for it does not apply."""
+
+
+def literals(text: str) -> list[tuple[int, int, Any]]:
+    """The lists, dicts and sets in ``text``, written as JSON or as Python prints them: (start, end, value).
+
+    At most ``LITERAL_TRIES`` brackets that open no literal are tried, and ``LITERAL_MAX`` characters scanned."""
+    found, pos, budget, tries = [], 0, LITERAL_MAX, LITERAL_TRIES
+    while tries > 0 and budget > 0 and (opener := re.compile(r"[\[{]").search(text, pos)):
+        start, depth, end, value = opener.start(), 0, 0, None
+        for token in _LITERAL_TOKEN.finditer(text, start, min(len(text), start + budget)):
+            depth += _NESTING.get(token.group(), 0)
+            if depth == 0:
+                end = token.end()
+                break
+        budget -= (end or min(len(text), start + budget)) - start
+        for parse in (json.loads, ast.literal_eval) if end else ():  # JSON, or Python's repr of a value
+            try:
+                value = parse(text[start:end])
+                break
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+        if isinstance(value, (list, tuple, dict, set)):
+            found.append((start, end, value))
+        pos, tries = (end, tries) if isinstance(value, (list, tuple, dict, set)) else (start + 1, tries - 1)
+    return found
+
+
+def texts(value: Any) -> list[str]:
+    """The readable strings in a literal's value, in order: of a dict, its 'text'-like entry, else its values
+    (as 'Broom (household)' unless they are sentences)."""
+    if isinstance(value, dict):
+        parts = [str(value[k]).strip() for k in vocab()["text_keys"] if str(value.get(k) or "").strip()][:1]
+        parts = parts or texts(list(value.values()))
+        prose = all(len(p.split()) >= 5 for p in parts)
+        return parts if prose else [parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [
+            t for item in (value if isinstance(value, (list, tuple)) else sorted(value, key=str)) for t in texts(item)
+        ]
+    return [] if value is None or isinstance(value, bool) or not str(value).strip() else [str(value).strip()]
+
+
+def readable(prompt: str, found: list[tuple[int, int, Any]]) -> str:
+    """``prompt`` with its literals spelled out: ['tea', 'jam'] -> 'tea and jam'; a list of sentences as sentences."""
+    out, pos = [], 0
+    for start, end, value in found:
+        items = texts(value)
+        prose = bool(items) and all(len(i.split()) >= 5 for i in items)
+        out += [prompt[pos:start], " ".join(i if i[-1] in ".!?" else f"{i}." for i in items) if prose else join(items)]
+        pos = end + (prose and prompt[end : end + 1] == ".")
+    return "".join([*out, prompt[pos:]])
+
+
+def keywords(text: str) -> list[str]:
+    """Content words in order, without repeats or the verb after who/that/which."""
+    words, out, v = _WORD.findall(text), [], vocab()
+    for i, word in enumerate(words):
+        low = (word := re.sub(r"'s$", "", word).strip("'-")).lower()
+        if len(low) > 1 and low not in v["stop"] and low not in out and words[i - 1].lower() not in v["relative"]:
+            out.append(word if word[0].isupper() and i > 0 else low)
+    return out
+
+
+def join(items: Sequence[str]) -> str:
+    """['tea', 'jam', 'scones'] -> 'tea, jam and scones'."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def cap(text: str) -> str:
+    """``text`` with its first letter capitalised, the rest as it is."""
+    return text[:1].upper() + text[1:]
+
+
+def title_case(text: str) -> str:
+    """'the robot of the sea' -> 'The Robot of the Sea'; a word with capitals inside stays as it is."""
+    words, small = text.split(), vocab()["title_small"]
+    for i, word in enumerate(words):
+        low = i > 0 and word.lower() in small and words[i - 1][-1] != ":"
+        words[i] = word if any(c.isupper() for c in word[1:]) else word.lower() if low else cap(word)
+    return " ".join(words)
+
+
+def find(name: str, text: str) -> str | None:
+    """What the ``find`` regex ``name`` (its first group that took part) matched first in the head of ``text``."""
+    m = re.search(vocab()["find"][name], text[:HEAD])
+    return next((g.strip() for g in m.groups() or [m[0]] if g), None) if m else None
+
+
+def first_clause(text: str, limit: int = 12) -> str:
+    """The words of ``text`` before its first full stop, question mark or semicolon (at most ``limit``)."""
+    words = re.split(r"[\n.!?;]", text.strip())[0].strip().rstrip(",:").split()
+    return " ".join(words[:limit]) + ("..." if len(words) > limit else "")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each full stop, question mark or exclamation mark."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+def shorten(sentence: str) -> str:
+    """The sentence cut at its first clause of three words or more: 'Honey never spoils, and...' -> the first."""
+    short = " ".join(sentence.split()[:25]).rstrip(".!?,;:")
+    cuts = [m.start() for m in re.finditer(r",\s|\s(?:because|so that|so|while|which|and|but|as|when)\s", short)]
+    return cap(short[: next((c for c in cuts if len(short[:c].split()) >= 3), len(short))]) + "."
+
+
+def body(text: str) -> str:
+    """What a prompt carries after its ask: the text after 'Ask:', else after the first line."""
+    head, sep, rest = text.partition(":")
+    ask = sep and "\n" not in head and len(head.split()) <= 15 and head.count('"') % 2 == 0  # not a colon in a name
+    return rest.strip() if ask else text.strip().partition("\n")[2]
+
+
+def subject(text: str) -> tuple[str, str]:
+    """(a quoted name or the name after 'called', "name"), or (the topic after 'about'/'for'/'on', "topic")."""
+    name = find("quoted", text) or re.split(r"[?!;\n]|\.(?:\s|$)|,\s", find("called", text) or "")[0].strip("\"' ")
+    if name and len(name.split()) <= 10:
+        return name, "name"
+    for m in filter(None, (re.search(p, text[:HEAD], re.I) for p in vocab()["subject"])):
+        phrase = re.sub(r"(?i)^(?:(?:a|an|the|our|your|my|their|this|some)\s+)+", "", re.split(r"[.?!,;:\n]", m[1])[0])
+        phrase = re.split(vocab()["count_tail"], phrase)[0].strip()  # 'pirates with three characters'
+        if 0 < len(phrase.split()) <= 6 and keywords(phrase):
+            return phrase, "topic"
+    return "", ""
+
+
+def polarity(text: str, labels: bool = False) -> tuple[int, list[str]]:
+    """-1, 0 or 1 from the positive and negative words in ``text`` ('not' before one turns it), and those words."""
+    v, score, seen = vocab(), 0, list[str]()
+    words = re.findall(r"[a-z']+", text.lower())
+    for i, w in enumerate(words):
+        s = (w in v["positive"]) - (w in v["negative"]) or (v["label_polarity"].get(w, 0) if labels else 0)
+        score, seen = score + (-s if i and words[i - 1] in v["negations"] else s), seen + [w] * bool(s)
+    return (score > 0) - (score < 0), list(dict.fromkeys(seen))
+
+
+def choose(options: Sequence[_T], text: str) -> _T:
+    """The option ``text`` points at: named in it, hinted at ('crash' for bug), or of its tone; else the first."""
+    v, low = vocab(), text.lower()
+    tone = polarity(low)[0]
+
+    def score(option: _T) -> int:
+        words = str(getattr(option, "value", option)).lower().split()
+        hints = [h for w in words for h in v["hints"]["label_hints"].get(w, ())]
+        hits = sum(3 for w in words if re.search(rf"\b{re.escape(w)}\b", low))
+        hits += sum(2 for h in hints if re.search(rf"\b{re.escape(h)}", low))
+        moods = [v["label_polarity"][w] for w in words if w in v["label_polarity"]]
+        return hits + (2 * (moods[0] == tone != 0) + (moods[0] == tone == 0) if moods else 0)
+
+    return max(options, key=score)
+
+
+def calculate(text: str) -> tuple[str | None, str | None]:
+    """The first sum in ``text`` ('17*3', 'seven times six', '15% of 80') and its value (None: it divides by
+    zero); (None, None) if there is none. Only numbers, + - * / and brackets are parsed, and the tree is walked
+    here: nothing is run as code."""
+
+    def value(node: ast.expr) -> Fraction:
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return Fraction(_OPS[type(node.op)](value(node.left), value(node.right)))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return Fraction(str(node.value))
+        raise ValueError("not a sum")
+
+    v = vocab()
+    text = re.sub(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b|\b\d{1,2}:\d{2}\b", " ", text[:HEAD].lower())  # dates, times
+    text = re.sub(rf"\b(?:{'|'.join(v['number_words'])})\b", lambda m: str(v["number_words"][m[0]]), text)
+    text = re.sub(r"(?<=\d)\s*[x\u00d7]\s*(?=[\d(])", "*", re.sub(v["ops"], lambda m: v["operators"][m[0]], text))
+    for run in re.findall(r"[-+*/().\d\s]+", text.replace("\u00f7", "/")):
+        tokens = re.findall(r"\d+(?:\.\d+)?|[-+*/()]", run)
+        if len(tokens) > 64 or re.search(r"\d{16}", run) or not re.search(r"[\d)]\s*[-+*/]\s*[-+(]*\d", run):
+            continue
+        shown = " ".join(tokens).replace("( ", "(").replace(" )", ")")
+        try:
+            found = value(ast.parse("".join(tokens), mode="eval").body)
+        except ZeroDivisionError:
+            return shown, None
+        except (SyntaxError, ValueError):
+            continue
+        return shown, str(found.numerator) if found.denominator == 1 else f"{float(found):.10g}"
+    return None, None
+
+
+class Reading:
+    """A prompt read once: ``reading[slot]`` is a template's slot filled (see :mod:`flowmagic.llm.offline_data`).
+    It is also the :class:`~flowmagic.llm.schema_instance.Leaves` of a ``schema=`` answer."""
 
     def __init__(self, prompt: str, system: str | None, seed: bytes) -> None:
-        super().__init__()
-        self.raw, self.system, self.seed, self.index = prompt[:_LITERAL_MAX], system or "", seed, 0
+        self.raw, self.system, self.seed, self.index = prompt[:LITERAL_MAX], system or "", seed, 0
         self.found = literals(self.raw)
-        self.text, self.listed, self.dice, v = readable(self.raw, self.found), listed(self.found), Dice(seed), vocab()
+        self.text, self.dice = readable(self.raw, self.found), Dice(seed)
+        self.listed = [t for _, _, value in self.found if not isinstance(value, dict) for t in texts(value)]
         lines = [line.strip() for line in self.text.splitlines() if line.strip()] or [""]
         head, colon, data = lines[0].partition(": ")  # the ask, without the data it carries...
         ask = head if colon and len(data.split()) >= 4 and len(head.split()) > 1 else lines[0]
-        if len(lines) > 1 and re.match(r"(?i)(?:summari[sz]e|tl;?dr|give|write|list|answer|suggest)\b", lines[-1]):
+        if len(lines) > 1 and re.match(vocab()["asking"], lines[-1]):
             ask = f"{ask[:300]} {lines[-1][:300]}"  # ...and a last line that asks: 'Summarize the above.'
-        (about, kind), self.ask = subject(self.text), ask[:600].lower()
-        self.words = keywords(about) + [w for w in keywords(self.text[:_HEAD]) if w.lower() not in about.lower()]
-        self.words = self.words or ["idea", "story"]
-        stops = " ".join("|" if w.lower() in v["stop"] and w != "and" else w for w in _WORD.findall(self.text[:600]))
-        runs = [re.sub(r"^(?:and\b\s*)+|(?:\s*\band)+$", "", run.strip()) for run in stops.split("|")]
-        names = re.findall(r"(?:^|\s)\d{1,2}[.)]\s+(?:The\s+)?([A-Z][a-z'\-]+)", self.text[: 5 * _HEAD])
-        if not names and (m := re.search(v["characters"], self.text[: 5 * _HEAD])):
-            names = re.findall(r"\b([A-Z][a-z'\-]+)(?:\s+[A-Z][a-z'\-]+)*", m[1])
-        names = [n for n in dict.fromkeys(names) if n.lower() not in v["stop"]]
-        keys = [w for w in keywords(about) if w.lower().rstrip("s") not in v["not_keys"]] or self.words
-        hook = title_case(about) if kind == "name" and len(about.split()) <= 8 else keys[0]
-        hook = hook if hook[0].isupper() else f"the {hook}"
-        others = names[:1] * (len(names) == 1) + [w for w in self.words[::-1] if w.lower() not in hook.lower()]
-        self.update(topic=about or find("question", self.text[:600]) or next(filter(None, runs), "this"))
-        self.update(the_topic=find("quoted", self.text) or find("proper", self.text) or f"the {about or self.words[0]}")
-        self.update(phrase=title_case(about if kind == "topic" and len(about.split()) <= 4 else " ".join(keys[:3])))
-        self.update(key=title_case(keys[-1]), hook=hook, other=[*others, "love"][0], characters=names)
-        self.update({"a": names[0], "b": names[1]} if len(names) >= 2 else {})
-        self.update({"name": about} if kind == "name" and len(about) < 40 else {})
+        self.ask, (self.about, self.kind) = ask[:600].lower(), subject(self.text)
+        others = [w for w in keywords(self.text[:HEAD]) if w.lower() not in self.about.lower()]
+        self.words = keywords(self.about) + others or ["idea", "story"]
+        self.keys = [w for w in keywords(self.about) if w.lower().rstrip("s") not in vocab()["not_keys"]] or self.words
 
-    def __missing__(self, key: str) -> Any:
-        if key[0].isupper():
+    def __getitem__(self, key: str) -> Any:
+        """The words for ``{key}`` (see :meth:`read`); raises :class:`_Declined` when there are none."""
+        if key[:1].isupper():
             return cap(str(self[key[0].lower() + key[1:]]))
         if key.startswith("a_"):
-            return f"{'an' if str(self[key[2:]])[:1].lower() in 'aeiou' else 'a'} {self[key[2:]]}"
-        if key in vocab()["pick"]:
-            return self.dice.pick(vocab()["pick"][key])
-        if (value := SLOTS[key](self) if key in SLOTS else None) is None:
+            word = str(self[key[2:]])
+            return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+        if key.startswith("all_"):  # every match of a find regex in what the prompt carries, once each
+            found = re.findall(vocab()["find"][key[4:]], (body(self.text) or self.text)[: 10 * HEAD])
+            value: Any = ", ".join(dict.fromkeys(found))
+        else:
+            value = self.read(key)
+        if value is None or value == "":
             raise _Declined(key)
-        if key not in self.FRESH:
-            self[key] = value
         return value
+
+    def read(self, key: str) -> Any:
+        """The slot ``key`` by the first of: a reader, ``slots``, ``pick``, ``hints`` and ``find``."""
+        v = vocab()
+        if key in READERS:
+            return READERS[key](self)
+        if key in v["slots"]:
+            return self.first(v["slots"][key])
+        if key in v["pick"]:
+            return self.dice.pick(v["pick"][key])
+        if key not in v["hints"]:
+            return find(key, self.text)
+        low = self.text[:HEAD].lower()
+        hits = (k for k, words in v["hints"][key].items() if any(re.search(rf"\b{re.escape(w)}", low) for w in words))
+        return next(hits, None)
 
     def render(self, template: str) -> str:
         """``template`` filled in; a slot's words can be as long as the prompt, the result not."""
-        return template.format_map(self)[:_ANSWER_MAX]
+        return template.format_map(self)[:ANSWER_MAX]
 
-    def answer(self, kind: str | None = None) -> str:
-        """The first rule that fits (or of ``kind``) and whose slots all have something to say."""
+    def first(self, rules: Sequence[str | dict[str, Any]]) -> str:
+        """The first of ``rules`` that fits and whose template, drawn from the seed, has words for every slot."""
         probe = f"{self.ask} {self.text[:600].lower()}"
-        for rule in vocab()["rules"]:
-            fits = rule["when"].search(self.ask) if kind is None else rule.get("kind") == kind
+        for spec in rules:
+            rule: dict[str, Any] = {"say": [spec]} if isinstance(spec, str) else spec  # a lone template is a rule
+            if not (re.search(rule.get("when", ""), self.ask, re.I) and re.search(rule.get("if", ""), probe, re.I)):
+                continue
             try:
-                if fits and rule["if"].search(probe):
-                    text = self.render(self.dice.pick(rule["say"]))
-                    return title_case(text) if rule.get("case") == "title" else text
+                text = self.render(self.dice.pick(rule["say"]))
             except _Declined:
                 continue
-        raise _Declined(kind or "answer")
+            return title_case(text) if rule.get("case") == "title" else text
+        raise _Declined("no rule fits")
 
-    def yes(self) -> tuple[bool, list[str]]:
-        """Yes when the text after the question shows what it asks about ('polite': 'thank', 'sorry'), or else has
-        the tone the question asks about; a coin toss when it shows neither."""
-        m = re.search(r"[^?.!\n]*\?", self.text[:_HEAD])
-        question, rest = (m[0], self.text[m.end() :]) if m else (self.ask, "")
-        hints = [h for w in re.findall(r"[a-z]+", question.lower()) for h in vocab()["label_hints"].get(w, ())]
-        if hints:
-            shown = [h for h in hints if re.search(rf"\b{re.escape(h)}", rest, re.I)]
-            return bool(shown), shown
-        asked, (told, evidence) = polarity(question, True)[0], polarity(rest)
-        return (told == (asked or 1)) if told else self.dice.random() < 0.5, evidence if told else []
-
-    def fields(self, label: str) -> list[str]:
-        """The values after 'Label:' in the prompt: a literal's strings, or 'a, b and c'."""
-        m = re.search(rf"\b(?:{vocab()['field_labels'][label]})\s*[:=]\s*", self.raw, re.I)
-        rest = self.raw[m.end() : m.end() + 20 * _HEAD] if m else ""
-        found = [texts(value) for start, _, value in literals(rest, tries=1) if start == 0]
-        return found[0] if found else [x.strip(" '\"") for x in re.split(r",\s*|\s+and\s+", first_clause(rest)) if x]
+    def answer(self) -> str:
+        """The answer to the prompt: the first of the ``answers`` rules that fits."""
+        return self.first(vocab()["answers"])
 
     def summary(self) -> str:
         """The first sentence, and the second one's first clause if that stays well short of the text."""
-        lines, items = self.text.strip().splitlines(), self.listed
-        if len(lines) > 1 and re.search(r"(?i)\bsummari[sz]e|\bsummary\b|\btl;?dr\b", lines[-1]):
-            text = re.sub(r"^\s*[A-Za-z ]{1,20}:\s*", "", "\n".join(lines[:-1]))  # 'Context: ...' then the ask
-        else:
-            text = body(self.text) or re.sub(r"(?i)^\s*(?:summari[sz]e|tl;?dr)\s+", "", self.text.strip())
-        said = [s for i in items for s in sentences(i)] if len(items) >= 2 else sentences(text) or ["..."]
-        first, second = " ".join(said[0].split()[:25]).rstrip(",;:"), shorten(said[-1] if len(said) == 1 else said[1])
+        text = body(self.text) or re.sub(r"(?i)^\s*(?:summari[sz]e|tl;?dr)\s+", "", self.text.strip())
+        notes = [s for item in self.listed for s in sentences(item)]  # search hits, a list of notes...
+        said = notes if len(self.listed) >= 2 else sentences(text) or ["..."]
+        first = " ".join(said[0].split()[:25]).rstrip(",;:")
+        second = shorten(said[-1] if len(said) == 1 else said[1])
         short = len(said) > 1 and len(f"{first} {second}".split()) < 0.75 * len(" ".join(said).split())
         return f"{first} {second}" if short else first if len(said) > 1 else second
 
-    def sum(self) -> str | None:
-        if (found := calculate(self.ask)) is None:
-            return None
-        t, value = vocab()["templates"], found[1]
-        number = None if value is None else value.numerator if value.denominator == 1 else f"{float(value):.10g}"
-        return str(t["sum"] if number is not None else t["divide_by_zero"]).format(sum=found[0], value=number)
-
-    def extracted(self) -> str | None:
-        for name, pattern in vocab()["extract"]:
-            if m := re.search(rf"\b(?:{name})(s\b)?", self.ask):
-                found = list(dict.fromkeys(re.findall(pattern, (body(self.text) or self.text)[: 10 * _HEAD])))
-                return ", ".join(found if m[1] or " all " in self.ask else found[:1]) or None
-        return None
-
-    def answer_from_notes(self) -> str | None:
+    def from_notes(self) -> str | None:
         """The note, quote or sentence sharing most words with the question, and the next one if it shares any."""
         if (question := find("question", self.text)) is None:
             return None
-        asked, sources, found = {w.lower().rstrip("s") for w in keywords(question)}, self.listed[:50], []
-        rest = re.sub("|".join(map(re.escape, [question, *sources])), " ", self.text[: 10 * _HEAD])
-        for source in sources + re.split(vocab()["source_breaks"], rest)[:50]:
-            text = cap(first_clause(re.sub(vocab()["source_noise"], r"\1", source.strip(), flags=re.I), 30))
-            found += [text.rstrip(".!?,;:") + "."] if len(text.split()) >= 3 and text not in found else []
-        shared = sorted(
-            ((len(asked & {w.lower().rstrip("s") for w in keywords(s)}), s) for s in found), key=lambda x: -x[0]
-        )
-        if not shared or not (shared[0][0] or sources or self.ask.startswith("answer")):
+        v, sources, found = vocab(), self.listed[:50], list[str]()
+        rest = re.sub("|".join(map(re.escape, [question, *sources])), " ", self.text[: 10 * HEAD])
+        for source in sources + re.split(v["source_breaks"], rest)[:50]:
+            text = cap(first_clause(re.sub(v["source_noise"], r"\1", source.strip(), flags=re.I), 30))
+            text = text.rstrip(".!?,;:") + "."
+            found += [text] if len(text.split()) >= 3 and text not in found else []
+        asked = {w.lower().rstrip("s") for w in keywords(question)}
+        shared = [len(asked & {w.lower().rstrip("s") for w in keywords(s)}) for s in found]
+        ranked = sorted(zip(shared, found, strict=True), key=lambda x: -x[0])  # the text's order among equals
+        if not ranked or not (ranked[0][0] or sources or self.ask.startswith("answer")):
             return None
-        return shared[0][1] + (f" {shared[1][1]}" if len(shared) > 1 and (shared[1][0] or not shared[0][0]) else "")
+        more = len(ranked) > 1 and (ranked[1][0] or not ranked[0][0])
+        return " ".join(s for _, s in ranked[: 1 + more])
 
     def numbered(self) -> str | None:
         """'Two main characters', 'five ideas for a party', 'list three colours': a numbered list of that many."""
         v, ask = vocab(), re.split(r"\b(?:called|named|titled|about)\b", self.ask, maxsplit=1)[0]
-        if (m := next(filter(None, (count.search(ask) for count in v["counts"])), None)) is None:
+        if (m := next(filter(None, (re.search(count, ask, re.I) for count in v["counts"])), None)) is None:
             return None
         count = int(m[1]) if m[1].isdigit() else v["number_words"].get(m[1], 1 if m[1] else 3)
-        say = next((say for p, say in v["list_kinds"] if re.fullmatch(p, m[2])), None)
-        say = say or next(
-            (say for p, say in v["list_kinds"][:2] if re.search(rf"\b(?:{p})\b", ask)), v["list_kinds"][-1][1]
-        )
-        items: list[str] = []
-        for i in range(min(count, 20)):
-            self.index = i
-            for _ in range(8):  # a few re-rolls keep the items apart
-                if (item := cap(self.render(self.dice.pick(say)))) not in items:
+        kind, items = next(k for k in v["lists"] if re.search(k.get("when", ""), ask, re.I)), list[str]()
+        for self.index in range(min(count, 20)):
+            for _ in range(8):  # a few draws keep the items apart
+                say = kind["say"][self.index % len(kind["say"])] if kind.get("order") else self.dice.pick(kind["say"])
+                if (item := cap(self.render(say))) not in items:
                     break
             items.append(item)
         return items[0] if len(items) == 1 else "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1))
 
-    def person(self) -> str:  # strides coprime to the lists' lengths keep a list's first names apart
-        first, last, names = vocab()["first_names"], vocab()["last_names"], Dice(self.seed + b"names")
-        i, j = int(names.random() * len(first)) + 5 * self.index, int(names.random() * len(last)) + 7 * self.index
+    def person(self) -> str:
+        """A full name; strides coprime to the lists' lengths keep a list's first names apart."""
+        first, last, draw = vocab()["first_names"], vocab()["last_names"], Dice(self.seed + b"names")
+        i = int(draw.random() * len(first)) + 5 * self.index
+        j = int(draw.random() * len(last)) + 7 * self.index
         return f"{first[i % len(first)]} {last[j % len(last)]}"
 
     def review(self) -> str:
         """A critic's verdict on the work, a pro and a con, and a score out of 10 (a harsh critic's lower)."""
-        t, d, kinds, piece = vocab()["templates"], self.dice, vocab()["critic_kinds"], body(self.text)
+        t, d, piece = vocab()["review"], self.dice, body(self.text)
         said = re.findall(r"\b(?:the|this|that|a|an|my|our|your)\s+(?:new\s+)?(\w+)", self.ask)
-        family = next((kinds[w] for w in said if w in kinds), "screen")
-        moods = sum(shift for pattern, shift in t["critic_moods"].items() if re.search(pattern, self.system, re.I))
+        family = next((f for w in said for f, words in t["kinds"].items() if w in words), "screen")
+        moods = sum(shift for pattern, shift in t["moods"].items() if re.search(pattern, self.system, re.I))
         score = max(1, min(10, 3 + int(d.random() * 7) + moods))
         verdict = d.pick(t["verdicts"][family][(score > 3) + (score > 5) + (score > 7)])
         pro, con, what = d.pick(t["pros"][family]), d.pick(t["cons"][family]), t["works"][family]
@@ -204,20 +370,25 @@ class Reading(dict[str, Any]):
         judged = f"{cap(pro)}, even if {con}." if score >= 6 else f"{cap(con)}, although {pro}."
         return f"{verdict}: {work}. {judged} Score: {score}/10."
 
-    def welcome(self) -> str | None:
-        """A named person greeted by the time of day, what is on sale, and a closing line."""
-        t, v = vocab()["templates"], vocab()
-        named = [x[k] for _, _, x in self.found if isinstance(x, dict) for k in v["name_keys"] if x.get(k)]
-        name = str(named[0]).split()[0] if named else find("recipient", self.raw)
-        if not name or name.lower() in v["stop"] | {"back", "everyone", "all"}:
-            return None
-        clock, sale = re.search(r"\b([01]?\d|2[0-3]):[0-5]\d\b", self.raw), self.fields("sale")[:2]
-        self.update(
-            recipient=cap(name), sale_items=join(sale), are="are" if join(sale)[-1:] == "s" or sale[1:] else "is"
-        )
-        self["greeting"] = next((g for h, g in t["greetings"] if clock and int(clock[1]) < h), "Hello")
-        hello = self.dice.pick(t["hello_returning" if self.fields("purchase") else "hello_new"])
-        return self.render(f"{hello} {self.dice.pick(t['on_sale']) if sale else ''}{{closing}}")
+    def choice(self) -> str | None:
+        """The label, of those the prompt offers ('as positive, negative or neutral'), that its text points at."""
+        m = re.search(vocab()["labels"], self.text[:600], re.I)
+        parts = re.split(r",|\bor\b", m[1]) if m else []
+        parts = [re.sub(r"(?i)^(?:a|an|the|either)\s+", "", p.strip()) for p in parts]
+        offered = [p for p in parts if p and len(p.split()) <= 3]
+        return choose(offered, self.text[m.end() :]) if m and len(offered) >= 2 else None
+
+    def yes(self) -> tuple[bool, list[str]]:
+        """Yes when the text after the question shows what it asks about ('polite': 'thank', 'sorry'), or else has
+        the tone the question asks about; a coin toss when it shows neither. And the words that show it."""
+        m = re.search(r"[^?.!\n]*\?", self.text[:HEAD])
+        question, rest = (m[0], self.text[m.end() :]) if m else (self.ask, "")
+        hints = [h for w in re.findall(r"[a-z]+", question.lower()) for h in vocab()["hints"]["label_hints"].get(w, ())]
+        if hints:
+            shown = [h for h in hints if re.search(rf"\b{re.escape(h)}", rest, re.I)]
+            return bool(shown), shown
+        asked, (told, evidence) = polarity(question, True)[0], polarity(rest)
+        return (told == (asked or 1)) if told else self.dice.random() < 0.5, evidence if told else []
 
     def issue(self) -> str:
         """The first clause of what the prompt carries, told back to its writer: 'I export' -> 'you export'."""
@@ -225,56 +396,57 @@ class Reading(dict[str, Any]):
         clause = re.sub(r"[A-Za-z']+", lambda m: vocab()["you_for_i"].get(m[0].lower(), m[0]), clause)
         return clause if clause.split(" ", 1)[0].isupper() else clause[:1].lower() + clause[1:]
 
-    def label(self) -> str:
-        """A label the prompt offers, a genre for a story, a kind the words hint at ('crash': bug), or a tone."""
-        if (choice := self.choice()) or re.search(r"\b(?:movie|film|book|story|novel|show)\b", self.text[:_HEAD], re.I):
-            return str(choice or self["genre"])
-        low, hints = self.text[:_HEAD].lower(), vocab()["label_hints"].items()
-        return str(next((k for k, hs in hints if any(re.search(rf"\b{re.escape(h)}", low) for h in hs)), self["tone"]))
+    def run(self) -> str | None:
+        """The first run of content words: 'Compare cats and dogs' -> 'cats and dogs'."""
+        marks = ["|" if w.lower() in vocab()["stop"] and w != "and" else w for w in _WORD.findall(self.text[:600])]
+        runs = [re.sub(r"^(?:and\b\s*)+|(?:\s*\band)+$", "", run.strip()) for run in " ".join(marks).split("|")]
+        return next(filter(None, runs), None)
 
-    def choice(self) -> str | None:
-        found, end = labels(self.text)
-        return choose(found, self.text[end:]) if found else None
+    # As the Leaves of a schema= answer (flowmagic.llm.schema_instance).
 
-    def genre(self) -> str:
-        low, genres = self.text[:_HEAD].lower(), vocab()["genres"].items()
-        return next((g for g, words in genres if any(re.search(rf"\b{w}", low) for w in words)), "drama")
+    def leaf(self, kind: str, name: str, index: int) -> str:
+        """The value of a ``kind`` of leaf for the field ``name``: the first ``fields`` rule for both that fits."""
+        fields = [f for f in vocab()["fields"] if kind in f["types"] and re.search(f.get("name", ""), name, re.I)]
+        self.index = index
+        return self.first(fields)
 
-    def language(self) -> str:
-        names = vocab()["languages"]
-        m = re.search(rf"\b(?:to|into|in)\s+({'|'.join(names)})\b", self.text[:_HEAD], re.I)
-        m = m or re.search(r"\b(?:in)?to (\w+)", self.ask)
-        return str(names.get(m[1].lower(), m[1][:2].lower())) if m else "fr"
+    def option(self, options: Sequence[_T]) -> _T:
+        """The one of a literal's or an enum's ``options`` that the prompt points at (see :func:`choose`)."""
+        return choose(options, self.text)
 
-    def yes_no(self) -> str:
-        yes, evidence = self.yes()
-        why = str(vocab()["templates"]["why"]).format(evidence=join([f'"{w}"' for w in evidence[:2]]))
-        return f"{'Yes' if yes else 'No'}{why if evidence else ''}."
+    def count(self) -> int:
+        """How many items a list should have: as many as the prompt asks for ('three characters'), else 2."""
+        m, numbers = re.search(vocab()["counts"][0], self.text[:HEAD], re.I), vocab()["number_words"]
+        return (int(m[1]) if m[1].isdigit() else int(numbers[m[1].lower()])) if m else 2
 
 
-#: How each computed slot is filled (the others are read off the prompt when it is read, or picked from a list).
-SLOTS: dict[str, Callable[[Reading], Any]] = {
+#: The slots that take more than a template to fill, and how each is read off a :class:`Reading`.
+READERS: dict[str, Callable[[Reading], Any]] = {
     "summary": Reading.summary,
-    "sum": Reading.sum,
-    "extracted": Reading.extracted,
-    "answer": Reading.answer_from_notes,
+    "from_notes": Reading.from_notes,
     "list": Reading.numbered,
     "person": Reading.person,
     "review": Reading.review,
-    "welcome": Reading.welcome,
-    "issue": Reading.issue,
-    "label": Reading.label,
     "choice": Reading.choice,
-    "genre": Reading.genre,
-    "language": Reading.language,
-    "yes_no": Reading.yes_no,
-    "translated": lambda r: find("quoted", r.text) or body(r.text) or re.sub(r"(?i)^\s*translate\s+", "", r.text),
-    "quote": lambda r: next(iter(r.listed or sentences(body(r.text))), None),
-    "first_name": lambda r: r.person().split()[0],
-    "step": lambda r: r.render(vocab()["templates"]["steps"][r.index % len(vocab()["templates"]["steps"])]),
-    "title": lambda r: r.answer("title"),
-    "about": lambda r: r.get("name") or " ".join(r.words[r.index % len(r.words) :][:2]),
-    "improved": lambda r: shorten(re.sub(r"(?i)^\s*\w+:?\s+", "", r.text.strip(), count=1).rsplit(": ", 1)[0]),
-    "text": lambda r: Reading(r.raw, r.system, r.seed + b"text").answer(),
+    "issue": Reading.issue,
+    "run": Reading.run,
+    "subject": lambda r: r.about,
+    "named": lambda r: r.about if r.kind == "name" else None,
+    "name": lambda r: r.about if r.kind == "name" and len(r.about) < 40 else None,
+    "phrase": lambda r: r.about if r.kind == "topic" and len(r.about.split()) <= 4 else " ".join(r.keys[:3]),
+    "key": lambda r: r.keys[-1],
+    "sum": lambda r: calculate(r.ask)[0],
+    "sum_value": lambda r: calculate(r.ask)[1],
+    "yes": lambda r: "Yes" if r.yes()[0] else "No",
+    "evidence": lambda r: join([f'"{w}"' for w in r.yes()[1][:2]]),
     "tone": lambda r: {1: "positive", -1: "negative", 0: "neutral"}[polarity(r.text)[0]],
+    "first_name": lambda r: r.person().split()[0],
+    "quote": lambda r: next(iter(r.listed or sentences(body(r.text))), None),
+    "body": lambda r: body(r.text),
+    "word": lambda r: r.words[0],
+    "nth_word": lambda r: r.words[r.index % len(r.words)],
+    "last_word": lambda r: r.words[-1] if len(r.words) > 1 else None,
+    "two_words": lambda r: " ".join(r.words[r.index % len(r.words) :][:2]),
+    "improved": lambda r: shorten(re.sub(r"(?i)^\s*\w+:?\s+", "", r.text.strip(), count=1).rsplit(": ", 1)[0]),
+    "answer": lambda r: Reading(r.raw, r.system, r.seed + b"text").answer(),
 }

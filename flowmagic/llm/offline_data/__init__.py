@@ -1,1 +1,21 @@
-"""The offline model's vocabulary and rules, as package data (read by flowmagic.llm.offline_rules)."""
+"""The offline model's rules and vocabulary (package data, read by :mod:`flowmagic.llm.offline_rules`).
+
+``rules.json`` and ``words.json`` are read once, on the first offline answer, into one dictionary:
+
+* ``answers``: rules tried in order. A rule is ``{"when": regex, "if": regex, "say": [template, ...], "case":
+  "title"}`` (all but ``say`` optional) or a lone template. It fits when ``when`` matches the prompt's ask (its
+  instruction, lowercased) and ``if`` the ask and the prompt's start; then one of its templates, drawn from the
+  request's seed, is filled in. A template with a slot that has nothing to say passes the prompt to the next rule.
+* A template is text with ``{slot}``s: ``{Slot}`` is the slot capitalised, ``{a_slot}`` it after "a" or "an",
+  ``{all_name}`` every match of the ``find`` regex ``name`` in the text the prompt carries. By its name, a slot
+  is: a reader (``offline_rules.READERS``: a sum, a summary, a numbered list...); an entry of ``slots``, rules as
+  above; a ``pick`` list, one of its words; a ``hints`` table ``{key: [word, ...]}``, the
+  first key one of whose words starts a word of the prompt; a ``find`` regex, what it (or its first group)
+  matched.
+* ``lists``: rules for the items of "five ideas" or "three colours"; the first whose ``when`` matches the ask
+  gives every item's templates (``order``: taken in turn, not drawn). ``fields``: rules for the values of a
+  ``schema=`` answer, by the field's ``name`` and the value's ``types`` (see ``schema_instance.Leaves``).
+* The other entries are the words and regexes the readers use, named for what they hold.
+
+A new kind of prompt is a new rule in ``answers``, and maybe a few ``slots``, ``pick`` lists or ``find`` regexes.
+"""
