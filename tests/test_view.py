@@ -181,6 +181,30 @@ def test_one_lane_per_branch_and_overlapping_steps_get_rows_of_their_own() -> No
     assert "speed-up" in svg
 
 
+def test_each_bar_goes_in_the_first_row_free_when_it_starts() -> None:
+    """The rows of a lane, checked against the rule written out plainly, on many random timings
+    (running steps, bars that end as the next begins, bars that start together)."""
+    import random
+
+    run = Flow.from_source("".join(f"s{i} = {i}\n" for i in range(60))).run()  # one lane: "steps"
+    for seed in range(50):
+        rng = random.Random(seed)
+        for r in run.steps.values():
+            r.started = rng.choice([0.0, 1.0, 2.0]) + round(rng.random() * 3, 1)
+            r.finished = None if rng.random() < 0.1 else r.started + rng.choice([0.0, round(rng.random() * 2, 1)])
+        expected: list[list[str]] = []
+        ends: list[float | None] = []
+        for r in sorted(run.steps.values(), key=lambda r: (r.started or 0.0, r.name)):
+            free = [i for i, end in enumerate(ends) if end is not None and end <= (r.started or 0.0)]
+            if free:
+                expected[free[0]].append(r.name)
+                ends[free[0]] = r.finished
+            else:
+                expected.append([r.name])
+                ends.append(r.finished)
+        assert [[r.name for r in row] for row in lanes(run)["steps"]] == expected, seed
+
+
 # -- the step detail -----------------------------------------------------------------------
 def test_step_detail_escapes_what_it_shows_and_bounds_long_output() -> None:
     flow = Flow.from_source("evil = '<script>alert(1)</script>' + 'x' * 10000\nbad = 1 / 0")

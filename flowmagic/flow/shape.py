@@ -9,7 +9,7 @@ of an ``if`` block is a cluster. The compiler decides the nesting (``drawn``).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -43,12 +43,16 @@ class Shape:
     nodes: tuple[Node, ...]
     edges: tuple[tuple[str, str], ...]
     clusters: tuple[Cluster, ...]
+    _key: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> str:
-        """Equal for flows that draw the same, whatever their code: the layout cache's key."""
-        text = repr((self.nodes, self.edges, self.clusters))
-        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+        """Equal for flows that draw the same, whatever their code: the layout cache's key (worked
+        out once: a 1,000-step flow's takes a few milliseconds, and every view of a run asks)."""
+        if self._key is None:
+            text = repr((self.nodes, self.edges, self.clusters))
+            object.__setattr__(self, "_key", hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
+        return self._key  # type: ignore[return-value]
 
     def children(self, cluster: str | None) -> list[Cluster | Node]:
         """What sits directly inside ``cluster`` (None: the top level), in declaration order."""

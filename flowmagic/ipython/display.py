@@ -44,7 +44,6 @@ class Display:
         if self.quiet:
             return
         if self.view is not None:  # the live widget gives way to the run's static picture
-            self.view.finish()
             update_display(self.view.final_bundle(), raw=True, display_id=self.display_id)
             return
         text = Text(run.summary())

@@ -101,34 +101,44 @@ class DagPainter:
         parts.append("</svg>")
         return "".join(parts)
 
+    @functools.cached_property
+    def _frames(self) -> dict[str, tuple[str, str, str, str, str, str]]:
+        """Each node's fragments that no state changes (its name, outline and text positions),
+        rendered once: a repaint only fills in the state."""
+        frames = {}
+        for name, box in self.layout.nodes.items():
+            kind, label = self.kinds[name], escape(name)
+            x, y, w, h = box.x, box.y, box.width, box.height
+            cx = x + w / 2
+            frames[name] = (
+                f'<g class="fm-node" data-step="{label}" data-state="',
+                f"<title>{label}: ",
+                _outline(kind, x, y, w, h) + ' class="fm-box" ',
+                "</polygon>" if kind == "if" else "</rect>",
+                f'<text x="{cx:.1f}" y="{y + 17:.1f}" text-anchor="middle" font-size="12" font-weight="600" fill="',
+                f'">{label}</text><text class="fm-caption" x="{cx:.1f}" y="{y + 33:.1f}" text-anchor="middle" '
+                'font-size="12" fill="',
+            )
+        return frames
+
     def _node(self, name: str, box: Box, state: NodeState) -> str:
-        colours = look(state.status, state.cached)
+        head, title, outline, close, name_text, caption_text = self._frames[name]
         kind = self.kinds[name]
+        words = caption(kind, state)
+        colours = look(state.status, state.cached)
         dash = f' stroke-dasharray="{colours.dash}"' if colours.dash else ""
         cached = ' data-cached="true"' if state.cached else ""
-        x, y, w, h = box.x, box.y, box.width, box.height
-        cx = x + w / 2
         out = [
-            f'<g class="fm-node" data-step="{escape(name)}" data-state="{state.status}"{cached}>',
-            f"<title>{escape(name)}: {caption(kind, state)}</title>",
-            _outline(kind, x, y, w, h) + f' class="fm-box" fill="{colours.fill}" stroke="{colours.stroke}" '
-            f'stroke-width="{_WIDTH.get(state.status, 1.5)}"{dash}>',
+            f'{head}{state.status}"{cached}>{title}{words}</title>{outline}fill="{colours.fill}" '
+            f'stroke="{colours.stroke}" stroke-width="{_WIDTH.get(state.status, 1.5)}"{dash}>'
         ]
         if state.status == "running":
             out.append(
                 '<animate attributeName="stroke-opacity" values="1;0.35;1" dur="1.2s" repeatCount="indefinite"/>'
             )
-        out.append("</polygon>" if kind == "if" else "</rect>")
-        out.append(
-            f'<text x="{cx:.1f}" y="{y + 17:.1f}" text-anchor="middle" font-size="12" font-weight="600" '
-            f'fill="{colours.text}">{escape(name)}</text>'
-        )
-        out.append(
-            f'<text class="fm-caption" x="{cx:.1f}" y="{y + 33:.1f}" text-anchor="middle" font-size="12" '
-            f'fill="{colours.text}">{caption(kind, state)}</text>'
-        )
+        out.append(f"{close}{name_text}{colours.text}{caption_text}{colours.text}\">{words}</text>")
         if kind == "map":
-            out.append(_progress(x + 8, y + 41, w - 16, state))
+            out.append(_progress(box.x + 8, box.y + 41, box.width - 16, state))
         out.append("</g>")
         return "".join(out)
 

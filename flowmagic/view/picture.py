@@ -32,14 +32,15 @@ _painters_lock = threading.Lock()
 def painter(shape: Shape) -> DagPainter:
     """The painter of ``shape``'s DAG: one per flow shape, kept for the next run of the same flow
     (a few of them), since its fragments and its all-pending picture do not change."""
+    key = shape.key
     with _painters_lock:
-        found = _painters.get(shape.key)
+        found = _painters.get(key)
         if found is not None:
-            _painters.move_to_end(shape.key)
+            _painters.move_to_end(key)
             return found
     made = DagPainter(shape, layout(shape))
     with _painters_lock:
-        _painters[shape.key] = made
+        _painters[key] = made
         while len(_painters) > 16:
             _painters.popitem(last=False)
     return made

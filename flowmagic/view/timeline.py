@@ -11,6 +11,7 @@ and the speed-up parallelism bought.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from html import escape
@@ -53,21 +54,41 @@ def lanes(run: Run) -> dict[str, list[list[StepRecord]]]:
     by_group = len({r.branch for r in records}) > MAX_LANES
     outside = "outside branches" if any(r.branch for r in records) else "steps"
     result: dict[str, list[list[StepRecord]]] = {}
+    packers: dict[str, _Rows] = {}
     for record in records:
         if record.map is not None:
             element = not record.name.startswith(record.map + "/") and "#" not in record.name
             lane = f"{record.map} {'elements' if element else 'steps'}"
         else:
             lane = (_group_lane(record.group) if by_group and record.group else record.branch) or outside
-        rows = result.setdefault(lane, [])
-        for row in rows:  # the first row whose last bar ended before this one started
-            last = row[-1]
-            if last.finished is not None and last.finished <= (record.started or 0.0):
-                row.append(record)
-                break
-        else:
-            rows.append([record])
+        if lane not in packers:
+            packers[lane] = _Rows(result.setdefault(lane, []))
+        packers[lane].place(record)
     return result
+
+
+class _Rows:
+    """A lane's rows, filled in order of start: each bar goes in the first row whose last bar ended
+    before it started, else in a new row. Bars come in order of start, so a row that is free for one
+    stays free for the next: free rows are kept in a heap by number, busy ones by their end."""
+
+    def __init__(self, rows: list[list[StepRecord]]) -> None:
+        self.rows = rows
+        self.free: list[int] = []
+        self.busy: list[tuple[float, int]] = []
+
+    def place(self, record: StepRecord) -> None:
+        started = record.started or 0.0
+        while self.busy and self.busy[0][0] <= started:
+            heapq.heappush(self.free, heapq.heappop(self.busy)[1])
+        if self.free:
+            number = heapq.heappop(self.free)
+            self.rows[number].append(record)
+        else:
+            number = len(self.rows)
+            self.rows.append([record])
+        ended = record.finished if record.finished is not None else math.inf  # still running: busy
+        heapq.heappush(self.busy, (ended, number))
 
 
 def _group_lane(group: str) -> str:
@@ -182,7 +203,7 @@ class _Bar:
             stroke = f'stroke="{colours.stroke}" stroke-width="1"'
         label = escape(record.name)
         cached = ' data-cached="true"' if record.cached else ""
-        title = f"{record.name}: {record.status}, {self.ended - self.began:.3f}s" + (
+        title = f"{label}: {record.status}, {self.ended - self.began:.3f}s" + (  # (escaped: the name is)
             f", {record.attempts} attempts" if record.attempts > 1 else ""
         )
         waiting = ""
@@ -202,7 +223,7 @@ class _Bar:
                 f'fill="{colours.text}">{label}</text>'
             )
         return (
-            f"<g><title>{escape(title)}</title>"
+            f"<g><title>{title}</title>"
             f'<rect class="fm-bar" data-step="{label}" data-state="{record.status}"{cached} x="{x:.1f}" y="{y:.1f}" '
             f'width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}" {stroke}/>{waiting}{text}</g>'
         )

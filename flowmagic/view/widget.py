@@ -28,7 +28,7 @@ from .state import Watcher, critical_edges, node_states
 from .timeline import HATCH, paint_timeline, reserved_timeline, timeline_data
 
 INTERVAL = 0.05  # seconds between repaints at most: about 20 updates a second
-SHARE = 0.1  # at most this share of the time goes to repainting
+SHARE = 0.05  # at most this share of the time goes to repainting (a 1,000-step repaint: about 10 ms)
 BANDWIDTH = 2e6  # and at most about this many bytes a second go to the browser
 TICK = 0.25  # while steps run, repaint this often even without events: the clock moves
 FULL_EVERY = 40  # repaints between two sends of every node and bar (between them, only those that changed)
@@ -77,11 +77,16 @@ class FlowView:
         self._thread = threading.Thread(target=self._loop, name="flowmagic-view", daemon=True)
         self._thread.start()
 
-    def finish(self) -> None:
-        """Stop the painter thread and paint the final state."""
+    def stop(self) -> None:
+        """Stop the painter thread: the widget keeps what it last showed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def finish(self) -> None:
+        """Stop the painter thread and paint the final state in the widget (a view that stays live;
+        a cell's view gives way to :meth:`final_bundle` instead)."""
+        self.stop()
         self.repaint(force=True)
 
     def picture(self, details: bool = False) -> str:
@@ -98,7 +103,9 @@ class FlowView:
     def final_bundle(self) -> dict[str, Any]:
         """What the cell keeps once the run is over: its static picture, with every step's detail,
         and its text, in place of the widget (closed here). A saved or exported notebook then shows
-        the picture whatever its widget state says, with no widget manager and no network."""
+        the picture whatever its widget state says, with no widget manager and no network. The
+        widget is not painted once more first: it is about to go."""
+        self.stop()
         html = self.picture(details=True)
         self.widget.close()
         return {"text/html": html, "text/plain": self.run.summary()}
