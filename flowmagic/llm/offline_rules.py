@@ -1,42 +1,23 @@
 """The offline model's answers: a prompt read once, and the rules of ``offline_data`` filled in with its words.
 
 The data's format is described in :mod:`flowmagic.llm.offline_data`; the code here reads what rules and
-templates cannot: literals, sums, tone, labels, names, and a few answers that take more than a template.
+templates cannot: tone, labels, names, and a few answers that take more than a template (the literals and
+sums written in a prompt are read by :mod:`flowmagic.llm.prompt_values`).
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import json
-import operator
 import random
 import re
 from collections.abc import Callable, Sequence
-from fractions import Fraction
-from importlib import resources
 from typing import Any, TypeVar
 
-HEAD = 2_000  # characters where questions, labels, names and sums are looked for
-LITERAL_MAX = 200_000  # the most one literal may span, and the most of a prompt that is read at all
-LITERAL_TRIES = 32  # brackets that turn out to open no literal; bounds the work on odd prompts
+from flowmagic.llm.offline_data import vocab
+from flowmagic.llm.prompt_values import HEAD, LITERAL_MAX, calculate, join, literals, readable, texts
+
 ANSWER_MAX = 1_000  # characters: an answer is short, however long what it quotes
 _T = TypeVar("_T")
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_NESTING = {"[": 1, "{": 1, "(": 1, "]": -1, "}": -1, ")": -1}
-_LITERAL_TOKEN = re.compile(r"[\[\]{}()]|'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"')
 _WORD = re.compile(r"\b[A-Za-z][A-Za-z'\-]{0,29}\b")  # a run of 31 letters or more is no word
-
-
-@functools.cache
-def vocab() -> dict[str, Any]:
-    """``offline_data``'s words and rules as one dictionary: read once, when first used."""
-    root, data = resources.files("flowmagic.llm.offline_data"), {}
-    for name in ("words", "rules"):
-        data.update(json.loads((root / f"{name}.json").read_text(encoding="utf-8")))
-    words = sorted(data["operators"], key=len, reverse=True)  # 'multiplied by' before 'by'
-    data["ops"] = "|".join(("\\b" if w[0].isalnum() else "") + re.escape(w) + r"(?!\w)" for w in words)
-    return data | {"stop": frozenset(data["stopwords"].split())}
 
 
 class Dice(random.Random):
@@ -51,57 +32,6 @@ class _Declined(Exception):
     """A slot had nothing to say: the rule asking for it does not apply."""
 
 
-def literals(text: str) -> list[tuple[int, int, Any]]:
-    """The lists, dicts and sets in ``text``, written as JSON or as Python prints them: (start, end, value).
-
-    At most ``LITERAL_TRIES`` brackets that open no literal are tried, and ``LITERAL_MAX`` characters scanned."""
-    found, pos, budget, tries = [], 0, LITERAL_MAX, LITERAL_TRIES
-    while tries > 0 and budget > 0 and (opener := re.compile(r"[\[{]").search(text, pos)):
-        start, depth, end, value = opener.start(), 0, 0, None
-        for token in _LITERAL_TOKEN.finditer(text, start, min(len(text), start + budget)):
-            depth += _NESTING.get(token.group(), 0)
-            if depth == 0:
-                end = token.end()
-                break
-        budget -= (end or min(len(text), start + budget)) - start
-        for parse in (json.loads, ast.literal_eval) if end else ():  # JSON, or Python's repr of a value
-            try:
-                value = parse(text[start:end])
-                break
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                continue
-        if isinstance(value, (list, tuple, dict, set)):
-            found.append((start, end, value))
-        pos, tries = (end, tries) if isinstance(value, (list, tuple, dict, set)) else (start + 1, tries - 1)
-    return found
-
-
-def texts(value: Any) -> list[str]:
-    """The readable strings in a literal's value, in order: of a dict, its 'text'-like entry, else its values
-    (as 'Broom (household)' unless they are sentences)."""
-    if isinstance(value, dict):
-        parts = [str(value[k]).strip() for k in vocab()["text_keys"] if str(value.get(k) or "").strip()][:1]
-        parts = parts or texts(list(value.values()))
-        prose = all(len(p.split()) >= 5 for p in parts)
-        return parts if prose else [parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")]
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [
-            t for item in (value if isinstance(value, (list, tuple)) else sorted(value, key=str)) for t in texts(item)
-        ]
-    return [] if value is None or isinstance(value, bool) or not str(value).strip() else [str(value).strip()]
-
-
-def readable(prompt: str, found: list[tuple[int, int, Any]]) -> str:
-    """``prompt`` with its literals spelled out: ['tea', 'jam'] -> 'tea and jam'; a list of sentences as sentences."""
-    out, pos = [], 0
-    for start, end, value in found:
-        items = texts(value)
-        prose = bool(items) and all(len(i.split()) >= 5 for i in items)
-        out += [prompt[pos:start], " ".join(i if i[-1] in ".!?" else f"{i}." for i in items) if prose else join(items)]
-        pos = end + (prose and prompt[end : end + 1] == ".")
-    return "".join([*out, prompt[pos:]])
-
-
 def keywords(text: str) -> list[str]:
     """Content words in order, without repeats or the verb after who/that/which."""
     words, out, v = _WORD.findall(text), [], vocab()
@@ -110,11 +40,6 @@ def keywords(text: str) -> list[str]:
         if len(low) > 1 and low not in v["stop"] and low not in out and words[i - 1].lower() not in v["relative"]:
             out.append(word if word[0].isupper() and i > 0 else low)
     return out
-
-
-def join(items: Sequence[str]) -> str:
-    """['tea', 'jam', 'scones'] -> 'tea, jam and scones'."""
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def cap(text: str) -> str:
@@ -199,39 +124,6 @@ def choose(options: Sequence[_T], text: str) -> _T:
         return hits + (2 * (moods[0] == tone != 0) + (moods[0] == tone == 0) if moods else 0)
 
     return max(options, key=score)
-
-
-def calculate(text: str) -> tuple[str | None, str | None]:
-    """The first sum in ``text`` ('17*3', 'seven times six', '15% of 80') and its value (None: it divides by
-    zero); (None, None) if there is none. Only numbers, + - * / and brackets are parsed, and the tree is walked
-    here: nothing is run as code."""
-
-    def value(node: ast.expr) -> Fraction:
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return Fraction(_OPS[type(node.op)](value(node.left), value(node.right)))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return Fraction(str(node.value))
-        raise ValueError("not a sum")
-
-    v = vocab()
-    text = re.sub(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b|\b\d{1,2}:\d{2}\b", " ", text[:HEAD].lower())  # dates, times
-    text = re.sub(rf"\b(?:{'|'.join(v['number_words'])})\b", lambda m: str(v["number_words"][m[0]]), text)
-    text = re.sub(r"(?<=\d)\s*[x\u00d7]\s*(?=[\d(])", "*", re.sub(v["ops"], lambda m: v["operators"][m[0]], text))
-    for run in re.findall(r"[-+*/().\d\s]+", text.replace("\u00f7", "/")):
-        tokens = re.findall(r"\d+(?:\.\d+)?|[-+*/()]", run)
-        if len(tokens) > 64 or re.search(r"\d{16}", run) or not re.search(r"[\d)]\s*[-+*/]\s*[-+(]*\d", run):
-            continue
-        shown = " ".join(tokens).replace("( ", "(").replace(" )", ")")
-        try:
-            found = value(ast.parse("".join(tokens), mode="eval").body)
-        except ZeroDivisionError:
-            return shown, None
-        except (SyntaxError, ValueError):
-            continue
-        return shown, str(found.numerator) if found.denominator == 1 else f"{float(found):.10g}"
-    return None, None
 
 
 class Reading:

@@ -19,3 +19,22 @@
 
 A new kind of prompt is a new rule in ``answers``, and maybe a few ``slots``, ``pick`` lists or ``find`` regexes.
 """
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib import resources
+from typing import Any
+
+
+@functools.cache
+def vocab() -> dict[str, Any]:
+    """``offline_data``'s words and rules as one dictionary: read once, when first used."""
+    root, data = resources.files(__name__), {}
+    for name in ("words", "rules"):
+        data.update(json.loads((root / f"{name}.json").read_text(encoding="utf-8")))
+    words = sorted(data["operators"], key=len, reverse=True)  # 'multiplied by' before 'by'
+    data["ops"] = "|".join(("\\b" if w[0].isalnum() else "") + re.escape(w) + r"(?!\w)" for w in words)
+    return data | {"stop": frozenset(data["stopwords"].split())}
