@@ -462,13 +462,16 @@ def test_wayflows_extended_flow_a_step_alone_and_a_question_to_the_user(
     assert json.loads(wayflows["text"])["component_type"] == "ExtendedLlmNode"
     _, run = run_here(wayflows["text"], monkeypatch, server, article="Manatees are sea cows.")
     assert run["summary"] == wayflows["outputs"]["summary"]
-    # WayFlow asks the user (answered "Ada"); here the answer is an input of the flow
+    # WayFlow asks the user (answered "Ada"); here the answer is an input of the flow, which the flow gives
+    # back (its EndNode reads it): a step of that name passes on the input named for it
     wayflows = documents["ask"]
     assert "PluginInputMessageNode" in kinds(wayflows["text"])
     flow = Flow.from_agentspec(wayflows["text"])
-    with pytest.raises(FlowDefinitionError, match="name 'user_provided_input' is not defined"):
+    with pytest.raises(FlowDefinitionError, match="name 'user_provided_input_answer' is not defined"):
         flow.run()
-    assert flow.run(user_provided_input="Ada")["output_message"] == wayflows["outputs"]["output_message"]
+    run = flow.run(user_provided_input_answer="Ada")
+    assert {name: run[name] for name in wayflows["outputs"]} == wayflows["outputs"]
+    assert wayflows["outputs"] == {"user_provided_input": "Ada", "output_message": "Hello Ada"}
 
 
 # -- exports WayFlow runs with flowmagic's limits -------------------------------------------------

@@ -10,11 +10,12 @@ is a DAG whose steps start as soon as what they read is ready. So:
   (``agentspec_blocks``), a ``for`` loop one that goes back (``agentspec_loops``), a call
   of another flow a ``FlowNode`` (``agentspec_subflows``);
 - import (:func:`import_source`) turns an Agent Spec flow into flowmagic DSL text
-  and a namespace holding only the tools it was given (see ``agentspec_import``):
+  and a namespace holding the tools it was given and what it builds itself (see ``agentspec_import``):
   a ``BranchingNode`` becomes an ``if`` block, or a ``for`` loop when it goes back
   (``agentspec_paths``); the text is parsed like any ``%%flow`` cell, and nothing from
   the file is ever evaluated as code. It keeps WayFlow's semantics: its extended nodes,
-  renames (``input_mapping``/``output_mapping``), worker limits, sequential maps, outputs.
+  renames (``input_mapping``/``output_mapping``), worker limits, sequential maps, outputs,
+  structured LLM outputs (``agentspec_structured``).
 
 The documents are plain dicts: the ``pyagentspec`` package is not needed to run
 either direction (the tests check the output with its deserializer).
@@ -124,8 +125,9 @@ def import_source(
 ) -> tuple[str, dict[str, Any], str]:
     """Translate an Agent Spec flow: (flowmagic DSL text, its namespace, the flow's name).
 
-    The namespace holds the ``tools`` the flow calls (and nothing else that can be
-    called) and the default values of its inputs. ``model`` replaces every LLM
+    The namespace holds the ``tools`` the flow calls, the default values of its inputs, and
+    what the translation builds itself (the flow a map runs for each element, the schema of an
+    LLM node's structured answer); nothing else that can be called. ``model`` replaces every LLM
     configuration of the file (e.g. ``"offline"``).
     """
     from .agentspec_import import translate

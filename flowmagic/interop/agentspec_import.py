@@ -121,7 +121,7 @@ class _Translator(NodeKinds):
         flow's is the later one's), so the node that gives it last on the main path writes the
         name (or, in an ``if`` block, every arm that gives it); another gives it a fresh name.
         """
-        order = {ident: i for i, ident in enumerate(nodes_in(parts))}
+        order = {ident: i for i, ident in enumerate(_leaving_order(parts))}
         in_arms = set(_in_arms(parts))
         reserved: dict[str, str] = {}
         for title in values.outputs:
@@ -301,6 +301,7 @@ class _Translator(NodeKinds):
         leaving = _test(key, part.leave) if part.stay_default else _test(key, part.stay, negated=True)
         body.append(IfBlock([(leaving, [Line("break")])]))
         body.extend(self.parts(part.then, values))
+        values.again(nodes_in(part.body))  # what is read after the loop: its last round's body gave it last
         return [*before, Loop(self.names.new("attempt"), _rounds(part.node), body)]
 
 
@@ -317,6 +318,22 @@ def _rounds(node: Component) -> int:
             f"not {rounds!r}"
         )
     return rounds
+
+
+def _leaving_order(parts: list[Part]) -> Iterator[str]:
+    """The ids of the nodes in ``parts`` in the order they have last given their values when the flow
+    leaves them: a loop's way back before its body (its last round leaves after the body)."""
+    for part in parts:
+        if isinstance(part, Cycle):
+            yield from _leaving_order(part.then)
+            yield from _leaving_order(part.body)
+            yield part.node["id"]
+        elif isinstance(part, Choice):
+            yield part.node["id"]
+            for _, arm in part.arms:
+                yield from _leaving_order(arm)
+        else:
+            yield part["id"]
 
 
 def _in_arms(parts: list[Part]) -> Iterator[str]:

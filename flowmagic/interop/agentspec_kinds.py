@@ -3,7 +3,8 @@
 - ``ToolNode``: a call of the tool of that name from ``tools`` (nowhere else);
 - ``LlmNode``: ``llm("...")`` with the file's model, or none when ``model=`` is given (a system
   prompt flowmagic's export put at the head of the template, ``metadata.flowmagic.system``,
-  comes back as ``system=``);
+  comes back as ``system=``); one whose outputs are not one string asks for JSON, read as WayFlow
+  reads it (``agentspec_structured``);
 - ``ParallelFlowNode`` and WayFlow's ``ExtendedParallelFlowNode`` (its ``max_workers`` becomes
   ``workers=``): a ``parallel`` group, one branch per subflow;
 - ``ParallelMapNode``, ``MapNode`` and WayFlow's ``ExtendedParallelMapNode`` and
@@ -29,6 +30,7 @@ from .agentspec import AgentSpecError
 from .agentspec_components import INPUT_NODES, LLM_NODES, MAP_NODES, MESSAGE_NODES, PARALLEL_NODES, TOOL_NODES
 from .agentspec_maps import translate_map
 from .agentspec_renames import inside, outside, reading, renames
+from .agentspec_structured import answer_schema, is_structured
 from .agentspec_text import Component, Group, Item, Line, Names, Translated, describe, template, titles
 
 # servers flowmagic reaches with its OpenAI-compatible client
@@ -77,8 +79,8 @@ class NodeKinds:
             return translate_map(self, node, value, decorators)
         if kind in INPUT_NODES:
             return self.asked(node)
-        expr, outs = self.expression(node, value)
-        return self.assign(node, expr, outs, decorators)
+        expr, outs, whole = self.expression(node, value)
+        return self.assign(node, expr, outs, decorators, whole)
 
     def subflow_inputs(self, node: Component, value: Callable[[str], str]) -> dict[str, str]:
         """The DSL names of the inputs of a node's subflows, by the subflows' own titles."""
@@ -95,19 +97,25 @@ class NodeKinds:
         return {t: mapped[t] for t in declared if t in mapped} if node.get("outputs") is not None else mapped
 
     def asked(self, node: Component) -> Translated:
-        """What the user answers: an input of the flow, no step."""
+        """What the user answers: an input of the flow, no step; or, when the flow chose a name for it
+        (it gives the answer as one of its outputs, as WayFlow's do), a step of that name that passes
+        on the input ``<name>_answer``."""
         title = (titles(node.get("outputs")) or [_ASKED[str(node.get("component_type"))]])[0]
-        name = self.forced.pop(title, None) or self.names.new(title if title not in vars(builtins) else f"{title}_")
+        chosen = self.forced.pop(title, None)
+        wanted = title if title not in vars(builtins) else f"{title}_"
+        name = self.names.new(f"{chosen}_answer" if chosen else wanted)
         self.inputs.add(name)
         self.schemas.setdefault(name, {"type": "string"})
-        return Translated([], {title: name})
+        if chosen is None:
+            return Translated([], {title: name})
+        return Translated([Line(f"{chosen} = {name}")], {title: chosen})
 
-    def expression(self, node: Component, value: Callable[[str], str]) -> tuple[str, list[tuple[str, str]]]:
-        """The DSL expression of a tool, prompt or message node, and its outputs: (title, the key of the
-        tool's result that gives it)."""
+    def expression(self, node: Component, value: Callable[[str], str]) -> tuple[str, list[tuple[str, str]], bool]:
+        """The DSL expression of a tool, prompt or message node, its outputs (title, the key of the
+        result that gives it), and whether the result is a dict of them even for one output."""
         kind = node.get("component_type")
         if kind in TOOL_NODES:
-            return self.tool_call(node, value)
+            return (*self.tool_call(node, value), False)
         # what a prompt or message reads, by the placeholders' names
         values = {inside(node, "input_mapping", t): value(t) for t in titles(node.get("inputs"))}
         if kind in LLM_NODES:
@@ -122,16 +130,21 @@ class NodeKinds:
             prompt, _ = template(text, node, values)
             default = outside(node, "output_mapping", "output" if kind == "ExtendedLlmNode" else "generated_text")
             outputs = node.get("outputs") or [{"title": default, "type": "string"}]
-            if len(outputs) != 1 or outputs[0].get("type", "string") != "string":
-                raise AgentSpecError(f"{describe(node)}: structured output is not supported, only text")
-            return f"llm({prompt!r}{settings}{self.llm_settings(node)})", [(t, t) for t in titles(outputs)]
+            keys = [(t, inside(node, "output_mapping", t)) for t in titles(outputs)]
+            structured = is_structured(outputs)
+            if structured:  # JSON, read as WayFlow reads it: a dict of the outputs (agentspec_structured)
+                asked = [{**p, "title": key} for p, (_, key) in zip(outputs, keys, strict=True)]
+                schema = self.names.new(f"{node.get('name')}_answer")
+                self.namespace[schema] = answer_schema(schema, asked)
+                settings += f", schema={schema}"
+            return f"llm({prompt!r}{settings}{self.llm_settings(node)})", keys, structured
         if kind in MESSAGE_NODES:
             if node.get("rephrase"):
                 raise AgentSpecError(f"{describe(node)}: rephrasing a message with an LLM is not supported")
             message = node.get("message", node.get("message_template"))
             text, used = template(message, node, values)
             expr = f"{text!r}.format({', '.join(f'{n}={n}' for n in used)})"
-            return expr, [(t, t) for t in titles(node.get("outputs"))]
+            return expr, [(t, t) for t in titles(node.get("outputs"))], False
         raise AgentSpecError(f"{describe(node)} is not supported")  # pragma: no cover - checked in flow()
 
     def tool_call(self, node: Component, value: Callable[[str], str]) -> tuple[str, list[tuple[str, str]]]:
@@ -188,16 +201,18 @@ class NodeKinds:
                 out += f", {key}={setting!r}"
         return out
 
-    def assign(self, node: Component, expr: str, outs: list[tuple[str, str]], decorators: str) -> Translated:
-        if len(outs) == 1:
+    def assign(
+        self, node: Component, expr: str, outs: list[tuple[str, str]], decorators: str, whole: bool = False
+    ) -> Translated:
+        if len(outs) == 1 and not whole:
             name = self.output_name(outs[0][0])
             return Translated([Line(f"{name} = {expr}", decorators)], {outs[0][0]: name})
-        whole = self.names.new(str(node.get("name")) if not outs else f"{node.get('name')}_result")
-        items: list[Item] = [Line(f"{whole} = {expr}", decorators)]
+        result = self.names.new(str(node.get("name")) if not outs else f"{node.get('name')}_result")
+        items: list[Item] = [Line(f"{result} = {expr}", decorators)]
         outputs: dict[str, str] = {}
         for title, key in outs:  # a tool with several outputs returns a dict of them
             outputs[title] = self.output_name(title)
-            items.append(Line(f"{outputs[title]} = {whole}[{key!r}]"))
+            items.append(Line(f"{outputs[title]} = {result}[{key!r}]"))
         return Translated(items, outputs)
 
     def parallel(self, node: Component, value: Callable[[str], str]) -> Translated:

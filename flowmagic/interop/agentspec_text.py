@@ -18,6 +18,7 @@ Component = dict[str, Any]
 
 RESERVED = frozenset({"llm", "parallel", "branch", "zip", "range"})  # DSL keywords, and builtins the text calls
 _PLACEHOLDER = re.compile(r"{{\s*(\w+)\s*}}")
+_TRAILING_NEWLINE = re.compile(r"(\r\n|\n|\r)\Z")
 
 
 @dataclass
@@ -87,9 +88,13 @@ def titles(properties: Any) -> list[str]:
 
 
 def template(text: Any, node: Component, values: dict[str, str]) -> tuple[str, list[str]]:
-    """An Agent Spec template (``{{name}}``) in flowmagic's syntax (``{name}``), and the DSL names it reads."""
+    """An Agent Spec template (``{{name}}``) in flowmagic's syntax (``{name}``), and the DSL names it reads.
+
+    As WayFlow renders it (with Jinja's defaults): one newline at its very end is dropped.
+    """
     if not isinstance(text, str):
         raise AgentSpecError(f"{describe(node)}: its template is not a string")
+    text = _TRAILING_NEWLINE.sub("", text, count=1)
     out: list[str] = []
     used: dict[str, None] = {}
     pos = 0

@@ -1,11 +1,12 @@
 """Which value each input of an Agent Spec node reads, as the DSL name that holds it.
 
-An input reads what its data-flow edges bring; in a flow without data-flow edges, the
-outputs of the same name. With several sources (the arms of a branch, or a loop that
-feeds a node the value it made the turn before), it reads the one given last: the
-translation records each output as it writes it (:meth:`Values.produce`). Where that is
-decided by the way the flow runs, not by the order of the text, the translation of an
-``if`` block or a loop names the value beforehand: every source writes one name
+An input reads what its data-flow edges bring; in a flow without data-flow edges (none given,
+or an empty list: WayFlow wires both by name), the outputs of the same name. With several
+sources (the arms of a branch, or a loop that feeds a node the value it made the turn before),
+it reads the one given last: the translation records each output as it writes it
+(:meth:`Values.produce`; after a loop, what its body gave is the latest, :meth:`Values.again`).
+Where that is decided by the way the flow runs, not by the order of the text, the translation of
+an ``if`` block or a loop names the value beforehand: every source writes one name
 (:attr:`Values.forced`) and the readers read it (:attr:`Values.resolved`).
 
 The inputs of every ``EndNode`` are read as one node, :data:`EXIT`: the flow's outputs.
@@ -13,6 +14,7 @@ The inputs of every ``EndNode`` are read as one node, :data:`EXIT`: the flow's o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -35,10 +37,10 @@ class Values:
         self.declared[EXIT] = _first([p for e in ends for p in e.get("inputs") or []])
         self.outputs = list(dict.fromkeys(t for e in ends for t in titles(e.get("inputs") or e.get("outputs"))))
         edges = flow.get("data_flow_connections")
-        self.by_name = edges is None  # no data-flow edges: an input reads the outputs of its name
+        self.by_name = not edges  # no data-flow edges: an input reads the outputs of its name
         self.incoming: dict[Key, list[Key]] = {}
         end_ids = {e.get("id") for e in ends}
-        if edges is not None:
+        if edges:
             for edge in edges:
                 if edge.get("component_type") != "DataFlowEdge":
                     raise AgentSpecError(f"{describe(edge)} is not supported as a data-flow connection")
@@ -63,6 +65,7 @@ class Values:
             for ident in dict.fromkeys(s[0] for s in sources):
                 self.readers.setdefault(ident, []).append(dest)
         self.produced: dict[Key, tuple[int, str]] = {}  # each output written: when, and its DSL name
+        self._clock = itertools.count()
         self.forced: dict[Key, str] = {}  # outputs that must be written under a name chosen beforehand
         self.resolved: dict[Key, str] = {}  # inputs whose DSL name was chosen beforehand
         self.wanted: dict[Key, str] = {}  # inputs read after the blocks being written: the name each will read
@@ -70,7 +73,13 @@ class Values:
         self.done: set[str] = set()  # the nodes written so far
 
     def produce(self, key: Key, name: str) -> None:
-        self.produced[key] = (len(self.produced), name)
+        self.produced[key] = (next(self._clock), name)
+
+    def again(self, nodes: Iterable[str]) -> None:
+        """The values ``nodes`` gave, written last (a loop's last round leaves right after its body)."""
+        for ident in nodes:
+            for key in [k for k in self.produced if k[0] == ident]:
+                self.produce(key, self.produced[key][1])
 
     def latest(self, sources: list[Key]) -> str | None:
         """The DSL name of the source written last, or None when none is written yet."""
