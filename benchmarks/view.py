@@ -71,7 +71,7 @@ def with_view(flow: Flow) -> tuple[float, int]:
     t0 = time.perf_counter()
     execution = flow.execution()
     view = FlowView(execution.run, flow.shape)
-    execution.subscribe(view.watcher)
+    execution.watch()
     view.mimebundle()
     view.start()
     run = run_blocking(execution)

@@ -283,7 +283,7 @@ def test_widget_sends_live_updates_then_every_final_state(recorded: list[Any], m
     )
     execution = flow.execution()
     view = FlowView(execution.run, flow.shape)
-    execution.subscribe(view.watcher)
+    execution.watch()
     bundle = view.mimebundle()
     assert "application/vnd.jupyter.widget-view+json" in bundle and "running" in bundle["text/plain"]
     view.start()
@@ -306,8 +306,8 @@ def test_many_fast_events_are_coalesced_into_few_updates(recorded: list[Any]) ->
     flow = Flow.from_source("parallel:\n" + body + "\ntotal = sum([" + ", ".join(f"s{i}" for i in range(300)) + "])")
     execution = flow.execution()
     view = FlowView(execution.run, flow.shape)
+    execution.watch()
     counted: list[ev.Event] = []
-    execution.subscribe(view.watcher)
     execution.subscribe(counted.append)
     view.start()
     run = _run(execution)
@@ -340,7 +340,7 @@ def test_a_view_that_cannot_draw_says_so_and_the_run_goes_on(
     flow = Flow.from_source("a = 1\nb = a + 1", name="unlucky")
     execution = flow.execution()
     view = FlowView(execution.run, flow.shape)
-    execution.subscribe(view.watcher)
+    execution.watch()
     view.start()
     run = _run(execution)
     view.finish()

@@ -126,6 +126,7 @@ class Book:
                 self.run.steps[step_name].cache_note = why
         self._lock = threading.Lock()
         self.journal = Journal(self.run, observers, self._lock)
+        self.watched = False  # see watch()
         self._record = self.journal.record  # under the lock
         self.places = Places(pool if pool is not None or not threads else None, remote)
         self._threads = threads
@@ -162,6 +163,12 @@ class Book:
     def subscribe(self, observer: ev.Observer) -> None:
         """Add an observer before the run starts."""
         self.journal.observers.append(observer)
+
+    def watch(self) -> None:
+        """Before the run starts: something reads its record as it changes (a live view polls
+        ``Run.changes``), so queued steps are recorded and llm answers stream into it, as for an
+        observer; but no observer is called and nothing wakes the loop to call one."""
+        self.watched = True
 
     @property
     def cancelling(self) -> bool:

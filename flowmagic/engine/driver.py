@@ -84,7 +84,7 @@ class Execution(OnLoop):
             self.places.bind(loop, loop_thread)
             self.journal.soon = self.places.soon
             self._done = loop.create_future()
-            self.sched.announce = bool(self.observers)
+            self.sched.announce = bool(self.observers) or self.watched
             self._record(ev.RUN_STARTED, detail={"model": self.model, "steps": len(self.steps)})
             starts = self._apply(self.sched.start())
         if self.remote is not None:

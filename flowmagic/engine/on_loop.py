@@ -178,7 +178,7 @@ class OnLoop(Book):
         return self.places.send(self.name, label, code, ns)
 
     async def ask(self, label: str, call: LLMCall, info: dict[str, Any]) -> Any:
-        if self.observers:
+        if self.observers or self.watched:  # the answer streams into the record as it comes
             on_text: Any = lambda shown: self.emit(ev.TEXT, label, detail=shown)  # noqa: E731
         elif self._timed:  # a timeout closes a stream, which stops the server's generation too
             on_text = _ignore

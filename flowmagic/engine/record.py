@@ -115,6 +115,9 @@ class Run:
     shape: Shape | None = field(default=None, repr=False, compare=False)  # what Run.show() draws
     abandoned_threads: int = 0  # threads still in steps a timeout or a cancel let go, when it ended
     pool_waits: int = 0  # steps that waited for a worker thread because the pool was at its cap
+    _timing: tuple[Any, list[StepRecord]] | None = field(default=None, init=False, repr=False, compare=False)
+    #: events recorded so far: a view polls it to know whether anything changed (no observer needed)
+    changes: int = field(default=0, init=False, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> Any:
         if name in self.outputs:
@@ -138,9 +141,16 @@ class Run:
         return self.finished - self.started
 
     def _timed(self) -> list[StepRecord]:
-        # leaf work only: a map's own record spans its elements and would count twice
+        # leaf work only: a map's own record spans its elements and would count twice. A finished
+        # run's is worked out once: its summary, title and timeline ask for it a dozen times
+        stamp = (self.finished, len(self.steps))
+        if self._timing is not None and self._timing[0] == stamp:
+            return self._timing[1]
         with_elements = {r.map for r in self.steps.values() if r.map}
-        return [r for r in self.steps.values() if r.duration is not None and r.name not in with_elements]
+        timed = [r for r in self.steps.values() if r.duration is not None and r.name not in with_elements]
+        if self.finished is not None:
+            self._timing = (stamp, timed)
+        return timed
 
     @property
     def step_time(self) -> float:
@@ -284,6 +294,7 @@ class Recorder:
 
     def __call__(self, event: ev.Event) -> None:
         kind = event.kind
+        self.run.changes += 1
         record = self.run.steps.get(event.step) if event.step is not None else None
         if kind == ev.STARTED and record is not None:  # the common events first
             record.status = Status.RUNNING

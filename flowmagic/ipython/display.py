@@ -29,7 +29,7 @@ class Display:
             from ..view.widget import FlowView  # ipywidgets loads on the first run, not at %load_ext
 
             view = FlowView(execution.run, flow.shape)
-            execution.subscribe(view.watcher)
+            execution.watch()  # the view polls the run's record: no observer
             handle = display(view.mimebundle(), raw=True, display_id=True)
             view.start()
             return cls(view, handle.display_id if handle is not None else None)

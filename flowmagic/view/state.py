@@ -1,28 +1,16 @@
-"""What the view shows, read off a run: node states, and when to repaint.
+"""What the view shows, read off a run: node states and the critical path.
 
-The :class:`Watcher` is the view's observer. It does almost nothing per event
-(counts it, notes a map's size) so a fast flow pays little for being watched;
-the painting happens elsewhere, at most a few dozen times a second, from the
-``Run`` the recorder keeps current.
+The view is no observer of the run: it polls the ``Run`` the recorder keeps
+current (``Run.changes`` counts its events), at most a few dozen times a second,
+so a watched run hands no event to anyone and wakes no event loop for the view.
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
 
-from ..engine import events as ev
 from ..engine.record import Run
 from .dag import NodeState
-
-
-class Watcher:
-    """An observer that tells a painter whether anything changed since it last looked."""
-
-    def __init__(self) -> None:
-        self.version = 0
-
-    def __call__(self, event: ev.Event) -> None:
-        self.version += 1
 
 
 def node_states(run: Run) -> dict[str, NodeState]:

@@ -1,7 +1,7 @@
 """The live view: a widget showing a run's DAG, timeline and the step the reader clicks, in detail.
 
-The executor's thread only bumps a counter per event (:class:`Watcher`). A
-painter thread looks at it every ``INTERVAL`` seconds and, if anything changed,
+The run's record counts its events (``Run.changes``); nothing is called per
+event for the view. A painter thread looks at the count every ``INTERVAL`` seconds and, if anything changed,
 sends the state that changed (:mod:`.live`: the DAG's SVG once, then node states
 and the timeline's bars as numbers), so however many events a flow makes, the
 browser gets at most about 20 updates a second. A repaint that takes long
@@ -24,7 +24,7 @@ from .dag import DagPainter, caption
 from .detail import step_html
 from .live import LiveWidget
 from .picture import painter, reserved_dag, run_frame
-from .state import Watcher, critical_edges, node_states
+from .state import critical_edges, node_states
 from .timeline import HATCH, paint_timeline, reserved_timeline, timeline_data
 
 INTERVAL = 0.05  # seconds between repaints at most: about 20 updates a second
@@ -36,12 +36,11 @@ MAX_DETAILED = 200  # a run with more steps sends the details of its failed step
 
 
 class FlowView:
-    """The live view of one run; ``watcher`` is its observer, ``widget`` what is shown."""
+    """The live view of one run: ``widget`` is what is shown, painted from the run's record."""
 
     def __init__(self, run: Run, shape: Shape) -> None:
         self.run = run
         self.shape = shape
-        self.watcher = Watcher()
         self.kinds = {n.name: n.kind for n in shape.nodes}
         names = [n.name for n in shape.nodes]
         self._painter: DagPainter | None = None
@@ -144,7 +143,7 @@ class FlowView:
         """Send the state that changed, if anything happened since the last repaint (or, while
         steps run, every ``TICK`` seconds so their bars grow); return its size in bytes."""
         with self._lock:
-            version = self.watcher.version
+            version = self.run.changes
             ticking = self.run.finished is None and time.monotonic() - self._painted_at >= TICK
             if version == self._painted and not (force or ticking):
                 return 0
