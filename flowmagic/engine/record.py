@@ -115,7 +115,9 @@ class Run:
     shape: Shape | None = field(default=None, repr=False, compare=False)  # what Run.show() draws
     abandoned_threads: int = 0  # threads still in steps a timeout or a cancel let go, when it ended
     pool_waits: int = 0  # steps that waited for a worker thread because the pool was at its cap
-    _timing: tuple[Any, list[StepRecord]] | None = field(default=None, init=False, repr=False, compare=False)
+    _timing: tuple[Any, tuple[list[StepRecord], float, dict[str, float]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     #: events recorded so far: a view polls it to know whether anything changed (no observer needed)
     changes: int = field(default=0, init=False, repr=False, compare=False)
 
@@ -140,35 +142,37 @@ class Run:
             return None
         return self.finished - self.started
 
-    def _timed(self) -> list[StepRecord]:
-        # leaf work only: a map's own record spans its elements and would count twice. A finished
-        # run's is worked out once: its summary, title and timeline ask for it a dozen times
+    def _timings(self) -> tuple[list[StepRecord], float, dict[str, float]]:
+        """The timed steps (leaf work only: a map's own record spans its elements and would count
+        twice), their summed time and the queued time of each (see :meth:`queued`). A finished
+        run's are worked out once: its summary, title and timeline ask for them a dozen times."""
         stamp = (self.finished, len(self.steps))
         if self._timing is not None and self._timing[0] == stamp:
             return self._timing[1]
         with_elements = {r.map for r in self.steps.values() if r.map}
         timed = [r for r in self.steps.values() if r.duration is not None and r.name not in with_elements]
+        firsts = [(r, r.first_token) for r in timed if r.first_token is not None]
+        quickest: dict[Any, float] = {}
+        for record, wait in firsts:
+            model = (record.llm or {}).get("model")
+            quickest[model] = min(quickest.get(model, wait), wait)
+        late = {r.name: wait - quickest[(r.llm or {}).get("model")] for r, wait in firsts}
+        found = (timed, sum(r.duration or 0.0 for r in timed), {name: wait for name, wait in late.items() if wait > 0})
         if self.finished is not None:
-            self._timing = (stamp, timed)
-        return timed
+            self._timing = (stamp, found)
+        return found
 
     @property
     def step_time(self) -> float:
         """The sum of step durations (map elements counted, not the map around them)."""
-        return sum(r.duration or 0.0 for r in self._timed())
+        return self._timings()[1]
 
     def queued(self) -> dict[str, float]:
         """Seconds each streamed ``llm`` step waited in its server's queue: how much later its first
         token came than the quickest first token of the same model in this run. Against a server
         that answers one request at a time this is the time the step did not run; on one that
         answers many at once, it is about 0."""
-        firsts = [(r, r.first_token) for r in self._timed() if r.first_token is not None]
-        quickest: dict[Any, float] = {}
-        for record, wait in firsts:
-            model = (record.llm or {}).get("model")
-            quickest[model] = min(quickest.get(model, wait), wait)
-        late = {r.name: wait - quickest[(r.llm or {}).get("model")] for r, wait in firsts}
-        return {name: wait for name, wait in late.items() if wait > 0}
+        return dict(self._timings()[2])
 
     @property
     def served_time(self) -> float:

@@ -161,16 +161,20 @@ class FlowView:
             name: [s.status, int(s.cached), caption(self.kinds.get(name, "call"), s), s.done, s.total, s.failed]
             for name, s in node_states(self.run).items()
         }
+        _let_the_run_go()
         values: dict[str, Any] = {
             "status": self._status(),
             "critical": sorted([a, b] for a, b in critical_edges(self.run)),
         }
         moved = {"nodes": _moved(nodes, self._nodes), "details": self._details(now)}  # only what changed
         if self.run.started is not None:
+            _let_the_run_go()
             values["timeline"], bars = timeline_data(self.run, now)
             moved["bars"] = _moved(bars, self._bars)
+        _let_the_run_go()
         changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
         changed.update({k: json.dumps(v, separators=(",", ":")) for k, v in moved.items() if v})
+        _let_the_run_go()
         sent = sum(len(v) for k, v in changed.items() if k in moved)  # about what goes out
         with widget.hold_sync():  # one message for all of them
             for key, value in changed.items():
@@ -216,6 +220,13 @@ class FlowView:
         if run.model and any(r.kind == "llm" for r in records):
             text += f"  [model: {run.model}]"
         return [status, text]
+
+
+def _let_the_run_go() -> None:
+    """Between the parts of a repaint (each a few milliseconds on a 1,000-step run), let the run's
+    threads have the interpreter: a step that ended waits for it to finish, and otherwise waits up
+    to the interpreter's switch interval (5 ms) each time the painter holds it."""
+    time.sleep(0)  # (gives up the interpreter lock)
 
 
 def _moved(now: dict[str, list[Any]], sent: dict[str, list[Any]]) -> dict[str, list[Any]]:
