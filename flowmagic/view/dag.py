@@ -125,22 +125,14 @@ class DagPainter:
         head, title, outline, close, name_text, caption_text = self._frames[name]
         kind = self.kinds[name]
         words = caption(kind, state)
-        colours = look(state.status, state.cached)
-        dash = f' stroke-dasharray="{colours.dash}"' if colours.dash else ""
-        cached = ' data-cached="true"' if state.cached else ""
-        out = [
-            f'{head}{state.status}"{cached}>{title}{words}</title>{outline}fill="{colours.fill}" '
-            f'stroke="{colours.stroke}" stroke-width="{_WIDTH.get(state.status, 1.5)}"{dash}>'
-        ]
+        opening, style, ink = _state_parts(state.status, state.cached)
+        svg = f"{head}{opening}{title}{words}</title>{outline}{style}"
         if state.status == "running":
-            out.append(
-                '<animate attributeName="stroke-opacity" values="1;0.35;1" dur="1.2s" repeatCount="indefinite"/>'
-            )
-        out.append(f"{close}{name_text}{colours.text}{caption_text}{colours.text}\">{words}</text>")
+            svg += '<animate attributeName="stroke-opacity" values="1;0.35;1" dur="1.2s" repeatCount="indefinite"/>'
+        svg += f'{close}{name_text}{ink}{caption_text}{ink}">{words}</text>'
         if kind == "map":
-            out.append(_progress(box.x + 8, box.y + 41, box.width - 16, state))
-        out.append("</g>")
-        return "".join(out)
+            svg += _progress(box.x + 8, box.y + 41, box.width - 16, state)
+        return svg + "</g>"
 
     @staticmethod
     def _cluster(cid: str, box: Box, shape: Shape) -> str:
@@ -157,6 +149,17 @@ class DagPainter:
             f'<text x="{box.x + 8:.1f}" y="{box.y + 13:.1f}" font-size="12" fill="{stroke}" '
             f'font-weight="600">{escape(cluster.label)}</text></g>'
         )
+
+
+@functools.cache
+def _state_parts(status: str, cached: bool) -> tuple[str, str, str]:
+    """What a node's state adds to its fragments: the end of its opening tag, its outline's
+    colours, weight and dash, and its text colour (one per state, made once)."""
+    colours = look(status, cached)
+    dash = f' stroke-dasharray="{colours.dash}"' if colours.dash else ""
+    opening = f'{status}"' + (' data-cached="true"' if cached else "") + ">"
+    style = f'fill="{colours.fill}" stroke="{colours.stroke}" stroke-width="{_WIDTH.get(status, 1.5)}"{dash}>'
+    return opening, style, colours.text
 
 
 def _outline(kind: str, x: float, y: float, w: float, h: float) -> str:

@@ -11,6 +11,7 @@ and the speed-up parallelism bought.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import time
@@ -196,13 +197,8 @@ class _Bar:
         record, y = self.record, self.y
         x = left + (self.began - start) * scale
         w = max((self.ended - self.began) * scale, 2.0)
-        colours = look(record.status, record.cached)
-        if self.critical:
-            stroke = f'data-critical="true" stroke="{CRITICAL}" stroke-width="2"'
-        else:
-            stroke = f'stroke="{colours.stroke}" stroke-width="1"'
+        state, paint, ink = _bar_parts(record.status, record.cached, self.critical)
         label = escape(record.name)
-        cached = ' data-cached="true"' if record.cached else ""
         title = f"{label}: {record.status}, {self.ended - self.began:.3f}s" + (  # (escaped: the name is)
             f", {record.attempts} attempts" if record.attempts > 1 else ""
         )
@@ -220,13 +216,26 @@ class _Bar:
             text_x = x + 4 if needed < w else x + w + 4
             text = (
                 f'<text class="fm-bar-label" x="{text_x:.1f}" y="{y + BAR - 4:.1f}" font-size="12" '
-                f'fill="{colours.text}">{label}</text>'
+                f'fill="{ink}">{label}</text>'
             )
         return (
             f"<g><title>{title}</title>"
-            f'<rect class="fm-bar" data-step="{label}" data-state="{record.status}"{cached} x="{x:.1f}" y="{y:.1f}" '
-            f'width="{w:.1f}" height="{BAR}" rx="3" fill="{colours.fill}" {stroke}/>{waiting}{text}</g>'
+            f'<rect class="fm-bar" data-step="{label}" {state} x="{x:.1f}" y="{y:.1f}" '
+            f'width="{w:.1f}" height="{BAR}" rx="3" {paint}/>{waiting}{text}</g>'
         )
+
+
+@functools.cache
+def _bar_parts(status: str, cached: bool, critical: bool) -> tuple[str, str, str]:
+    """What a bar's state adds to it: its state attributes, its fill and outline (the critical path's
+    dark and thick), and its label's colour (one per state, made once)."""
+    colours = look(status, cached)
+    state = f'data-state="{status}"' + (' data-cached="true"' if cached else "")
+    if critical:
+        stroke = f'data-critical="true" stroke="{CRITICAL}" stroke-width="2"'
+    else:
+        stroke = f'stroke="{colours.stroke}" stroke-width="1"'
+    return state, f'fill="{colours.fill}" {stroke}', colours.text
 
 
 def _bar(
