@@ -554,6 +554,20 @@ def timed(fn):
     return run
 """
 
+# Their end: each flow on stdin ({name: [document, inputs]}) checked by the script's own check(text),
+# then run with its tools; its outputs and how many tool calls ran at once, as JSON on stdout.
+RUN_EACH = """
+out = {}
+for name, (text, inputs) in json.loads(sys.stdin.read()).items():
+    check(text)
+    TIMES.clear()
+    status = AgentSpecLoader(tool_registry=tools).load_json(text).start_conversation(inputs=inputs).execute()
+    spans = sorted(TIMES)
+    at_once = max((sum(1 for s, e in spans if s <= t < e) for t, _ in spans), default=0)
+    out[name] = {"outputs": status.output_values, "at_once": at_once}
+print(json.dumps(out, default=str))
+"""
+
 WAYFLOW_RUN_LIMITED = (
     """
 import json, runpy, sys, time
@@ -571,16 +585,11 @@ def shout(word: str) -> str:
 found = runpy.run_path(%(tools)r)
 tools = {name: timed(fn) for name, fn in found.items() if name.startswith("get_")}
 tools["shout"] = timed(shout)
-out = {}
-for name, (text, inputs) in json.loads(sys.stdin.read()).items():
+
+def check(text):
     AgentSpecDeserializer(plugins=all_deserialization_plugin).from_json(text)  # pyagentspec, with WayFlow's nodes
-    TIMES.clear()
-    status = AgentSpecLoader(tool_registry=tools).load_json(text).start_conversation(inputs=inputs).execute()
-    spans = sorted(TIMES)
-    at_once = max((sum(1 for s, e in spans if s <= t < e) for t, _ in spans), default=0)
-    out[name] = {"outputs": status.output_values, "at_once": at_once}
-print(json.dumps(out, default=str))
 """
+    + RUN_EACH
 )
 
 
@@ -619,15 +628,11 @@ from wayflowcore.agentspec import AgentSpecLoader
     + TIMED
     + """
 tools = {name: timed(fn) for name, fn in runpy.run_path(%(tools)r).items() if name.startswith("get_")}
-out = {}
-for name, (text, inputs) in json.loads(sys.stdin.read()).items():
-    TIMES.clear()
-    status = AgentSpecLoader(tool_registry=tools).load_json(text).start_conversation(inputs=inputs).execute()
-    spans = sorted(TIMES)
-    at_once = max((sum(1 for s, e in spans if s <= t < e) for t, _ in spans), default=0)
-    out[name] = {"outputs": status.output_values, "at_once": at_once}
-print(json.dumps(out, default=str))
+
+def check(text):
+    pass  # (the test loads each in pyagentspec itself)
 """
+    + RUN_EACH
 )
 
 

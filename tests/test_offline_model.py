@@ -689,14 +689,14 @@ def test_the_vocabulary_and_rules_are_package_data_read_once_on_first_use() -> N
     assert re.search(r'(?m)^"flowmagic\.llm\.offline_data" = \["\*\.json"\]', pyproject)
     code = (
         "import asyncio\n"
-        "from flowmagic.llm import offline_rules\n"
+        "from flowmagic.llm import offline_data\n"
         "from flowmagic.llm.offline import OfflineProvider\n"
         "from flowmagic.llm.protocol import LLMRequest\n"
-        "before = offline_rules.vocab.cache_info().currsize\n"
+        "before = offline_data.vocab.cache_info().currsize\n"
         "p = OfflineProvider()\n"
         "for q in ('What is 17*3?', 'Title of a movie about cats'):\n"
         "    asyncio.run(p.complete(LLMRequest(prompt=q, model='offline')))\n"
-        "info = offline_rules.vocab.cache_info()\n"
+        "info = offline_data.vocab.cache_info()\n"
         "print(before, info.currsize, info.misses)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), LATENCY_ENV: "0"}
