@@ -410,7 +410,7 @@ def peers_report(outcomes: list[runner.Outcome], rows: list[dict[str, Any]]) -> 
 
 def more_targets(rows: list[dict[str, Any]], peers: tuple[str, ...]) -> list[str]:
     """The issue's targets for the added rows, and flowmagic against the best peer on every row."""
-    from . import bigmap, llm, slowfast, startup
+    from . import bigmap, evaluation, llm, slowfast, startup
 
     def line(text: str, ok: bool) -> str:
         return f"- {text}: {'met' if ok else 'MISSED'}"
@@ -429,10 +429,11 @@ def more_targets(rows: list[dict[str, Any]], peers: tuple[str, ...]) -> list[str
     out.append(line(f"llm fan-out, flowmagic: {fm_llm:.3f}x ideal (target <= {llm.TARGET:.2f})", fm_llm <= llm.TARGET))
     over = by_key["eval_overhead"]["value"]
     ratio = over["flowmagic"] / over["thread-pool"]
+    bare = over["flowmagic"] / over[evaluation.ONE_CALL]
     out.append(
         line(
             f"{by_key['eval_overhead']['title']}: {over['flowmagic']:.0f} µs per run, {ratio:.2f}x thread-pool "
-            "(target <= 1.5x)",
+            f"(target <= 1.5x; {bare:.1f}x one plain call per run, {over[evaluation.ONE_CALL]:.0f} µs)",
             ratio <= 1.5,
         )
     )

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,79 @@ def test_what_is_wrong_with_the_data_is_an_error_before_anything_runs() -> None:
     assert calls == []
 
 
+def test_each_example_runs_with_its_own_columns_and_a_row_missing_one_is_an_error() -> None:
+    seen: list[tuple[str, Any]] = []
+    lock = threading.Lock()
+
+    def noted(ticket: str, rules: Any) -> str:
+        with lock:
+            seen.append((ticket, rules))
+        return classify(ticket, rules)
+
+    flow = triage(classify=noted)
+    rows = [{"ticket": "crash"}, {"ticket": "please", "rules": {"feature": ["please"]}}, {"ticket": "export"}]
+    ev = flow.evaluate(rows, variants={"own": {}, "mine": {"rules": {"x": ["y"]}}}, workers=2, progress=False)
+    assert ev.status == "succeeded"
+    default = {"bug": ["crash"], "feature": ["please"]}
+    assert sorted(seen, key=str) == sorted(
+        [
+            ("crash", default),
+            ("please", {"feature": ["please"]}),  # a column the example has
+            ("export", default),
+            *((t, {"x": ["y"]}) for t in ("crash", "please", "export")),  # a variant's input wins
+        ],
+        key=str,
+    )
+    seen.clear()
+    with pytest.raises(FlowDefinitionError, match="'ticket' is not defined"):  # the third row lacks it
+        flow.evaluate([{"ticket": "a"}, {"ticket": "b"}, {"label": "c"}], progress=False)
+    assert seen == []
+
+
+def test_at_most_workers_runs_at_once_across_the_whole_evaluation() -> None:
+    events: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def step(i: int) -> int:
+        with lock:
+            events.append(("in", i))
+        time.sleep(0.01)  # long enough for the workers' runs to overlap
+        with lock:
+            events.append(("out", i))
+        return i
+
+    flow = Flow.from_source("x = step(i)\ny = step(x + 100)", name="bounded", namespace={"step": step})
+    ev = flow.evaluate([{"i": i} for i in range(12)], variants=[{}, {}], workers=3, progress=False)
+    assert ev.status == "succeeded" and len(ev.rows) == 24
+    at_once = most = 0
+    for kind, _ in events:
+        at_once += 1 if kind == "in" else -1
+        most = max(most, at_once)
+    assert 2 <= most <= 3  # runs overlapped, never more than the limit (a run's two steps are a chain)
+    for r in ev.rows:  # within a run, its steps kept their order
+        i = r.example["i"]
+        assert r.outputs == {"x": i, "y": i + 100}
+
+
+def test_a_timeout_keeps_the_finished_rows() -> None:
+    release = threading.Event()
+
+    def slow(i: int) -> int:
+        if i >= 2:
+            release.wait(30)
+        return i
+
+    flow = Flow.from_source("x = slow(i)", name="slowish", namespace={"slow": slow})
+    try:
+        ev = flow.evaluate([{"i": i} for i in range(6)], scorers=[exact("i", step="x")], workers=2, timeout=0.5)
+    finally:
+        release.set()
+    assert ev.status == "cancelled" and flow.last_evaluation is ev
+    assert sorted(r.index for r in ev.rows) == [0, 1]
+    assert all(r.status == "succeeded" and r.scores == {"exact_i": 1.0} for r in ev.rows)
+    assert "slowish" not in running.previous  # a cancelled evaluation is not what the next one compares with
+
+
 def test_a_failing_example_is_a_failed_row_and_the_table_stays() -> None:
     def picky(ticket: str, rules: Any) -> str:
         if "export" in ticket:
@@ -156,24 +231,32 @@ def test_a_failing_example_is_a_failed_row_and_the_table_stays() -> None:
 def test_re_evaluating_after_one_edit_asks_the_model_only_for_what_it_touched(
     server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """1,000 examples, counted at the server: an edited leaf prompt asks again for its own step
+    only; an edited prompt that another step reads asks for it and what reads it (the judge too,
+    which reads that step), and nothing else."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-eval-test")
-    data = [{"topic": f"topic {i}"} for i in range(20)]
+    data = [{"topic": f"topic {i}"} for i in range(1000)]
     source = 'title = llm("TITLE for {topic}")\nline = llm("LINE for {title}")\nblurb = llm("BLURB of {topic}")'
-    edited = source.replace("BLURB of", "BLURB, short, of")
     scorers = {"has title": contains("TITLE", step="title"), "polite": judge("JUDGE: is {line} polite?")}
-    first = Flow.from_source(source, name="eval-llm", model="gpt-4o-mini").evaluate(
-        data, scorers=scorers, progress=False
-    )
-    assert first.status == "succeeded"
-    asked = {p: len(server.requests_for(p)) for p in ("TITLE", "LINE", "BLURB", "JUDGE")}
-    assert asked == {"TITLE": 20, "LINE": 20, "BLURB": 20, "JUDGE": 20}
-    second = Flow.from_source(edited, name="eval-llm", model="gpt-4o-mini").evaluate(
-        data, scorers=scorers, progress=False
-    )
-    assert second.status == "succeeded"
-    again = {p: len(server.requests_for(p)) - asked[p] for p in ("TITLE", "LINE", "BLURB", "JUDGE")}
-    assert again == {"TITLE": 0, "LINE": 0, "BLURB": 20, "JUDGE": 0}  # only the edited prompt's step
+    prompts = ("TITLE", "LINE", "BLURB", "JUDGE")
+    asked = dict.fromkeys(prompts, 0)
+
+    def evaluate(text: str) -> dict[str, int]:
+        ev = Flow.from_source(text, name="eval-llm", model="gpt-4o-mini").evaluate(
+            data, scorers=scorers, progress=False
+        )
+        assert ev.status == "succeeded" and len(ev.rows) == 1000
+        now = {p: len(server.requests_for(p)) for p in prompts}
+        sent = {p: now[p] - asked[p] for p in prompts}
+        asked.update(now)
+        return sent
+
+    assert evaluate(source) == dict.fromkeys(prompts, 1000)
+    leaf = source.replace("BLURB of", "BLURB, short, of")
+    assert evaluate(leaf) == {"TITLE": 0, "LINE": 0, "BLURB": 1000, "JUDGE": 0}  # only the edited step
+    read = leaf.replace("TITLE for", "TITLE, plain, for")
+    assert evaluate(read) == {"TITLE": 1000, "LINE": 1000, "BLURB": 0, "JUDGE": 1000}  # and what reads it
 
 
 def test_flowmagic_eval_gates_on_min_and_writes_json(tmp_path: Path) -> None:

@@ -147,7 +147,9 @@ class Book:
         self.ended = threading.Event()  # set once RUN_FINISHED is recorded and delivered
         self.on_end: list[Callable[[Run], None]] = []  # called once it is set (quick: the history's)
         self.nested: set[Any] = set()  # the runs of subflows its steps are running now
-        self.printed = Printed(self.run, self._record_name)  # what its steps print (see .capture)
+        # what its steps print (see .capture); its labels from the elements, not from the book, so
+        # that a finished run's book is freed when the last reference goes, not by the collector
+        self.printed = Printed(self.run, functools.partial(record_name, self.elements))
         self.weak = weakref.ref(self)  # what a step's context holds of its run (see .capture)
         self._pool_waits = 0  # the pool's count of waits when the run started
         # wait() runs on the loop (a task, a timer or observers need it): it ends the run
@@ -352,7 +354,7 @@ class Book:
         self._record(ev.RUN_FINISHED, detail=detail)
 
     def _record_name(self, unit: Unit) -> str:
-        return self.elements[unit[0]].label(unit[1]) if type(unit) is tuple else unit  # type: ignore[return-value]
+        return record_name(self.elements, unit)
 
     def _over(self) -> None:
         """Once the run's last event is delivered: say so to who waits, then to ``on_end``."""
@@ -427,6 +429,11 @@ class Book:
 def _changed(settings: RunSettings) -> dict[str, Any]:
     """The settings that are not the defaults, for the record (the same few settings, run after run)."""
     return settings.model_dump(exclude_defaults=True, exclude={"model"})
+
+
+def record_name(elements: dict[str, Elements], unit: Unit) -> str:
+    """The name of ``unit``'s record: a step's own, or its map element's."""
+    return elements[unit[0]].label(unit[1]) if type(unit) is tuple else unit  # type: ignore[return-value]
 
 
 def resolve(future: asyncio.Future[None]) -> None:

@@ -150,6 +150,7 @@ __all__ = [
     "loops",
     "run_all_blocking",
     "run_blocking",
+    "run_on",
     "wait_for",
 ]
 
@@ -168,13 +169,10 @@ def run_blocking(execution: Execution) -> Run:
     future: concurrent.futures.Future[Run] | None = None
     try:
         lent = loops.take()
-        # this thread would only wait: it runs a sync step itself, unless it is inside an event loop
-        # (a notebook cell is), where a step calling asyncio.run() would fail
-        started = execution.start(lent.loop, lent.ident, here=asyncio_free())
-        if started and execution.waiting:
-            future = lent.submit(execution.wait())
-        if isinstance(started, Job):
-            execution.run_here(started)
+        # this thread would only wait: it runs a sync step itself (see _begin)
+        future, kept = _begin(execution, lent)
+        if kept is not None:
+            execution.run_here(kept)
         while not execution.ended.wait(_POLL):
             pass
     except KeyboardInterrupt:
@@ -182,6 +180,26 @@ def run_blocking(execution: Execution) -> Run:
     # the loop finishes the run's last callbacks; it serves the next run meanwhile, as it would anyway
     loops.give(lent, healthy=True)
     return execution.run
+
+
+def run_on(execution: Execution, lent: LoopThread) -> Run:
+    """Run to the end from this thread, which is no event loop's (a worker of an evaluation), on
+    ``lent``'s loop: :func:`run_blocking` without its interrupt handling, for a caller that
+    cancels its runs itself. Its first sync step, and what follows it, run on this thread."""
+    _, kept = _begin(execution, lent)
+    if kept is not None:
+        execution.run_here(kept)
+    execution.ended.wait()
+    return execution.run
+
+
+def _begin(execution: Execution, lent: LoopThread) -> tuple[concurrent.futures.Future[Run] | None, Job | None]:
+    """Start the run from this thread: the loop's wait for it if it needs one, and the sync step
+    kept for this thread, unless it is inside an event loop (a notebook cell is), where a step
+    calling asyncio.run() would fail."""
+    started = execution.start(lent.loop, lent.ident, here=asyncio_free())
+    future = lent.submit(execution.wait()) if started and execution.waiting else None
+    return future, started if isinstance(started, Job) else None
 
 
 def wait_for(future: concurrent.futures.Future[T], timeout: float | None = None) -> T:

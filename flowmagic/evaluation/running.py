@@ -1,6 +1,7 @@
 """Running an evaluation: every (variant, example) is a run of the flow, at most ``workers`` at
-once across the whole evaluation, on one event loop, cached like any run (so re-evaluating after
-editing one prompt runs only what the edit touched), then scored.
+once across the whole evaluation (a worker thread each, sharing one event loop for ``llm``
+steps), cached like any run (so re-evaluating after editing one prompt runs only what the edit
+touched), then scored.
 
 Everything is checked before anything runs: the data, the variants' inputs and settings, and
 every name the flow reads (a column the flow needs and the data lacks is a
@@ -11,13 +12,14 @@ interrupt (or ``timeout``) cancels what has not finished; the rows that finished
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..engine.cache import default_cache
+from ..engine.driver import Execution
+from ..engine.runner import CANCEL_GRACE, loops, run_on
 from ..errors import did_you_mean
 from ..flow import present
 from ..flow.variants import SETTINGS, split
@@ -27,6 +29,8 @@ from .scorers import Judge, Outputs
 
 if TYPE_CHECKING:
     from ..flow.flow import Flow
+
+_POLL = 0.1
 
 #: The last finished evaluation of each flow, by name: the next one is compared with it.
 previous: dict[str, Evaluation] = {}
@@ -49,25 +53,22 @@ def evaluate(
     ev = Evaluation(flow.name, list(named_variants), list(named_scorers), examples, previous.get(flow.name))
     flow.session.last_evaluation = ev
     show = present.draw("progress", ev) if progress is not False else None
-    limit = workers or flow.settings.workers
-    from ..engine.runner import LoopThread, wait_for
-
-    runner = LoopThread()
-    future = runner.submit(_all(flow, plans, named_scorers, ev, limit, show))
+    for scorer in named_scorers.values():
+        if isinstance(scorer, Judge):
+            scorer.flow()  # made once, before the workers share it
+    runs = Workers(flow, plans, named_scorers, ev, show)
+    reason = "cancelled"
     try:
-        wait_for(future, timeout)  # (in short waits: an interrupt lands at once)
-        ev.status = "failed" if ev.failures else "succeeded"
-    except concurrent.futures.TimeoutError:
-        ev.status = "cancelled"
+        runs.start(workers or flow.settings.workers)  # (its first rows may finish before the last worker starts)
+        if runs.wait(timeout):  # (in short waits: an interrupt lands at once)
+            ev.status = "failed" if ev.failures else "succeeded"
+        else:
+            ev.status, reason = "cancelled", f"the evaluation timed out after {timeout:g} s"
     except KeyboardInterrupt:
-        ev.status = "cancelled"
+        ev.status, reason = "cancelled", "interrupted"
         raise
     finally:
-        if not future.done():
-            future.cancel()  # (its task is cancelled on the loop: every run under way with it)
-            with contextlib.suppress(BaseException):
-                future.result(timeout=5)
-        runner.stop()
+        runs.stop(reason)
         if show is not None:
             show(final=True)
     if ev.status != "cancelled":
@@ -121,70 +122,153 @@ def _plans(flow: Flow, examples: list[dict[str, Any]], variants: dict[str, dict[
     for variant, values in variants.items():
         own_inputs, settings = split(values)
         run_settings = flow.settings.changed(**settings) if settings else flow.settings
+        # the names found once per set of columns: an example adds its own values (unless one is a
+        # flow, which the full check must see: a subflow may not call this flow)
+        found: dict[frozenset[str], dict[str, Any]] = {}
         for index, example in enumerate(examples):
             given = {k: v for k, v in example.items() if k in inputs}
-            resolved = flow.resolve_inputs({**given, **own_inputs})  # a missing column: an error with a caret
+            base = found.get(frozenset(given))
+            if base is None or any(getattr(type(v), "__flowmagic_subflow__", False) for v in given.values()):
+                resolved = flow.resolve_inputs({**given, **own_inputs})  # a missing column: an error with a caret
+                found.setdefault(frozenset(given), resolved)
+            else:
+                resolved = {k: v if k in own_inputs else given.get(k, v) for k, v in base.items()}
             plans.append((Row(variant, index, example), (run_settings, resolved)))
     return plans
 
 
-async def _all(
-    flow: Flow, plans: list[tuple[Row, Any]], scorers: dict[str, Any], ev: Evaluation, limit: int, show: Any
-) -> None:
-    gate = asyncio.Semaphore(max(1, limit))
-    todo = iter(plans)
+class Workers:
+    """The evaluation's worker threads, ``limit`` of them: each takes the next (variant, example),
+    runs it to its end from its own thread (its sync steps there, one after another, its ``llm``
+    steps on the evaluation's one loop), scores it, and takes the next. So a run of sync steps
+    costs no hand-over between threads, and the limit holds across the whole evaluation."""
 
-    async def worker() -> None:
-        for row, (settings, inputs) in todo:
-            async with gate:
-                await _one(flow, row, settings, inputs, scorers)
-            ev.rows.append(row)
-            if show is not None:
-                show()
+    def __init__(
+        self, flow: Flow, plans: list[tuple[Row, Any]], scorers: dict[str, Any], ev: Evaluation, show: Any
+    ) -> None:
+        self.flow = flow
+        self.todo = iter(plans)
+        self.size = len(plans)
+        self.scorers = scorers
+        self.ev = ev
+        self.show = show
+        self.finals = flow.final_steps
+        self.loop = loops.take()  # one loop for every run's llm steps and tasks
+        self.live: set[Execution] = set()  # the runs under way, for stop() to cancel
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._left = 0
+        self.ended = threading.Event()  # set when every worker is done
 
-    await asyncio.gather(*(worker() for _ in range(min(limit, len(plans)))))
+    def start(self, limit: int) -> None:
+        self._left = min(max(1, limit), self.size)
+        if not self._left:
+            self.ended.set()
+        for i in range(self._left):
+            thread = threading.Thread(target=self._work, name=f"flowmagic-eval-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
+    def wait(self, timeout: float | None) -> bool:
+        """Wait (in short waits) until every row has run; False if ``timeout`` came first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ended.wait(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
 
-async def _one(flow: Flow, row: Row, settings: Any, inputs: dict[str, Any], scorers: dict[str, Any]) -> None:
-    from ..engine.cache import default_cache
-    from ..engine.driver import Execution
+    def stop(self, reason: str) -> None:
+        """Take no more rows, cancel the runs under way (the rows that finished stay), let them
+        settle for a moment, and end any that would not."""
+        with self._lock:
+            self.stopping = True
+            live = list(self.live)
+        for execution in live:
+            execution.cancel(reason)
+        deadline = time.monotonic() + CANCEL_GRACE
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for execution in live:
+            execution.end_now()
+        loops.give(self.loop, healthy=not any(thread.is_alive() for thread in self._threads))
 
-    began = time.perf_counter()
-    execution = Execution(flow.name, flow.compiled, inputs, settings, cache=default_cache)
-    try:
-        run = await execution.execute()
-    finally:
-        row.seconds = time.perf_counter() - began
-    row.run = run
-    row.status = str(run.status)
-    row.tokens = run.tokens
-    row.cost = run.cost
-    row.cached = sum(r.cached for r in run.top_steps)
-    finals = flow.final_steps
-    row.outputs = dict(run.outputs)
-    if run.status != "succeeded":
-        failed = [(n, r) for n, r in run.steps.items() if r.status == "failed" and r.map is None]
-        row.error = (
-            f"{failed[0][0]}: {type(failed[0][1].error).__name__}: {failed[0][1].error}" if failed else run.status
-        )
-        return
-    outputs = Outputs(run.outputs)
-    outputs.final = row.outputs[finals[0]] if len(finals) == 1 else {s: row.outputs[s] for s in finals}
-    for name, scorer in scorers.items():
+    def _work(self) -> None:
         try:
-            if isinstance(scorer, Judge):  # one more llm step, cached, kept out of the history
-                asker = scorer.flow()
-                asked = asker.resolve_inputs(scorer.inputs(row.example, outputs))
-                judged = await Execution(
-                    asker.name, asker.compiled, asked, asker.settings, cache=default_cache
-                ).execute()
-                value: Any = scorer.verdict(judged["verdict"])
-            else:
-                value = scorer(row.example, outputs)
-            row.scores[name] = None if value is None else float(value)
-        except Exception as exc:  # a scorer that raises scores nothing, and says why
-            row.scores[name] = None
-            row.error = f"scorer {name}: {type(exc).__name__}: {exc}"
+            while True:
+                with self._lock:
+                    plan = None if self.stopping else next(self.todo, None)
+                if plan is None:
+                    return
+                row, (settings, inputs) = plan
+                try:
+                    kept = self._one(row, settings, inputs)
+                except Exception as exc:  # never a lost table: the row says what went wrong
+                    row.status, row.error, kept = "failed", f"{type(exc).__name__}: {exc}", True
+                if not kept:
+                    return  # cancelled with the evaluation: it did not finish
+                self.ev.rows.append(row)
+                if self.show is not None:
+                    self.show()
+        finally:
+            with self._lock:
+                self._left -= 1
+                if not self._left:
+                    self.ended.set()
+
+    def _run(self, flow: Any, settings: Any, inputs: dict[str, Any]) -> Any:
+        """One run from this thread, to its end; None if the evaluation is stopping."""
+        execution = Execution(flow.name, flow.compiled, inputs, settings, cache=default_cache)
+        with self._lock:
+            if self.stopping:
+                return None
+            self.live.add(execution)
+        try:
+            return run_on(execution, self.loop)
+        finally:
+            with self._lock:
+                self.live.discard(execution)
+
+    def _one(self, row: Row, settings: Any, inputs: dict[str, Any]) -> bool:
+        """Run and score one row; False if the evaluation stopped it before it finished."""
+        began = time.perf_counter()
+        run = self._run(self.flow, settings, inputs)
+        row.seconds = time.perf_counter() - began
+        if run is None or (run.status == "cancelled" and self.stopping):
+            return False
+        row.run = run
+        row.status = str(run.status)
+        row.tokens = run.tokens
+        row.cost = run.cost
+        row.cached = sum(r.cached for r in run.top_steps)
+        row.outputs = dict(run.outputs)
+        if run.status != "succeeded":
+            failed = [(n, r) for n, r in run.steps.items() if r.status == "failed" and r.map is None]
+            row.error = (
+                f"{failed[0][0]}: {type(failed[0][1].error).__name__}: {failed[0][1].error}" if failed else run.status
+            )
+            return True
+        outputs = Outputs(run.outputs)
+        finals = self.finals
+        outputs.final = row.outputs[finals[0]] if len(finals) == 1 else {s: row.outputs[s] for s in finals}
+        for name, scorer in self.scorers.items():
+            try:
+                value = self._judge(scorer, row, outputs) if isinstance(scorer, Judge) else scorer(row.example, outputs)
+                row.scores[name] = None if value is None else float(value)
+            except Exception as exc:  # a scorer that raises scores nothing, and says why
+                row.scores[name] = None
+                row.error = f"scorer {name}: {type(exc).__name__}: {exc}"
+        return True
+
+    def _judge(self, scorer: Judge, row: Row, outputs: Outputs) -> Any:
+        """One more llm step, run and cached like any, kept out of the history."""
+        asker = scorer.flow()
+        judged = self._run(asker, asker.settings, asker.resolve_inputs(scorer.inputs(row.example, outputs)))
+        if judged is None:
+            raise RuntimeError("the evaluation stopped before the judge answered")
+        if judged.status != "succeeded":
+            raise RuntimeError(f"the judge's run {judged.status}")
+        return scorer.verdict(judged["verdict"])
 
 
 __all__ = ["evaluate", "previous"]
