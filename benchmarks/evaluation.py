@@ -107,7 +107,7 @@ def overhead(repeat: int, quick: bool) -> dict[str, Any]:
     return {
         "key": "eval_overhead",
         "title": f"evaluation, {n:,} examples x 2 variants of a 3-step no-op flow",
-        "metric": "per_step",
+        "metric": "per_run",
         "scale": float(runs),
         "value": {s: statistics.median(v) / runs * 1e6 for s, v in samples.items()},
         "samples": samples,

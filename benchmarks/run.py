@@ -207,7 +207,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), sep, *(line(r) for r in rows)])
 
 
-DECIMALS = {"makespan": 3, "per_step": 1, "gap_ms": 1, "total_s": 3, "peak_mb": 1, "ms": 1}
+DECIMALS = {"makespan": 3, "per_step": 1, "per_run": 1, "gap_ms": 1, "total_s": 3, "peak_mb": 1, "ms": 1}
 
 
 def _fmt(metric: str, v: float) -> str:
@@ -226,6 +226,7 @@ def _metric_label(r: dict[str, Any]) -> str:
         return f"makespan / {r['scale']:g} s"
     return {
         "per_step": "µs per step",
+        "per_run": "µs per run",
         "gap_ms": "ms from fast's end to its start",
         "total_s": "s, build + run",
         "peak_mb": "MB peak, tracemalloc",
