@@ -733,3 +733,24 @@ def test_a_chain_that_alternates_sync_async_and_plain_steps_runs_each_where_it_b
     assert where["a"] == threading.current_thread().name, where  # the first, on the thread that waits
     assert all(where[n].startswith("flowmagic-worker") for n in "df"), where
     assert all(where[n].startswith("flowmagic-loop") for n in "be"), where
+
+
+def test_a_finished_run_is_freed_by_its_last_reference_not_by_the_collector() -> None:
+    """A run leaves no reference cycle behind: its book goes when the last reference to it does
+    (an evaluation of thousands of runs would otherwise leave them all to the collector)."""
+    import gc
+    import weakref
+
+    flow = make("y = inc(x)\nz = inc(y)\nprinted = say(z)", inc=lambda v: v + 1, say=print)
+    run_blocking(Execution(flow.name, flow.compiled, flow.resolve_inputs({"x": 1}), flow.settings))  # warm
+    gc.collect()
+    gc.disable()
+    try:
+        execution = Execution(flow.name, flow.compiled, flow.resolve_inputs({"x": 1}), flow.settings)
+        run = run_blocking(execution)
+        gone = weakref.ref(execution)
+        del execution
+        assert gone() is None  # freed here, with the collector off
+    finally:
+        gc.enable()
+    assert run.status == "succeeded" and run["z"] == 3 and run.steps["printed"].stdout == "3\n"

@@ -18,7 +18,6 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from types import CodeType
 from typing import Any
 
 from ..flow.compiled import CompiledFlow
@@ -29,52 +28,19 @@ from .cache import StepCache
 from .capture import Printed
 from .elements import Elements, Pull
 from .evaluate import namespace, place
+from .jobs import FAILED, INLINE, OK, THREAD, Collect, Job, plan_of, record_name, resolve
 from .journal import Journal
 from .places import Places
 from .record import Run, StepRecord
 from .remote import Remote
-from .scheduler import Decision, Plan, Scheduler, Unit, Verdict
+from .scheduler import Decision, Scheduler, Unit, Verdict
 from .stepkeys import RunKeys, step_keys
 from .workers import WorkerPool
 
-THREAD, LOOP, INLINE = "thread", "loop", "inline"
-OK, FAILED, CANCELLED = 0, 1, 2
 _START, _QUEUED, _SKIP, _CANCEL, _COLLECT, _DONE = (
     Verdict.START, Verdict.QUEUED, Verdict.SKIP, Verdict.CANCEL, Verdict.COLLECT, Verdict.DONE,
 )  # fmt: skip
 _NONE: Any = object()
-
-
-class Collect(str):
-    """A map whose elements all have an outcome: the driver reports the map's own."""
-
-
-class Job:
-    """A started unit on its way: where it runs and the names its code reads."""
-
-    __slots__ = ("awaitable", "begun", "code", "info", "ns", "place", "unit")
-
-    def __init__(self, unit: Unit, place: str, ns: dict[str, Any] | None = None, code: CodeType | None = None):
-        self.unit = unit
-        self.place = place
-        self.ns = ns
-        self.code = code  # what a thread or inline job evaluates
-        self.info: dict[str, Any] = {}  # what the unit's record gets besides its value
-        self.awaitable: Any = None  # what a sync call returned, for the loop to await
-        self.begun = False  # begun in the hold that finished the unit before it
-
-
-def plan_of(flow: CompiledFlow) -> Plan:
-    return Plan(
-        order=flow.order,
-        children=flow.children,
-        indegree=flow.indegree,
-        group_of=flow.group_of,
-        parent_of=flow.parent_of,
-        group_workers=flow.group_workers,
-        arms=flow.arms,
-        joins=flow.join_conds,
-    )
 
 
 class Book:
@@ -431,14 +397,4 @@ def _changed(settings: RunSettings) -> dict[str, Any]:
     return settings.model_dump(exclude_defaults=True, exclude={"model"})
 
 
-def record_name(elements: dict[str, Elements], unit: Unit) -> str:
-    """The name of ``unit``'s record: a step's own, or its map element's."""
-    return elements[unit[0]].label(unit[1]) if type(unit) is tuple else unit  # type: ignore[return-value]
-
-
-def resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-__all__ = ["CANCELLED", "FAILED", "INLINE", "LOOP", "OK", "THREAD", "Book", "Collect", "Job", "plan_of", "resolve"]
+__all__ = ["Book"]

@@ -31,10 +31,10 @@ from typing import Any
 
 from . import capture
 from . import events as ev
-from .book import FAILED, INLINE, LOOP, OK, THREAD, Collect, Job, plan_of
 from .cache import MISS
 from .evaluate import is_awaitable
 from .iterations import LoopError
+from .jobs import FAILED, INLINE, LOOP, OK, THREAD, Collect, Job, plan_of
 from .on_loop import OnLoop
 from .record import Run
 from .remote import unsendable

@@ -20,10 +20,11 @@ from . import capture
 from . import events as ev
 from .attempts import attempts
 from .attempts import evaluate as evaluate_code
-from .book import CANCELLED, FAILED, LOOP, THREAD, Book, Job
+from .book import Book
 from .elements import Elements, Pull, check_size
 from .evaluate import is_awaitable, namespace
 from .iterations import run_loop
+from .jobs import CANCELLED, FAILED, LOOP, THREAD, Job
 from .record import Run
 from .scheduler import Unit
 

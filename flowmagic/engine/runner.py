@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 from ..errors import FlowInterrupted
 from ..llm.network import serve
-from .book import Job
 from .driver import Execution
+from .jobs import Job
 from .record import Run
 
 T = TypeVar("T")
