@@ -46,12 +46,12 @@ def c(z: int) -> int:
     return z - 1
 
 
-def right(example: dict[str, Any], outputs: Any) -> bool:
-    return outputs.final >= 0
-
-
 def score(w: int) -> bool:
     return w >= 0
+
+
+def right(example: dict[str, Any], outputs: Any) -> bool:
+    return score(outputs.final)
 
 
 def graph(data: list[dict[str, Any]]) -> Graph:

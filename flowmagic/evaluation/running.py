@@ -12,6 +12,7 @@ interrupt (or ``timeout``) cancels what has not finished; the rows that finished
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.cache import default_cache
 from ..engine.driver import Execution
-from ..engine.runner import CANCEL_GRACE, loops, run_on
+from ..engine.runner import CANCEL_GRACE, loops, run_on, wait_for
 from ..errors import did_you_mean
 from ..flow import present
 from ..flow.variants import SETTINGS, split
@@ -29,8 +30,6 @@ from .scorers import Judge, Outputs
 
 if TYPE_CHECKING:
     from ..flow.flow import Flow
-
-_POLL = 0.1
 
 #: The last finished evaluation of each flow, by name: the next one is compared with it.
 previous: dict[str, Evaluation] = {}
@@ -60,10 +59,10 @@ def evaluate(
     reason = "cancelled"
     try:
         runs.start(workers or flow.settings.workers)  # (its first rows may finish before the last worker starts)
-        if runs.wait(timeout):  # (in short waits: an interrupt lands at once)
-            ev.status = "failed" if ev.failures else "succeeded"
-        else:
-            ev.status, reason = "cancelled", f"the evaluation timed out after {timeout:g} s"
+        wait_for(runs.ended, timeout)  # (in short waits: an interrupt lands at once)
+        ev.status = "failed" if ev.failures else "succeeded"
+    except concurrent.futures.TimeoutError:
+        ev.status, reason = "cancelled", f"the evaluation timed out after {timeout:g} s"
     except KeyboardInterrupt:
         ev.status, reason = "cancelled", "interrupted"
         raise
@@ -127,10 +126,11 @@ def _plans(flow: Flow, examples: list[dict[str, Any]], variants: dict[str, dict[
         found: dict[frozenset[str], dict[str, Any]] = {}
         for index, example in enumerate(examples):
             given = {k: v for k, v in example.items() if k in inputs}
-            base = found.get(frozenset(given))
+            columns = frozenset(given)
+            base = found.get(columns)
             if base is None or any(getattr(type(v), "__flowmagic_subflow__", False) for v in given.values()):
                 resolved = flow.resolve_inputs({**given, **own_inputs})  # a missing column: an error with a caret
-                found.setdefault(frozenset(given), resolved)
+                found.setdefault(columns, resolved)
             else:
                 resolved = {k: v if k in own_inputs else given.get(k, v) for k, v in base.items()}
             plans.append((Row(variant, index, example), (run_settings, resolved)))
@@ -159,24 +159,16 @@ class Workers:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._left = 0
-        self.ended = threading.Event()  # set when every worker is done
+        self.ended: concurrent.futures.Future[None] = concurrent.futures.Future()  # every worker is done
 
     def start(self, limit: int) -> None:
         self._left = min(max(1, limit), self.size)
         if not self._left:
-            self.ended.set()
+            self.ended.set_result(None)
         for i in range(self._left):
             thread = threading.Thread(target=self._work, name=f"flowmagic-eval-{i}", daemon=True)
             self._threads.append(thread)
             thread.start()
-
-    def wait(self, timeout: float | None) -> bool:
-        """Wait (in short waits) until every row has run; False if ``timeout`` came first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.ended.wait(_POLL if deadline is None else max(0.0, min(_POLL, deadline - time.monotonic()))):
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-        return True
 
     def stop(self, reason: str) -> None:
         """Take no more rows, cancel the runs under way (the rows that finished stay), let them
@@ -214,7 +206,7 @@ class Workers:
             with self._lock:
                 self._left -= 1
                 if not self._left:
-                    self.ended.set()
+                    self.ended.set_result(None)
 
     def _run(self, flow: Any, settings: Any, inputs: dict[str, Any]) -> Any:
         """One run from this thread, to its end; None if the evaluation is stopping."""
